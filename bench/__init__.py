@@ -1,0 +1,1 @@
+"""DDGAN-Bench harness: datasets, training and sampling CLIs, metrics, timing and benchmarks."""

@@ -1,0 +1,9 @@
+"""Errors raised when a file-backed dataset is missing or does not match its published checksums."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where the loader looked; the message says what, where and how to fix it."""
+
+
+class DatasetCorruptError(RuntimeError):
+    """A dataset file exists but its checksum differs from the published one."""

@@ -1,0 +1,70 @@
+"""A folder of images (CelebA-HQ, LSUN exports) read lazily: RGB, Resize + CenterCrop as DDGAN's LSUN."""
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from bench.data.errors import DatasetNotFoundError
+from bench.data.memory import pick_size
+
+EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
+DEFAULT_IMAGE_SIZE = 256
+FIX = ("Fix: pass --root (root=...) pointing to a folder that holds the images, in subfolders or not, "
+       "e.g. an export of CelebA-HQ or LSUN.")
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Files under root, recursively, ending in one of EXTENSIONS (any case), sorted by relative path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetNotFoundError(f"image folder not found: {root} is not a directory. {FIX}")
+    found = (p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+    files = sorted(p.relative_to(root) for p in found)
+    if not files:
+        raise DatasetNotFoundError(
+            f"image folder {root} holds no images (searched recursively for {', '.join(EXTENSIONS)}). {FIX}")
+    return [root / f for f in files]
+
+
+def load_image(path: Path, image_size: int) -> Tensor:
+    """[3, image_size, image_size] float32 in [-1, 1]: RGB, shorter side resized, centre cropped."""
+    from PIL import Image
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+    img = TF.resize(img, image_size, interpolation=InterpolationMode.BILINEAR, antialias=True)
+    img = TF.center_crop(img, [image_size, image_size])
+    return TF.pil_to_tensor(img).float() / 127.5 - 1
+
+
+class ImageFolder(Dataset):
+    """Items (x [3, S, S] in [-1, 1], label -1), read from `files` one at a time."""
+
+    def __init__(self, files: list[Path], image_size: int, name: str = "image-folder"):
+        self.name, self.files, self.image_size = name, files, image_size
+        self.shape, self.num_modes, self.hflip = (3, image_size, image_size), None, True
+        self.labels = torch.full((len(files),), -1, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        return load_image(self.files[i], self.image_size), self.labels[i]
+
+
+def build_image_folder(*, root: str | Path | None = None, train: bool = True, download: bool = False,
+                       size: int | None = None, seed: int = 0, image_size: int | None = None) -> ImageFolder:
+    """All images under root, or the first `size` (DDGAN's LSUN Church uses the first 120,000).
+
+    x is [3, S, S] with S = image_size (default 256); label is -1. train, download and seed are unused.
+    `hflip` is True: upstream trains CelebA-HQ and LSUN with random horizontal flips (bench.data.augment).
+    """
+    if root is None:
+        raise ValueError(f"image-folder reads files: pass root=<folder of images> (--root). {FIX}")
+    files = list_images(root)
+    n = pick_size("image-folder", size, len(files), len(files))
+    return ImageFolder(files[:n], image_size or DEFAULT_IMAGE_SIZE)

@@ -1,0 +1,325 @@
+"""DDGAN training as a library: d_step, g_step and train (the loop of train_ddgan.py @ 6818ded).
+
+Per iteration: a discriminator step on a fresh (t, x_t, x_{t+1}) with R1 on the real x_t (every
+`lazy_reg` steps, not rescaled, as upstream), then a generator step on a fresh t, pair and z, with the
+non-saturating softplus losses; EMA of G after each G step; cosine LR per epoch. Randomness of step k
+on rank r comes from its own generator seeded with (seed, r, k) and the data order from (seed, epoch),
+so a run resumed from a checkpoint continues exactly as the uninterrupted run would have. Several
+processes (torchrun) average their gradients with all_reduce (gloo on CPU, nccl on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ddgan_ref import losses
+from ddgan_ref.checkpoints import CheckpointError, read_checkpoint, write_checkpoint
+from ddgan_ref.configs import DDGANConfig, TrainConfig, config_to_dict
+from ddgan_ref.diffusion import (
+    DiffusionCoefficients,
+    PosteriorCoefficients,
+    diffusion_coefficients,
+    posterior_coefficients,
+    posterior_sample,
+    q_sample_pairs,
+)
+from ddgan_ref.networks.build import build_discriminator, build_generator
+from ddgan_ref.provenance import provenance
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class EMA:
+    """Exponential moving average of parameters, started from the weights after the first step (EMA.py)."""
+
+    def __init__(self, decay: float):
+        self.decay, self.shadow = decay, None
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        params = [p.detach() for p in module.parameters()]
+        if self.shadow is None:
+            self.shadow = [p.clone() for p in params]
+            return
+        torch._foreach_mul_(self.shadow, self.decay)
+        torch._foreach_add_(self.shadow, params, alpha=1 - self.decay)
+
+    def state_dict_of(self, module: nn.Module) -> dict[str, Tensor]:
+        """module.state_dict() with the averaged parameters in place of the current ones."""
+        sd = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        if self.shadow is not None:
+            for (name, _), avg in zip(module.named_parameters(), self.shadow, strict=True):
+                sd[name] = avg.clone()
+        return sd
+
+
+@dataclass
+class TrainState:
+    """Everything a resume needs."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sched_g: torch.optim.lr_scheduler.LRScheduler
+    sched_d: torch.optim.lr_scheduler.LRScheduler
+    ema: EMA | None
+    step: int = 0
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    def average(self, t: Tensor) -> Tensor:
+        if self.size > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            t /= self.size
+        return t
+
+
+def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
+    """The random stream of iteration `step` on `rank`: a pure function of (seed, rank, step)."""
+    mixed = (seed * 1_000_000_007 + rank * 1_000_003 + step) % (2**63 - 1)
+    return torch.Generator(device).manual_seed(mixed)
+
+
+def draw_pair(x0: Tensor, coeffs: DiffusionCoefficients, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """t ~ U{0..T-1} per sample and (x_t, x_{t+1}) ~ q; noise for x_{t+1} is drawn first, as upstream."""
+    t = torch.randint(0, coeffs.T, (x0.shape[0],), generator=gen, device=x0.device)
+    noise_tp1 = torch.randn(x0.shape, generator=gen, device=x0.device)
+    noise_t = torch.randn(x0.shape, generator=gen, device=x0.device)
+    x_t, x_tp1 = q_sample_pairs(coeffs, x0, t, noise_t, noise_tp1)
+    return t, x_t, x_tp1
+
+
+def fake_pair(G: nn.Module, x_tp1: Tensor, t: Tensor, pos: PosteriorCoefficients, gen: torch.Generator) -> Tensor:
+    """x_pos ~ q(x_t | x_{t+1}, G(x_{t+1}, t, z)) with a fresh z and posterior noise."""
+    z = torch.randn((x_tp1.shape[0], G.z_dim), generator=gen, device=x_tp1.device)
+    noise = torch.randn(x_tp1.shape, generator=gen, device=x_tp1.device)
+    return posterior_sample(pos, G(x_tp1, t, z), x_tp1, t, noise)
+
+
+def sync_grads(module: nn.Module, world: World) -> None:
+    """Average gradients over processes (what DistributedDataParallel does, double-backward safe)."""
+    if world.size > 1:
+        for p in module.parameters():
+            if p.grad is not None:
+                world.average(p.grad)
+
+
+def d_step(state: TrainState, x0: Tensor, coeffs: DiffusionCoefficients, pos: PosteriorCoefficients,
+           cfg: TrainConfig, gen: torch.Generator, world: World) -> dict[str, Tensor]:
+    """One discriminator update: real loss (+ R1 on lazy steps) and fake loss."""
+    G, D = state.G, state.D
+    D.requires_grad_(True)
+    state.opt_d.zero_grad(set_to_none=True)
+    t, x_t, x_tp1 = draw_pair(x0, coeffs, gen)
+    x_t.requires_grad_(True)
+    logits_real = D(x_t, t, x_tp1.detach())
+    loss_real = losses.d_loss_real(logits_real)
+    r1 = torch.zeros((), device=x0.device)
+    if cfg.lazy_reg is None or state.step % cfg.lazy_reg == 0:
+        r1 = losses.r1_penalty(logits_real, x_t, cfg.r1_gamma)
+    (loss_real + r1).backward()
+    with torch.no_grad():
+        x_pos = fake_pair(G, x_tp1, t, pos, gen)
+    loss_fake = losses.d_loss_fake(D(x_pos, t, x_tp1.detach()))
+    loss_fake.backward()
+    sync_grads(D, world)
+    state.opt_d.step()
+    return {"d_real": loss_real.detach(), "d_fake": loss_fake.detach(), "r1": r1.detach()}
+
+
+def g_step(state: TrainState, x0: Tensor, coeffs: DiffusionCoefficients, pos: PosteriorCoefficients,
+           gen: torch.Generator, world: World) -> dict[str, Tensor]:
+    """One generator update on a fresh t, pair and z; then the EMA update."""
+    G, D = state.G, state.D
+    D.requires_grad_(False)
+    state.opt_g.zero_grad(set_to_none=True)
+    t, _, x_tp1 = draw_pair(x0, coeffs, gen)
+    loss = losses.g_loss(D(fake_pair(G, x_tp1, t, pos, gen), t, x_tp1.detach()))
+    loss.backward()
+    sync_grads(G, world)
+    state.opt_g.step()
+    if state.ema is not None:
+        state.ema.update(G)
+    return {"g": loss.detach()}
+
+
+def new_state(config: DDGANConfig, device: torch.device, world: World) -> TrainState:
+    """Fresh networks (rank 0's weights broadcast to all), Adam and cosine schedules as upstream."""
+    cfg = config.train
+    G = build_generator(config.generator).to(device)
+    D = build_discriminator(config.discriminator).to(device)
+    if world.size > 1:
+        for p in [*G.parameters(), *D.parameters()]:
+            dist.broadcast(p.data, src=0)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    sched = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=cfg.num_epoch, eta_min=cfg.lr_min)
+             for o in (opt_g, opt_d)]
+    ema = EMA(cfg.ema_decay) if cfg.use_ema else None
+    return TrainState(G, D, opt_g, opt_d, sched[0], sched[1], ema)
+
+
+def state_payload(state: TrainState) -> dict[str, Any]:
+    """The resume part of a checkpoint."""
+    return {"step": state.step, "epoch": state.epoch, "G": state.G.state_dict(), "D": state.D.state_dict(),
+            "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
+            "sched_g": state.sched_g.state_dict(), "sched_d": state.sched_d.state_dict(),
+            "ema": None if state.ema is None or state.ema.shadow is None else state.ema.shadow,
+            "history": state.history}
+
+
+def restore(state: TrainState, payload: dict[str, Any], device: torch.device) -> None:
+    """Load a resume payload into a fresh state."""
+    state.G.load_state_dict(payload["G"])
+    state.D.load_state_dict(payload["D"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
+    state.sched_g.load_state_dict(payload["sched_g"])
+    state.sched_d.load_state_dict(payload["sched_d"])
+    if state.ema is not None and payload["ema"] is not None:
+        state.ema.shadow = [t.to(device) for t in payload["ema"]]
+    state.step, state.epoch, state.history = payload["step"], payload["epoch"], list(payload["history"])
+
+
+def save(state: TrainState, config: DDGANConfig, path: Path, device: torch.device, world: World) -> None:
+    """Rank 0 writes {config, state_dict (EMA G if any), meta, train_state} atomically."""
+    params = [*state.G.parameters(), *state.D.parameters()]
+    if not all(p.isfinite().all() for p in params):
+        raise diverged(state.step, "non-finite weights", path)
+    if world.rank == 0:
+        sd = state.ema.state_dict_of(state.G) if state.ema is not None else state.G.state_dict()
+        meta = {**provenance(device), "step": state.step, "epoch": state.epoch, "world_size": world.size,
+                "weights": "ema" if state.ema is not None else "raw"}
+        write_checkpoint(path, config, sd, meta, train_state=state_payload(state))
+    if world.size > 1:
+        dist.barrier()
+
+
+def epoch_batches(dataset: Dataset, cfg: TrainConfig, epoch: int, skip: int, world: World,
+                  num_workers: int = 0) -> DataLoader:
+    """This rank's batches of `epoch` (shuffled from (seed, epoch), last partial batch dropped), from batch `skip`."""
+    sampler = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=True)
+    sampler.set_epoch(epoch)
+    idx = list(sampler)
+    batches = [idx[i:i + cfg.batch_size] for i in range(0, len(idx) - cfg.batch_size + 1, cfg.batch_size)]
+    return DataLoader(dataset, batch_sampler=batches[skip:], num_workers=num_workers)
+
+
+def iters_per_epoch(dataset: Dataset, cfg: TrainConfig, world: World) -> int:
+    n = len(dataset) // world.size // cfg.batch_size
+    if n == 0:
+        raise ValueError(f"the dataset has {len(dataset)} items: too few for batch_size {cfg.batch_size} on "
+                         f"{world.size} process(es); lower --batch-size or use more data")
+    return n
+
+
+def prepare_batch(batch: Any, cfg: TrainConfig, device: torch.device, gen: torch.Generator) -> Tensor:
+    """Images (or points) of a batch on `device`, randomly flipped left-right when cfg.hflip."""
+    x0 = (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device, torch.float32)
+    if cfg.hflip and x0.ndim == 4:
+        flip = torch.rand(x0.shape[0], generator=gen, device=device) < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+    return x0
+
+
+def diverged(step: int, what: str, ckpt: Path) -> TrainingDiverged:
+    kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint had been written yet"
+    return TrainingDiverged(f"training diverged at step {step}: {what}; stopped, {kept}. Lower the learning "
+                            f"rates or raise r1_gamma, then resume (--resume) or restart.")
+
+
+def check_finite(stats: dict[str, float], step: int, ckpt: Path) -> None:
+    bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
+    if bad:
+        raise diverged(step, f"non-finite loss {bad}", ckpt)
+
+
+def world_from_env(device: torch.device) -> World:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    if not dist.is_available() or not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return World()
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World, resume: bool) -> TrainState:
+    """A fresh state, or the one in out_dir/checkpoint.pt when resuming; refuses to overwrite a run."""
+    state = new_state(config, device, world)
+    ckpt = out_dir / CHECKPOINT_NAME
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{ckpt} exists: pass resume=True (--resume) to continue that run, or choose "
+                              f"another output folder")
+    if ckpt.exists():
+        saved, _, _, rest = read_checkpoint(ckpt)
+        if config_to_dict(saved) != config_to_dict(config):
+            raise CheckpointError(f"{ckpt} was trained with another config (preset {saved.preset!r}); resume "
+                                  f"with the same preset and options, or use another output folder")
+        restore(state, rest["train_state"], device)
+    return state
+
+
+def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
+          resume: bool = False, max_steps: int | None = None, num_workers: int = 0,
+          progress: Callable[[TrainState, dict[str, float]], None] | None = None) -> TrainState:
+    """Train to config.train.num_epoch epochs (or max_steps), checkpointing to out_dir/checkpoint.pt."""
+    device, out_dir = torch.device(device), Path(out_dir)
+    cfg, d = config.train, config.diffusion
+    world = world_from_env(device)
+    coeffs = diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
+    pos = posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
+    if world.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=1))
+    state, ckpt = start(config, out_dir, device, world, resume), out_dir / CHECKPOINT_NAME
+    per_epoch = iters_per_epoch(dataset, cfg, world)
+    stop = per_epoch * cfg.num_epoch if max_steps is None else min(max_steps, per_epoch * cfg.num_epoch)
+    saved_at = state.step
+    while state.step < stop:
+        for batch in epoch_batches(dataset, cfg, state.epoch, state.step - state.epoch * per_epoch, world,
+                                   num_workers):
+            if state.step >= stop:
+                break
+            gen = step_generator(cfg.seed, world.rank, state.step, device)
+            x0 = prepare_batch(batch, cfg, device, gen)
+            out = d_step(state, x0, coeffs, pos, cfg, gen, world) | g_step(state, x0, coeffs, pos, gen, world)
+            stats = dict(zip(out, world.average(torch.stack(list(out.values()))).tolist(), strict=True))
+            check_finite(stats, state.step, ckpt)
+            state.step += 1
+            state.history.append({"step": state.step, **stats})
+            if progress is not None:
+                progress(state, stats)
+            if state.step % cfg.checkpoint_every == 0:
+                save(state, config, ckpt, device, world)
+                saved_at = state.step
+        else:
+            state.epoch += 1
+            if cfg.lr_decay:
+                state.sched_g.step()
+                state.sched_d.step()
+    if saved_at != state.step or not ckpt.exists():
+        save(state, config, ckpt, device, world)
+    return state

@@ -1,0 +1,403 @@
+"""Tests for bench.data: embedded datasets, fake CIFAR-10 / MNIST / image folders on disk, and their errors."""
+
+import gzip
+import hashlib
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+from urllib.error import URLError
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, build_dataset, cifar, mnist
+from bench.data.augment import random_hflip
+from bench.data.folder import EXTENSIONS
+from bench.data.toy import grid_centers, ring_centers
+
+EMBEDDED = {  # name -> (small size for fast tests, item shape, num_modes)
+    "gaussians25": (2_000, (2,), 25),
+    "ring8": (2_000, (2,), 8),
+    "digits": (300, (1, 32, 32), 10),
+    "stacked-digits": (300, (3, 32, 32), 1000),
+}
+
+
+def items(ds, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n items stacked: x [n, *shape], labels [n]."""
+    xs, ys = zip(*(ds[i] for i in range(min(n, len(ds)))), strict=True)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def check_contract(ds, shape: tuple[int, ...], num_modes: int | None) -> None:
+    x, y = items(ds)
+    assert ds.shape == shape and x.shape[1:] == shape and ds.num_modes == num_modes
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    assert x.isfinite().all() and x.abs().max() <= 1
+    assert len(ds.labels) == len(ds) and ds.labels.dtype == torch.int64
+    torch.testing.assert_close(y, ds.labels[: len(y)], atol=0, rtol=0)
+    assert isinstance(ds.name, str) and isinstance(ds.hflip, bool)
+
+
+# Registry.
+
+def test_datasets_registry_names():
+    assert set(DATASETS) == {"gaussians25", "ring8", "digits", "stacked-digits", "mnist", "stacked-mnist",
+                             "cifar10", "image-folder"}
+
+
+def test_build_dataset_unknown_name_lists_choices():
+    with pytest.raises(KeyError, match="unknown dataset 'cifar100'; choose from .*'cifar10'.*'stacked-mnist'"):
+        build_dataset("cifar100")
+
+
+@pytest.mark.parametrize("name", ["mnist", "stacked-mnist", "cifar10", "image-folder"])
+def test_build_dataset_file_backed_needs_root(name):
+    with pytest.raises(ValueError, match=f"^{name} reads files: pass root="):
+        build_dataset(name)
+
+
+# Embedded datasets.
+
+@pytest.mark.parametrize("name", sorted(EMBEDDED))
+def test_embedded_contract(name):
+    size, shape, num_modes = EMBEDDED[name]
+    ds = build_dataset(name, size=size)
+    assert len(ds) == size and ds.name == name and not ds.hflip
+    check_contract(ds, shape, num_modes)
+    assert ds.labels.min() >= 0 and ds.labels.max() < num_modes
+
+
+@pytest.mark.parametrize("name", sorted(EMBEDDED))
+def test_embedded_deterministic_by_seed(name):
+    size = EMBEDDED[name][0]
+    a, b = build_dataset(name, size=size, seed=3), build_dataset(name, size=size, seed=3)
+    torch.testing.assert_close(items(a, 64), items(b, 64), atol=0, rtol=0)
+    c = build_dataset(name, size=size, seed=4)
+    differs = not torch.equal(items(a, 64)[0], items(c, 64)[0])
+    assert differs == (name != "digits")  # the digits split is fixed; only sampled data depends on the seed
+
+
+@pytest.mark.parametrize("name", ["gaussians25", "ring8"])
+def test_toy_train_and_test_streams_differ(name):
+    train, test = build_dataset(name, size=100), build_dataset(name, size=100, train=False)
+    assert not torch.equal(train.data, test.data)
+
+
+@pytest.mark.parametrize("name,centers,std", [("gaussians25", grid_centers(), 0.01), ("ring8", ring_centers(), 0.008)])
+def test_toy_samples_near_their_centres(name, centers, std):
+    ds = build_dataset(name)
+    assert len(ds) == 100_000 and ds.std == std
+    torch.testing.assert_close(ds.centers, centers, atol=0, rtol=0)
+    dist = (ds.data - ds.centers[ds.labels]).norm(dim=1)
+    assert dist.max() < 6 * std  # a 2D Gaussian radius beyond 6 sigma has probability exp(-18) per point
+    assert (dist < 3 * std).float().mean() > 0.98  # chi(2) mass within 3 sigma: 1 - exp(-4.5) = 0.989
+    nearest = torch.cdist(ds.data, ds.centers).argmin(dim=1)
+    torch.testing.assert_close(nearest, ds.labels, atol=0, rtol=0)
+    counts = ds.labels.bincount(minlength=len(centers))
+    assert counts.max() - counts.min() <= 1
+
+
+def test_toy_centres_geometry():
+    assert grid_centers().shape == (25, 2) and grid_centers().abs().max() == pytest.approx(0.8)
+    torch.testing.assert_close(ring_centers().norm(dim=1), torch.full((8,), 0.8), atol=1e-6, rtol=0)
+
+
+def test_toy_rejects_image_size():
+    with pytest.raises(ValueError, match="gaussians25 holds 2D points; image_size=32 does not apply"):
+        build_dataset("gaussians25", image_size=32)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = build_dataset("digits"), build_dataset("digits", train=False)
+    assert (len(train), len(test)) == (1438, 359)
+    flat = torch.cat([train.data, test.data]).flatten(1)
+    assert len(flat.unique(dim=0)) >= len(flat) - 10  # sklearn's digits hold a handful of duplicate images
+    assert set(test.labels.tolist()) == set(range(10)) == set(train.labels.tolist())
+
+
+def test_digits_image_size_and_pixel_scale():
+    small = build_dataset("digits", image_size=8, train=False)
+    from sklearn.datasets import load_digits
+
+    pixels = torch.from_numpy(load_digits().images).float() / 8 - 1
+    matches = (small.data[:5, 0, None] == pixels[None]).flatten(2).all(dim=2).any(dim=1)
+    assert small.shape == (1, 8, 8) and matches.all()  # image_size 8 is the untouched 8x8 data in [-1, 1]
+
+
+def test_stacked_digits_default_size_covers_all_modes():
+    ds = build_dataset("stacked-digits")
+    assert len(ds) == 26_000 and ds.num_modes == 1000
+    # 26,000 near-uniform draws over 1000 modes miss one with probability about 1000 * exp(-26).
+    assert ds.labels.unique().numel() == 1000
+    test = build_dataset("stacked-digits", train=False)
+    assert test.labels.unique().numel() == 1000
+
+
+def test_stacked_digits_channels_are_base_digits():
+    ds, digits = build_dataset("stacked-digits", size=50), build_dataset("digits")
+    for i in range(5):
+        x, y = ds[i]
+        idx = ds.index[i]
+        torch.testing.assert_close(x, digits.data[idx, 0], atol=0, rtol=0)
+        r, g, b = digits.labels[idx].tolist()
+        assert int(y) == 100 * r + 10 * g + b
+
+
+# MNIST on fake idx files.
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """IDX format: big-endian magic 0x08 (ubyte) << 8 | ndim, then each dimension as a big-endian uint32."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def fake_mnist(root: Path, n_train: int = 12, n_test: int = 4, gz: bool = False) -> Path:
+    """Image i of a split is filled with the value i + 1 and labelled i % 10."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        imgs = np.repeat(np.arange(1, n + 1, dtype=np.uint8)[:, None, None], 28, 1).repeat(28, 2)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", imgs)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    if gz:
+        for f in mnist.MNIST_FILES:
+            (raw / f"{f}.gz").write_bytes(gzip.compress((raw / f).read_bytes()))
+            (raw / f).unlink()
+    return raw
+
+
+def test_mnist_reads_fake_idx_files(tmp_path):
+    fake_mnist(tmp_path)
+    ds = build_dataset("mnist", root=tmp_path)
+    assert len(ds) == 12 and not ds.hflip
+    check_contract(ds, (1, 32, 32), 10)
+    x, y = ds[3]
+    assert int(y) == 3 and (x[:, 2:30, 2:30] == 4 / 127.5 - 1).all()
+    border = torch.ones(32, 32, dtype=torch.bool)
+    border[2:30, 2:30] = False
+    assert (x[0][border] == -1).all()  # DDGAN's Pad(2) pads with 0, i.e. -1
+    test = build_dataset("mnist", root=tmp_path, train=False, size=3, image_size=16)
+    assert len(test) == 3 and test.shape == (1, 16, 16) and test[0][0].shape == (1, 16, 16)
+
+
+def test_stacked_mnist_recipe(tmp_path):
+    fake_mnist(tmp_path)
+    ds = build_dataset("stacked-mnist", root=tmp_path, seed=1)
+    assert len(ds) == 24 and ds.num_modes == 1000 and not ds.hflip  # 2 x len(train), as upstream
+    check_contract(ds, (3, 32, 32), 1000)
+    for c in range(3):  # each channel: two permutations of the 12 base images
+        assert ds.index[:, c].bincount(minlength=12).tolist() == [2] * 12
+        assert sorted(ds.index[:12, c].tolist()) == list(range(12))
+    x, y = ds[5]
+    r, g, b = ds.index[5].tolist()
+    torch.testing.assert_close(x[:, 16, 16], torch.tensor([r + 1, g + 1, b + 1]) / 127.5 - 1)
+    assert int(y) == 100 * (r % 10) + 10 * (g % 10) + b % 10
+    again = build_dataset("stacked-mnist", root=tmp_path, seed=1)
+    torch.testing.assert_close(ds.index, again.index, atol=0, rtol=0)
+
+
+def mnist_missing_message(raw: Path, missing: str) -> str:
+    return (f"MNIST not found: missing {missing} in {raw}. Fix: download train-images-idx3-ubyte.gz, "
+            "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz from "
+            f"https://ossci-datasets.s3.amazonaws.com/mnist/ into {raw}/ and pass --download (download=True), "
+            "which checks and extracts them without network access; or extract them there yourself; or pass "
+            "--download on a machine with internet access.")
+
+
+def test_mnist_missing_error_message(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("stacked-mnist", root=tmp_path)
+    assert str(err.value) == mnist_missing_message(raw, ", ".join(mnist.MNIST_FILES))
+    fake_mnist(tmp_path)
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("mnist", root=tmp_path)
+    assert str(err.value) == mnist_missing_message(raw, "t10k-labels-idx1-ubyte")
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_mnist_download_offline_error(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "no-mirror").as_uri() + "/"])  # fails like no network
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("mnist", root=tmp_path, download=True)
+    raw = tmp_path / "MNIST" / "raw"
+    assert str(err.value) == (f"MNIST download into {raw} failed (no internet access?). "
+                              + mnist_missing_message(raw, ", ".join(mnist.MNIST_FILES)))
+    assert isinstance(err.value.__cause__, RuntimeError)
+
+
+def test_mnist_download_extracts_local_gz_offline(tmp_path, monkeypatch):
+    from torchvision.datasets import MNIST
+
+    raw = fake_mnist(tmp_path, gz=True)
+    md5 = [(f, hashlib.md5((raw / f).read_bytes()).hexdigest()) for f, _ in MNIST.resources]
+    monkeypatch.setattr(MNIST, "resources", md5)  # the fake .gz files stand in for the official ones
+    monkeypatch.setattr(MNIST, "mirrors", [(tmp_path / "no-mirror").as_uri() + "/"])
+    with pytest.raises(DatasetNotFoundError):
+        build_dataset("mnist", root=tmp_path)
+    assert len(build_dataset("mnist", root=tmp_path, download=True)) == 12
+
+
+# CIFAR-10 on fake python batches.
+
+def fake_cifar(root: Path, per_batch: int = 3) -> Path:
+    """The official layout with per_batch random images per batch; returns the batches folder."""
+    folder = root / cifar.FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    for i, name in enumerate([*cifar.TRAIN_FILES, *cifar.TEST_FILES]):
+        entry = {"batch_label": name, "labels": [(i + k) % 10 for k in range(per_batch)],
+                 "data": rng.randint(0, 256, size=(per_batch, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(entry))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(k) for k in range(10)]}))
+    return folder
+
+
+def cifar_missing_message(root: Path, missing: str, found: str = "") -> str:
+    return (f"CIFAR-10 not found: missing {missing} in {root / 'cifar-10-batches-py'}. {found}"
+            "Fix: download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz "
+            f"(MD5 c58f30108f718f92721af3b95e74349a) and either extract it into {root} "
+            f"(tar xzf cifar-10-python.tar.gz -C {root}) so that {root / 'cifar-10-batches-py'}/ holds "
+            f"data_batch_1..5 and test_batch, or put the tarball at {root / 'cifar-10-python.tar.gz'} and pass "
+            "--download (download=True), which checks and extracts it without network access; or pass "
+            "--download on a machine with internet access.")
+
+
+@pytest.mark.parametrize("train,n,first", [(True, 15, "data_batch_1"), (False, 3, "test_batch")])
+def test_cifar10_reads_fake_batches(tmp_path, train, n, first):
+    folder = fake_cifar(tmp_path)
+    ds = cifar.build_cifar10(root=tmp_path, train=train, verify=False)
+    assert len(ds) == n and ds.name == "cifar10" and ds.hflip
+    check_contract(ds, (3, 32, 32), 10)
+    row = pickle.loads((folder / first).read_bytes())["data"][1]  # rows are R, G, B planes, each row-major
+    x, y = ds[1]
+    pixels = ((x + 1) * 127.5).round().to(torch.uint8)
+    assert pixels[0, 5, 7] == row[5 * 32 + 7] and pixels[2, 3, 1] == row[2048 + 3 * 32 + 1]
+    assert int(y) == (0 if train else 5) + 1
+    small = cifar.build_cifar10(root=tmp_path, train=train, verify=False, size=2, image_size=16)
+    assert len(small) == 2 and small[0][0].shape == (3, 16, 16) and small.shape == (3, 16, 16)
+
+
+def test_cifar10_md5_check_rejects_fake_batches(tmp_path):
+    folder = fake_cifar(tmp_path)
+    path = folder / "data_batch_1"
+    actual = hashlib.md5(path.read_bytes()).hexdigest()
+    with pytest.raises(DatasetCorruptError) as err:
+        build_dataset("cifar10", root=tmp_path)  # the registry always verifies
+    assert str(err.value) == (
+        f"{path} has MD5 {actual}, expected c99cafc152244af753f735de768cd75f: it is truncated, corrupt or not "
+        f"the official CIFAR-10 python batch. Fix: delete {folder} and extract "
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz again, or pass --download.")
+
+
+def test_cifar10_missing_error_message(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("cifar10", root=tmp_path)
+    missing = "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5"
+    assert str(err.value) == cifar_missing_message(tmp_path, missing)
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not extracted")
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("cifar10", root=tmp_path, train=False)
+    found = (f"{tmp_path / 'cifar-10-python.tar.gz'} exists but is not extracted: pass --download "
+             "(download=True) to extract it. ")
+    assert str(err.value) == cifar_missing_message(tmp_path, "test_batch", found)
+
+
+def test_cifar10_download_offline_error(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    def offline(*args, **kwargs):
+        raise URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("cifar10", root=tmp_path, download=True)
+    missing = "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5"
+    assert str(err.value) == (f"CIFAR-10 download into {tmp_path} failed (no internet access?). "
+                              + cifar_missing_message(tmp_path, missing))
+    assert isinstance(err.value.__cause__, URLError)
+
+
+def test_cifar10_download_extracts_local_tarball_offline(tmp_path, monkeypatch):
+    staging = tmp_path / "staging"
+    fake_cifar(staging)
+    tarball = tmp_path / "data" / cifar.TARBALL
+    tarball.parent.mkdir()
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(staging / cifar.FOLDER, arcname=cifar.FOLDER)
+    monkeypatch.setattr(cifar, "TARBALL_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    monkeypatch.setattr(cifar, "URL", (tmp_path / "no-server" / cifar.TARBALL).as_uri())
+    x, _ = cifar.read_cifar10(tarball.parent, train=False, download=True, verify=False)
+    assert x.shape == (3, 3, 32, 32)
+
+
+# Image folders.
+
+def write_png(path: Path, size: tuple[int, int], color: tuple[int, int, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+def test_image_folder_reads_recursively_resizes_and_crops(tmp_path):
+    write_png(tmp_path / "img0.png", (16, 16), (0, 0, 255))
+    write_png(tmp_path / "a" / "b" / "wide.PNG", (40, 20), (255, 0, 0))
+    Image.new("L", (10, 30), 255).save(tmp_path / "a" / "grey.bmp")
+    (tmp_path / "notes.txt").write_text("not an image")
+    ds = build_dataset("image-folder", root=tmp_path, image_size=8)
+    assert [f.relative_to(tmp_path).as_posix() for f in ds.files] == ["a/b/wide.PNG", "a/grey.bmp", "img0.png"]
+    assert ds.hflip and ds.num_modes is None
+    check_contract(ds, (3, 8, 8), None)
+    expected = [(1.0, -1.0, -1.0), (1.0, 1.0, 1.0), (-1.0, -1.0, 1.0)]  # red, grey 255 as RGB, blue
+    for i, rgb in enumerate(expected):
+        x, y = ds[i]
+        torch.testing.assert_close(x, torch.tensor(rgb)[:, None, None].expand(3, 8, 8), atol=1e-6, rtol=0)
+        assert int(y) == -1
+    assert len(build_dataset("image-folder", root=tmp_path, size=2)) == 2
+
+
+def test_image_folder_centre_crop(tmp_path):
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    img.paste((255, 255, 255), (10, 0, 20, 10))  # a white middle third
+    img.save(tmp_path / "x.png")
+    x, _ = build_dataset("image-folder", root=tmp_path, image_size=10)[0]
+    assert (x == 1).all()  # the 10x10 centre crop of the 30x10 image is all white
+
+
+def test_image_folder_errors(tmp_path):
+    fix = ("Fix: pass --root (root=...) pointing to a folder that holds the images, in subfolders or not, "
+           "e.g. an export of CelebA-HQ or LSUN.")
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("image-folder", root=tmp_path / "missing")
+    assert str(err.value) == f"image folder not found: {tmp_path / 'missing'} is not a directory. {fix}"
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "readme.md").write_text("no images here")
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("image-folder", root=tmp_path)
+    assert str(err.value) == (f"image folder {tmp_path} holds no images (searched recursively for "
+                              f"{', '.join(EXTENSIONS)}). {fix}")
+
+
+# Sizes and augmentation.
+
+def test_size_out_of_range_raises(tmp_path):
+    with pytest.raises(ValueError, match=r"digits: size must be in 1\.\.359, got 400"):
+        build_dataset("digits", train=False, size=400)
+    with pytest.raises(ValueError, match="ring8: size must be in 1..inf, got 0"):
+        build_dataset("ring8", size=0)
+
+
+def test_random_hflip_flips_chosen_images():
+    x = torch.arange(4 * 2 * 3 * 5, dtype=torch.float32).reshape(4, 2, 3, 5)
+    y = random_hflip(x, torch.Generator().manual_seed(0), p=0.5)
+    flip = torch.rand(4, generator=torch.Generator().manual_seed(0)) < 0.5
+    for i in range(4):
+        torch.testing.assert_close(y[i], x[i].flip(-1) if flip[i] else x[i], atol=0, rtol=0)
+    torch.testing.assert_close(random_hflip(x, torch.Generator(), p=1.0), x.flip(-1), atol=0, rtol=0)
+    torch.testing.assert_close(random_hflip(x, torch.Generator(), p=0.0), x, atol=0, rtol=0)

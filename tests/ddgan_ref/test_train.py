@@ -1,0 +1,144 @@
+"""Training: toy mode coverage, divergence, kill-and-resume, torchrun (gloo) and the CLIs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.data import build_dataset
+from ddgan_ref import checkpoints as ck
+from ddgan_ref import configs, model
+from ddgan_ref import train as tr
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def modes_covered(x: torch.Tensor, centers: torch.Tensor, std: float, min_count: int) -> tuple[int, float]:
+    """(modes with >= min_count samples within 3 std, fraction of samples within 3 std of some mode)."""
+    d, nearest = torch.cdist(x, centers).min(dim=1)
+    good = d < 3 * std
+    counts = torch.bincount(nearest[good], minlength=len(centers))
+    return int((counts >= min_count).sum()), good.float().mean().item()
+
+
+def test_gaussians25_training_covers_most_modes(tmp_path):
+    config = configs.preset("gaussians25")
+    data = build_dataset("gaussians25", seed=0)
+    torch.set_num_threads(2)
+    tr.train(config, data, tmp_path)
+    x = model.load(tmp_path / tr.CHECKPOINT_NAME).sample(2500, 4, seed=0)
+    covered, quality = modes_covered(x, data.centers, data.std, min_count=10)
+    # Threshold: at least 20 of the 25 modes with >= 10 of 2500 samples (uniform would give 100 each).
+    assert covered >= 20, (covered, quality)
+    assert quality >= 0.5, (covered, quality)
+
+
+def corrupt_at(step: int):
+    def progress(state, stats):
+        if state.step == step:
+            with torch.no_grad():
+                next(state.G.parameters()).fill_(float("nan"))
+    return progress
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+    config = replace(configs.preset("gaussians25"), train=replace(configs.preset("gaussians25").train,
+                                                                   checkpoint_every=2))
+    data = build_dataset("gaussians25", size=4096, seed=0)
+    with pytest.raises(tr.TrainingDiverged, match=r"training diverged at step 5: non-finite loss .* the last good "
+                                                  r"checkpoint .*checkpoint.pt is kept"):
+        tr.train(config, data, tmp_path, progress=corrupt_at(5))
+    _, sd, meta, rest = ck.read_checkpoint(tmp_path / tr.CHECKPOINT_NAME)
+    assert meta["step"] == 4 and all(v.isfinite().all() for v in sd.values())
+    assert all(v.isfinite().all() for v in rest["train_state"]["G"].values())
+
+
+def test_existing_run_needs_resume_and_same_config(tmp_path):
+    config = configs.preset("gaussians25")
+    data = build_dataset("gaussians25", size=1024, seed=0)
+    tr.train(config, data, tmp_path, max_steps=2)
+    with pytest.raises(FileExistsError, match="pass resume=True"):
+        tr.train(config, data, tmp_path, max_steps=2)
+    other = replace(config, train=replace(config.train, lr_g=1e-3))
+    with pytest.raises(ck.CheckpointError, match="was trained with another config"):
+        tr.train(other, data, tmp_path, max_steps=4, resume=True)
+
+
+def train_args(out: Path, *extra: str) -> list[str]:
+    return ["-m", "bench.train", "--model", "ddgan", "--preset", "tiny", "--out", str(out), "--device", "cpu",
+            "--checkpoint-every", "3", "--max-steps", "18", "--quiet", *extra]
+
+
+def test_kill_and_resume_matches_uninterrupted_run(tmp_path):
+    straight = run_cli(*train_args(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen([sys.executable, *train_args(tmp_path / "killed")], cwd=ROOT, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / tr.CHECKPOINT_NAME
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = ck.read_checkpoint(ckpt)[2]["step"]
+    assert killed_at < 18, "the run finished before it could be killed"
+    resumed = run_cli(*train_args(tmp_path / "killed", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr
+    a = ck.read_checkpoint(tmp_path / "straight" / tr.CHECKPOINT_NAME)[3]["train_state"]
+    b = ck.read_checkpoint(ckpt)[3]["train_state"]
+    assert a["step"] == b["step"] == 18
+    for net in ("G", "D"):
+        for k in a[net]:
+            torch.testing.assert_close(a[net][k], b[net][k], atol=0, rtol=0)
+
+
+@pytest.mark.distributed
+def test_torchrun_two_process_gloo_training(tmp_path):
+    out = tmp_path / "ddp"
+    res = run_cli("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bench.train",
+                  "--model", "ddgan", "--preset", "gaussians25", "--out", str(out), "--device", "cpu",
+                  "--max-steps", "6", "--checkpoint-every", "3", "--quiet")
+    assert res.returncode == 0, res.stderr
+    _, _, meta, rest = ck.read_checkpoint(out / tr.CHECKPOINT_NAME)
+    assert meta["world_size"] == 2 and rest["train_state"]["step"] == 6
+    assert (out / "samples.png").exists()
+
+
+def test_sample_cli_writes_grid_and_folder(tmp_path):
+    res = run_cli(*train_args(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr
+    ckpt = tmp_path / "run" / tr.CHECKPOINT_NAME
+    grid = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "9", "--out", str(tmp_path / "g.png"),
+                   "--quiet")
+    assert grid.returncode == 0, grid.stderr
+    assert (tmp_path / "g.png").stat().st_size > 0
+    folder = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "5", "--batch-size", "2", "--out",
+                     str(tmp_path / "imgs"), "--quiet")
+    assert folder.returncode == 0, folder.stderr
+    assert sorted(p.name for p in (tmp_path / "imgs").glob("*.png")) == [f"{i:06d}.png" for i in range(5)]
+    batched = torch.load(tmp_path / "imgs" / "samples.pt", weights_only=True)
+    torch.testing.assert_close(batched, model.load(ckpt).sample(5, 4, seed=0), atol=1e-5, rtol=1e-4)
+
+
+def test_cli_help_is_complete():
+    for module in ("bench.train", "bench.sample"):
+        res = run_cli("-m", module, "--help")
+        assert res.returncode == 0 and "--out" in res.stdout and "--device" in res.stdout
+
+
+def test_sample_cli_truncated_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    res = run_cli("-m", "bench.sample", "--checkpoint", str(bad), "--n", "2", "--out", str(tmp_path / "g.png"))
+    assert res.returncode == 2 and "truncated, corrupt or not a PyTorch checkpoint" in res.stderr

@@ -1,0 +1,50 @@
+"""STYLE.md's import rules, checked by import-linter (contracts in pyproject.toml) and by reading the tree."""
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter is not installed")
+def test_import_linter_contracts_hold():
+    res = subprocess.run(["lint-imports"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package,forbidden", [("ddgan_ref", ("bench", "baselines")), ("baselines", ("bench",))])
+def test_package_never_imports(package, forbidden):
+    for path in (ROOT / package).rglob("*.py"):
+        bad = {m for m in imported_modules(path) if m.split(".")[0] in forbidden}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_baselines_use_only_ops_and_rng_from_ddgan_ref():
+    for path in (ROOT / "baselines").rglob("*.py"):
+        bad = {m for m in imported_modules(path)
+               if m.startswith("ddgan_ref") and not m.startswith(("ddgan_ref.ops", "ddgan_ref.rng"))}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_no_weights_only_false_and_single_build_site():
+    for path in ROOT.glob("[!.]*/**/*.py"):
+        if "tests" in path.parts:
+            continue
+        text = path.read_text()
+        assert "weights_only=False" not in text.replace(" ", ""), path
+        if path.name != "_build.py":
+            assert "cpp_extension.load" not in text, path
