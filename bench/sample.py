@@ -19,7 +19,7 @@ from tqdm import tqdm
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import model as ddgan_model
-from ddgan_ref.checkpoints import CheckpointError
+from ddgan_ref.checkpoints import CheckpointError, save_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         write_grid(samples, args.out)
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        torch.save(samples, args.out / "samples.pt")
+        save_atomic(samples, args.out / "samples.pt")
         for i, img in enumerate(samples if samples.ndim == 4 else []):
             save_image((img + 1) / 2, args.out / f"{i:06d}.png")
     print(f"wrote {args.out}", file=sys.stderr)

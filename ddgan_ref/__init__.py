@@ -1,1 +1,1 @@
-"""Reference Denoising Diffusion GAN (Xiao, Kreis, Vahdat, ICLR 2022), compatible with NVlabs/denoising-diffusion-gan."""
+"""Reference Denoising Diffusion GAN (Xiao, Kreis, Vahdat, ICLR 2022), as NVlabs/denoising-diffusion-gan."""

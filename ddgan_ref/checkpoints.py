@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ddgan_ref.configs import DDGANConfig, config_from_dict, config_to_dict
+from ddgan_ref.networks.state_dicts import strip_module_prefix
 
 FORMAT = "ddgan-bench/checkpoint"
 FORMAT_VERSION = 1
@@ -69,11 +70,6 @@ def load_file(path: str | Path) -> Any:
 def _broken(path: Path) -> str:
     return (f"{path}: cannot read this checkpoint: the file is truncated, corrupt or not a PyTorch checkpoint "
             f"({path.stat().st_size} bytes). Re-download or re-create it.")
-
-
-def strip_module_prefix(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Remove a leading 'module.' (DDP wrapper) from the keys that have one; leave the others."""
-    return {k.removeprefix("module."): v for k, v in state_dict.items()}
 
 
 def _listing(keys: list[str], limit: int = 8) -> str:
@@ -160,21 +156,22 @@ def read_official_ddgan(path: str | Path) -> tuple[dict[str, Tensor], dict[str, 
 
 
 def config_from_official_args(args: Mapping[str, Any]) -> DDGANConfig:
-    """Our config from the argparse namespace of an official content.pth."""
+    """Our config from the argparse namespace (as a dict) of an official content.pth."""
     from ddgan_ref.configs import DiffusionConfig, DiscriminatorConfig, NCSNppConfig, TrainConfig
+    from ddgan_ref.networks.discriminator import SMALL_D_DATASETS, discriminator_kwargs_from_official
+    from ddgan_ref.networks.ncsnpp import ncsnpp_kwargs_from_official
 
     def pick(cls: type) -> dict[str, Any]:
-        names = {f for f in cls.__dataclass_fields__} - {"arch"}
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in args.items() if k in names}
+        return {k: v for k, v in args.items() if k in cls.__dataclass_fields__}
 
-    dataset = str(args.get("dataset", "official"))
-    d_arch = "small" if dataset in ("cifar10", "stackmnist") else "large"
-    train = pick(TrainConfig) | {"lr_decay": not args.get("no_lr_decay", False)}
+    dataset = str(args.get("dataset", "cifar10"))
+    d_arch = "small" if dataset in SMALL_D_DATASETS else "large"
     return DDGANConfig(
-        preset=f"official:{dataset}", dataset=dataset, generator=NCSNppConfig(**pick(NCSNppConfig)),
-        discriminator=DiscriminatorConfig(d_arch, args.get("num_channels", 3), args.get("ngf", 64),
-                                          args.get("t_emb_dim", 256)),
-        diffusion=DiffusionConfig(**pick(DiffusionConfig)), train=TrainConfig(**train))
+        preset=f"official:{dataset}", dataset=dataset,
+        generator=NCSNppConfig(**ncsnpp_kwargs_from_official(args)),
+        discriminator=DiscriminatorConfig(d_arch, **discriminator_kwargs_from_official(args)),
+        diffusion=DiffusionConfig(**pick(DiffusionConfig)),
+        train=TrainConfig(**pick(TrainConfig) | {"lr_decay": not args.get("no_lr_decay", False)}))
 
 
 def _fitting_presets(state_dict: Mapping[str, Tensor]) -> list[str]:

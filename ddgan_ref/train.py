@@ -166,10 +166,12 @@ def g_step(state: TrainState, x0: Tensor, coeffs: DiffusionCoefficients, pos: Po
 
 
 def new_state(config: DDGANConfig, device: torch.device, world: World) -> TrainState:
-    """Fresh networks (rank 0's weights broadcast to all), Adam and cosine schedules as upstream."""
+    """Fresh networks drawn from cfg.seed (rank 0's broadcast to all), Adam and cosine schedules as upstream."""
     cfg = config.train
-    G = build_generator(config.generator).to(device)
-    D = build_discriminator(config.discriminator).to(device)
+    with torch.random.fork_rng(devices=[]):  # initial weights from the config's seed, global RNG untouched
+        torch.manual_seed(cfg.seed)
+        G = build_generator(config.generator).to(device)
+        D = build_discriminator(config.discriminator).to(device)
     if world.size > 1:
         for p in [*G.parameters(), *D.parameters()]:
             dist.broadcast(p.data, src=0)
@@ -267,7 +269,10 @@ def world_from_env(device: torch.device) -> World:
 
 
 def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World, resume: bool) -> TrainState:
-    """A fresh state, or the one in out_dir/checkpoint.pt when resuming; refuses to overwrite a run."""
+    """A fresh state, or the one in out_dir/checkpoint.pt when resuming; refuses to overwrite a run.
+
+    Rank 0 writes the resolved config to out_dir/config.json.
+    """
     state = new_state(config, device, world)
     ckpt = out_dir / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
@@ -279,6 +284,9 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
             raise CheckpointError(f"{ckpt} was trained with another config (preset {saved.preset!r}); resume "
                                   f"with the same preset and options, or use another output folder")
         restore(state, rest["train_state"], device)
+    if world.rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=1))
     return state
 
 
@@ -291,9 +299,6 @@ def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device:
     world = world_from_env(device)
     coeffs = diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
     pos = posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
-    if world.rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=1))
     state, ckpt = start(config, out_dir, device, world, resume), out_dir / CHECKPOINT_NAME
     per_epoch = iters_per_epoch(dataset, cfg, world)
     stop = per_epoch * cfg.num_epoch if max_steps is None else min(max_steps, per_epoch * cfg.num_epoch)

@@ -109,7 +109,8 @@ def check_schedule(s: Case, i: int) -> None:
     for name, want in s["diffusion_coefficients"].items():
         close(getattr(fwd, name), want, f"[{i}].diffusion_coefficients.{name}")
     for name, want in s["posterior_coefficients"].items():
-        close(getattr(pos, name), want, f"[{i}].posterior_coefficients.{name}", rtol=1e-6 if name in LARGE_VALUED else 0.0)
+        rtol = 1e-6 if name in LARGE_VALUED else 0.0
+        close(getattr(pos, name), want, f"[{i}].posterior_coefficients.{name}", rtol=rtol)
     x0, t = s["x0"], s["t"]
     close(diffusion.q_sample(fwd, x0, t, s["q_sample_noise"]), s["q_sample_out"], f"[{i}].q_sample_out")
     # Upstream draws the x_{t+1} noise first (call 0), then the x_t noise inside q_sample (call 1).

@@ -47,7 +47,8 @@ class MLPGenerator(nn.Module):
     """x0_pred = G(x_tp1 [B, D], t [B] int64, z [B, nz]) -> [B, D], tanh-squashed unless not_use_tanh.
 
     t: sinusoidal embedding -> Linear -> SiLU -> Linear; z: PixelNorm mapping network (as NCSNpp);
-    the body is `num_layers` residual blocks with z injected by adaptive LayerNorm (FiLM).
+    the mapped z is concatenated to the input features and injected again by adaptive LayerNorm (FiLM) in
+    each of the `num_layers` residual blocks.
     """
 
     def __init__(
@@ -62,7 +63,7 @@ class MLPGenerator(nn.Module):
             nn.Linear(t_emb_dim, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim)
         )
         self.z_transform = mapping_network(nz, z_emb_dim, n_mlp)
-        self.input = nn.Linear(data_dim * (1 + 2 * fourier_octaves), hidden_dim)
+        self.input = nn.Linear(data_dim * (1 + 2 * fourier_octaves) + z_emb_dim, hidden_dim)
         self.blocks = nn.ModuleList(_AdaLNBlock(hidden_dim, z_emb_dim) for _ in range(num_layers))
         self.out_norm = nn.LayerNorm(hidden_dim)
         self.output = nn.Linear(hidden_dim, data_dim)
@@ -71,7 +72,7 @@ class MLPGenerator(nn.Module):
         """x: x_{t+1} [B, D]; t: [B] int64; z: [B, nz] -> x0_pred [B, D]."""
         temb = self.t_embed(timestep_embedding(t, self.t_emb_dim).to(x.dtype))
         zemb = self.z_transform(z)
-        h = self.input(fourier_features(x, self.fourier_octaves))
+        h = self.input(torch.cat([fourier_features(x, self.fourier_octaves), zemb], dim=1))
         for block in self.blocks:
             h = block(h, temb, zemb)
         h = self.output(F.silu(self.out_norm(h)))
@@ -92,7 +93,7 @@ class MLPDiscriminator(nn.Module):
         self.t_embed = nn.Sequential(
             nn.Linear(t_emb_dim, hidden_dim), nn.LeakyReLU(SLOPE), nn.Linear(hidden_dim, hidden_dim)
         )
-        self.input = nn.Linear(2 * data_dim * (1 + 2 * fourier_octaves), hidden_dim)
+        self.input = nn.Linear(data_dim * (2 + 2 * fourier_octaves), hidden_dim)
         self.layers = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers))
         self.dense_t = nn.ModuleList(nn.Linear(hidden_dim, hidden_dim) for _ in range(num_layers))
         self.output = nn.Linear(hidden_dim, 1)
@@ -100,7 +101,8 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: Tensor, t: Tensor, x_cond: Tensor) -> Tensor:
         """x: x_t [B, D]; t: [B] int64; x_cond: x_{t+1} [B, D] -> logits [B, 1]."""
         temb = F.leaky_relu(self.t_embed(timestep_embedding(t, self.t_emb_dim).to(x.dtype)), SLOPE)
-        h = F.leaky_relu(self.input(fourier_features(torch.cat([x, x_cond], dim=1), self.fourier_octaves)), SLOPE)
+        features = torch.cat([fourier_features(x, self.fourier_octaves), x_cond], dim=1)  # x_cond is too noisy for them
+        h = F.leaky_relu(self.input(features), SLOPE)
         for layer, dense_t in zip(self.layers, self.dense_t, strict=True):
             h = F.leaky_relu(layer(h) + dense_t(temb), SLOPE)
         return self.output(h)
