@@ -181,8 +181,8 @@ _CIFAR_G = NCSNppConfig(num_channels_dae=128, ch_mult=(1, 2, 2, 2), n_mlp=4, nz=
 _HQ_G = NCSNppConfig(image_size=256, num_channels_dae=64, ch_mult=(1, 1, 2, 2, 4, 4), n_mlp=3)
 _SMALL_G = NCSNppConfig(image_size=16, num_channels_dae=32, ch_mult=(1, 2), num_res_blocks=1,
                         attn_resolutions=(8,), nz=32, z_emb_dim=64, n_mlp=2)
-# Toy training, tuned on gaussians25 (results/README.md): R1 is far weaker than upstream's 0.05 because the
-# modes are 0.01 wide, and R1 penalises exactly the sharp gradients that resolving them needs.
+# Toy training, tuned on gaussians25: R1 is far weaker than upstream's 0.05 because the modes are 0.01 wide
+# and R1 penalises exactly the sharp gradients that resolving them needs (with 0.05 D never left chance).
 _TOY_TRAIN = TrainConfig(batch_size=256, num_epoch=8, lr_g=5e-4, lr_d=5e-4, r1_gamma=1e-3, lazy_reg=None,
                          use_ema=True, ema_decay=0.99, lr_decay=False, seed=0, checkpoint_every=500)
 

@@ -38,6 +38,7 @@ from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.provenance import provenance
 
 CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_EVERY = 10  # iterations between the loss records kept in the checkpoint
 
 
 class TrainingDiverged(RuntimeError):
@@ -314,7 +315,8 @@ def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device:
             stats = dict(zip(out, world.average(torch.stack(list(out.values()))).tolist(), strict=True))
             check_finite(stats, state.step, ckpt)
             state.step += 1
-            state.history.append({"step": state.step, **stats})
+            if state.step % HISTORY_EVERY == 0:
+                state.history.append({"step": state.step, **stats})
             if progress is not None:
                 progress(state, stats)
             if state.step % cfg.checkpoint_every == 0:

@@ -57,7 +57,7 @@ def test_gaussians25_training_concentrates_samples_on_modes(gaussians25_run):
 @pytest.mark.slow
 def test_gaussians25_training_covers_most_modes(gaussians25_run):
     """The issue's acceptance point: most of the 25 modes covered (>= 20 with a high-quality sample among
-    2500, PacGAN protocol). Open: the preset reaches high quality but drops modes (results/README.md)."""
+    2500, PacGAN protocol). Open: the preset reaches high quality but still drops modes."""
     modes, quality = gaussians25_run
     assert modes >= 20 and quality >= 0.5, gaussians25_run
 
