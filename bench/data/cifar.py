@@ -61,6 +61,20 @@ def _check_md5(path: Path, expected: str) -> None:
             f"or pass --download.")
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 batch (a dict of lists, bytes and numpy arrays) and refuses every other global,
+    so a tampered file cannot run code even when the MD5 check is off."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise DatasetCorruptError(f"refusing to unpickle {module}.{name}: a CIFAR-10 batch holds only "
+                                      f"lists, bytes and numpy arrays")
+        return super().find_class(module, name)
+
+
 def read_cifar10(root: str | Path, train: bool = True, *, download: bool = False,
                  verify: bool = True) -> tuple[Tensor, Tensor]:
     """One split: images [n, 3, 32, 32] uint8 (50,000 train / 10,000 test) and labels [n] int64.
@@ -82,7 +96,7 @@ def read_cifar10(root: str | Path, train: bool = True, *, download: bool = False
         if verify:
             _check_md5(root / FOLDER / f, MD5[f])
         with open(root / FOLDER / f, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")
+            entry = _BatchUnpickler(fh, encoding="latin1").load()
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.extend(entry["labels"])
     return torch.from_numpy(np.concatenate(images)), torch.tensor(labels, dtype=torch.long)

@@ -401,3 +401,18 @@ def test_random_hflip_flips_chosen_images():
         torch.testing.assert_close(y[i], x[i].flip(-1) if flip[i] else x[i], atol=0, rtol=0)
     torch.testing.assert_close(random_hflip(x, torch.Generator(), p=1.0), x.flip(-1), atol=0, rtol=0)
     torch.testing.assert_close(random_hflip(x, torch.Generator(), p=0.0), x, atol=0, rtol=0)
+
+
+class Payload:
+    """Unpickling this would call print: the batch reader must refuse it before that happens."""
+
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_cifar_batch_with_code_is_refused_even_unverified(tmp_path, capsys):
+    folder = fake_cifar(tmp_path)
+    (folder / "data_batch_1").write_bytes(pickle.dumps({"data": Payload(), "labels": []}))
+    with pytest.raises(DatasetCorruptError, match="refusing to unpickle builtins.print"):
+        cifar.read_cifar10(tmp_path, train=True, verify=False)
+    assert "code ran" not in capsys.readouterr().out
