@@ -9,6 +9,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.checkpoints import CheckpointError, save_atomic
+from ddgan_ref.provenance import provenance
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--out", type=Path, required=True,
                    help="a .png path for one grid, or a folder for one PNG per image (000000.png, ...) plus "
-                        "samples.pt with the float tensor")
+                        "samples.pt (the float tensor) and samples.json (what made them)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's trained T)")
     p.add_argument("--batch-size", type=int, default=100, help="images per forward batch (default 100)")
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args.out.mkdir(parents=True, exist_ok=True)
         save_atomic(samples, args.out / "samples.pt")
+        record = {"checkpoint": str(args.checkpoint), "preset": model.config.preset, "n": args.n, "seed": args.seed,
+                  "steps": steps, "batch_size": args.batch_size, "command": sys.argv,
+                  **provenance(model.device)}
+        (args.out / "samples.json").write_text(json.dumps(record, indent=1))
         for i, img in enumerate(samples if samples.ndim == 4 else []):
             save_image((img + 1) / 2, args.out / f"{i:06d}.png")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Training: toy mode coverage, divergence, kill-and-resume, torchrun (gloo) and the CLIs."""
 
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,8 @@ def test_sample_cli_writes_grid_and_folder(tmp_path):
                      str(tmp_path / "imgs"), "--quiet")
     assert folder.returncode == 0, folder.stderr
     assert sorted(p.name for p in (tmp_path / "imgs").glob("*.png")) == [f"{i:06d}.png" for i in range(5)]
+    record = json.loads((tmp_path / "imgs" / "samples.json").read_text())
+    assert record["n"] == 5 and record["seed"] == 0 and record["steps"] == 4 and "git_commit" in record
     batched = torch.load(tmp_path / "imgs" / "samples.pt", weights_only=True)
     torch.testing.assert_close(batched, model.load(ckpt).sample(5, 4, seed=0), atol=1e-5, rtol=1e-4)
 
