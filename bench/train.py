@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from bench.data import build_dataset
+from bench.data import DATASETS, build_dataset
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import configs as ddgan_configs
@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", choices=sorted(TRAINERS), default="ddgan", help="model family to train")
     p.add_argument("--preset", required=True,
                    help=f"config preset; ddgan: {', '.join(sorted(ddgan_configs.PRESETS))}")
-    p.add_argument("--dataset", help="dataset name (default: the preset's); see bench.data.DATASETS")
+    p.add_argument("--dataset", help=f"dataset (default: the preset's): {', '.join(sorted(DATASETS))}")
     p.add_argument("--data-root", type=Path, help="folder with the dataset files (cifar10, mnist, image-folder)")
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, checkpoint.pt, samples.png")
