@@ -82,9 +82,10 @@ def train_ddgan(args: argparse.Namespace) -> Path:
     if tuple(data.shape) != tuple(config.generator.data_shape):
         raise SystemExit(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
                          f"{args.preset!r} models {tuple(config.generator.data_shape)}; pick a matching preset")
-    per_epoch = len(data) // config.train.batch_size // int(_world_size())
-    total = per_epoch * config.train.num_epoch if args.max_steps is None else args.max_steps
-    rank0 = _rank() == 0
+    world = ddgan_train.World(_rank(), _world_size())
+    total = ddgan_train.iters_per_epoch(data, config.train, world) * config.train.num_epoch
+    total = total if args.max_steps is None else min(total, args.max_steps)
+    rank0 = world.rank == 0
     if rank0:
         print(f"training ddgan preset={config.preset} dataset={config.dataset} ({len(data)} items) on {device}, "
               f"{total} iterations -> {args.out}", file=sys.stderr)
