@@ -9,7 +9,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import model as ddgan_model
-from ddgan_ref.checkpoints import CheckpointError, save_atomic
+from ddgan_ref.checkpoints import CheckpointError, save_atomic, write_json_atomic
 from ddgan_ref.provenance import provenance
 
 
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {"checkpoint": str(args.checkpoint), "preset": model.config.preset, "n": args.n, "seed": args.seed,
                   "steps": steps, "batch_size": args.batch_size, "command": sys.argv,
                   **provenance(model.device)}
-        (args.out / "samples.json").write_text(json.dumps(record, indent=1))
+        write_json_atomic(record, args.out / "samples.json")
         for i, img in enumerate(samples if samples.ndim == 4 else []):
             save_image((img + 1) / 2, args.out / f"{i:06d}.png")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -8,11 +8,12 @@ temporary file in the same folder and are renamed into place, so a kill never le
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import Tensor, nn
@@ -33,20 +34,30 @@ class CheckpointMismatchError(CheckpointError):
     """A checkpoint whose tensors do not fit the architecture it is loaded into."""
 
 
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file beside `path`, fsync, then rename over `path`."""
+def _replace_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """write() into a temporary file beside `path`, fsync, then rename over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """torch.save `obj` to `path` atomically (temporary file, fsync, rename)."""
+    return _replace_atomically(path, lambda f: torch.save(obj, f))
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """Write `obj` as indented JSON to `path` atomically, for configs and result records."""
+    return _replace_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
 def load_file(path: str | Path) -> Any:

@@ -10,7 +10,6 @@ processes (torchrun) average their gradients with all_reduce (gloo on CPU, nccl 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ddgan_ref import losses
-from ddgan_ref.checkpoints import CheckpointError, read_checkpoint, write_checkpoint
+from ddgan_ref.checkpoints import CheckpointError, read_checkpoint, write_checkpoint, write_json_atomic
 from ddgan_ref.configs import DDGANConfig, TrainConfig, config_to_dict
 from ddgan_ref.diffusion import (
     DiffusionCoefficients,
@@ -287,7 +286,7 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
         restore(state, rest["train_state"], device)
     if world.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=1))
+        write_json_atomic(config_to_dict(config), out_dir / "config.json")
     return state
 
 
