@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import warnings
 from collections.abc import Iterator
 from typing import Literal, get_args
 
+import torch
 from torch import Tensor
+
+from ddgan_ref.ops import _build
 
 Impl = Literal["auto", "ref", "cpu", "cuda"]
 IMPLS: tuple[str, ...] = get_args(Impl)
 COMPILED: tuple[str, ...] = ("cpu", "cuda")
+# What each compiled kernel accepts; "auto" sends anything else to the reference (a declared capability).
+DTYPES: dict[str, tuple[torch.dtype, ...]] = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
 
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("ddgan_ref_ops_impl", default="auto")
+_FALLBACK_WARNED: list[bool] = [False]  # "auto" warns about a failed build once per process
 
 
 def check(impl: str) -> str:
@@ -28,19 +38,47 @@ def default() -> str:
     return _DEFAULT.get()
 
 
-def resolve(impl: Impl | None, x: Tensor) -> str:
-    """The implementation that will run on `x`: "ref" for now; an explicit "cpu"/"cuda" raises.
+def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
+    """The implementation ("ref", "cpu" or "cuda") that will run `op` on `x`.
 
-    `impl=None` takes the default set by `using()`. "auto" picks the fastest available path,
-    which in this build is always the PyTorch reference.
+    `impl=None` takes the default set by `using()`. An explicit "cpu"/"cuda" that cannot run (wrong
+    device, unsupported dtype, failed build) raises. "auto" picks the compiled kernel of x's device when
+    it supports x's dtype and builds; after a failed build it warns once per process and uses "ref".
     """
     chosen = check(default() if impl is None else impl)
-    if chosen in COMPILED:
+    if chosen == "ref":
+        return "ref"
+    if chosen == "auto":
+        return _auto(x, op)
+    if x.device.type != chosen:
         raise RuntimeError(
-            f"kernel impl {chosen!r} was requested for a {x.device.type} tensor, but the compiled csrc "
-            "kernels are not part of this build yet; use impl='ref' or impl='auto'"
+            f"{op}: impl={chosen!r} runs on {chosen} tensors, but x is on {x.device}; move x, or use "
+            f"impl={x.device.type!r} (if compiled kernels exist for it), 'auto' or 'ref'"
         )
-    return "ref"
+    if x.dtype not in DTYPES[chosen]:
+        raise RuntimeError(
+            f"{op}: the {chosen} kernel supports {[str(d) for d in DTYPES[chosen]]}, got {x.dtype}; use impl='ref'"
+        )
+    _build.extension(op, chosen)  # raises KernelBuildError with the diagnosis and the build log
+    return chosen
+
+
+def _auto(x: Tensor, op: str) -> str:
+    variant = x.device.type
+    if variant not in COMPILED or x.dtype not in DTYPES[variant]:
+        return "ref"
+    try:
+        _build.extension(op, variant)
+    except _build.KernelBuildError as error:
+        if not _FALLBACK_WARNED[0]:
+            _FALLBACK_WARNED[0] = True
+            warnings.warn(
+                f"ddgan_ref.ops: compiled kernels are unavailable, so impl='auto' runs the PyTorch reference "
+                f"(slower, same results) for the rest of this process. This warning is shown once.\n{error}",
+                RuntimeWarning, stacklevel=4,
+            )
+        return "ref"
+    return variant
 
 
 @contextlib.contextmanager

@@ -1,4 +1,9 @@
-"""upfirdn2d: upsample, pad, FIR-filter, downsample (semantics of rosinality/stylegan2-ada `upfirdn2d`)."""
+"""upfirdn2d: upsample, pad, FIR-filter, downsample (semantics of stylegan2-ada-pytorch `upfirdn2d`).
+
+`upfirdn2d_ref` is the readable PyTorch oracle; `upfirdn2d` dispatches to it or to the csrc/ kernels,
+registered as the custom op `ddgan::upfirdn2d` (fake shape function and autograd included, so
+torch.compile traces it and R1's double backward runs the same kernels).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ddgan_ref.ops import _build
 from ddgan_ref.ops._impl import Impl, resolve
 
 Pad = tuple[int, int, int, int]
@@ -83,10 +89,75 @@ def upfirdn2d(
     gain: float = 1.0,
     impl: Impl | None = None,
 ) -> Tensor:
-    """Upsample by zero-insertion, pad, FIR-filter with f, downsample. x: [N, C, H, W].
+    """Upsample by zero-insertion, pad, FIR-filter with f, downsample. x: [N, C, H, W]; f: [kh, kw] or [k].
 
-    `impl` picks the implementation ("auto", "ref", "cpu", "cuda"); None takes the `using()`
-    default. Only "ref" exists in this build; an explicit "cpu" or "cuda" raises RuntimeError.
+    Same semantics and output shape as `upfirdn2d_ref`. `impl` picks the implementation ("auto", "ref",
+    "cpu", "cuda"); None takes the `using()` default. The compiled kernels treat f as a constant (no
+    gradient): "auto" uses the reference when f requires grad, an explicit "cpu"/"cuda" raises.
+    A 1-D f runs as two 1-D passes (horizontal, then vertical).
     """
-    resolve(impl, x)
-    return upfirdn2d_ref(x, f, up=up, down=down, pad=pad, flip_filter=flip_filter, gain=gain)
+    _check_args(x, f, up, down, pad)
+    chosen = resolve(impl, x, "upfirdn2d")
+    if chosen != "ref" and f.requires_grad:
+        if impl is not None and impl != "auto":
+            raise RuntimeError(f"upfirdn2d: impl={impl!r} treats f as a constant, but f requires grad; use impl='ref'")
+        chosen = "ref"
+    if chosen == "ref":
+        return upfirdn2d_ref(x, f, up=up, down=down, pad=pad, flip_filter=flip_filter, gain=gain)
+    f = f.to(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+    x0, x1, y0, y1 = pad
+    if f.ndim == 1:
+        x = _upfirdn2d_op(x, f[None, :], [up, 1], [down, 1], [x0, x1, 0, 0], flip_filter, float(gain))
+        return _upfirdn2d_op(x, f[:, None], [1, up], [1, down], [0, 0, y0, y1], flip_filter, 1.0)
+    return _upfirdn2d_op(x, f, [up, up], [down, down], [x0, x1, y0, y1], flip_filter, float(gain))
+
+
+def _output_hw(x: Tensor, f: Tensor, up: list[int], down: list[int], pad: list[int]) -> tuple[int, int]:
+    h = (x.shape[2] * up[1] + pad[2] + pad[3] - f.shape[0]) // down[1] + 1
+    w = (x.shape[3] * up[0] + pad[0] + pad[1] - f.shape[1]) // down[0] + 1
+    return h, w
+
+
+def _output_format(x: Tensor) -> torch.memory_format:
+    """The kernels' layout rule (csrc/upfirdn2d.h): channels_last in, channels_last out."""
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+@torch.library.custom_op("ddgan::upfirdn2d", mutates_args=())
+def _upfirdn2d_op(
+    x: Tensor, f: Tensor, up: list[int], down: list[int], pad: list[int], flip_filter: bool, gain: float
+) -> Tensor:
+    """The compiled kernel. up, down: [x, y]; pad: [x0, x1, y0, y1]; f: [kh, kw] float32 (float64 for x)."""
+    kernel = _build.extension("upfirdn2d", "cuda" if x.is_cuda else "cpu")
+    return kernel.upfirdn2d(x, f, up[0], up[1], down[0], down[1], *pad, flip_filter, gain)
+
+
+@_upfirdn2d_op.register_fake
+def _upfirdn2d_fake(x, f, up, down, pad, flip_filter, gain):
+    h, w = _output_hw(x, f, up, down, pad)
+    return x.new_empty((x.shape[0], x.shape[1], h, w)).contiguous(memory_format=_output_format(x))
+
+
+def _upfirdn2d_setup(ctx, inputs, output):
+    x, f, up, down, pad, flip_filter, gain = inputs
+    ctx.save_for_backward(f)
+    ctx.args, ctx.in_hw = (up, down, pad, flip_filter, gain), (x.shape[2], x.shape[3])
+
+
+def _upfirdn2d_backward(ctx, dy):
+    """The adjoint is upfirdn2d again: up and down swapped, the filter flipped, paddings recomputed."""
+    (f,) = ctx.saved_tensors
+    up, down, pad, flip_filter, gain = ctx.args
+    (in_h, in_w), (out_h, out_w), (kh, kw) = ctx.in_hw, dy.shape[2:], f.shape
+    p = [
+        kw - pad[0] - 1,
+        in_w * up[0] - out_w * down[0] + pad[0] - up[0] + 1,
+        kh - pad[2] - 1,
+        in_h * up[1] - out_h * down[1] + pad[2] - up[1] + 1,
+    ]
+    dx = _upfirdn2d_op(dy, f, down, up, p, not flip_filter, gain) if ctx.needs_input_grad[0] else None
+    return dx, None, None, None, None, None, None
+
+
+_upfirdn2d_op.register_autograd(_upfirdn2d_backward, setup_context=_upfirdn2d_setup)

@@ -1,0 +1,133 @@
+"""The only place that compiles csrc/: lazy, cached `torch.utils.cpp_extension.load` with diagnosed failures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+_HERE = Path(__file__).resolve().parent
+# A source checkout (editable install) compiles csrc/ itself; a wheel carries a copy in ddgan_ref/ops/csrc.
+CSRC = next((p for p in (_HERE.parents[1] / "csrc", _HERE / "csrc") if (p / "upfirdn2d.cpp").is_file()),
+            _HERE.parents[1] / "csrc")
+SOURCES: dict[str, tuple[str, ...]] = {
+    "upfirdn2d": ("upfirdn2d.cpp", "upfirdn2d_cpu.cpp"),
+    "bias_act": ("bias_act.cpp", "bias_act_cpu.cpp"),
+}
+VARIANTS: tuple[str, ...] = ("cpu", "cuda")  # "cuda" adds csrc/<op>.cu and builds the CPU kernel too
+DEFAULT_CUDA_ARCHS = "8.0;8.6;9.0"  # used only when TORCH_CUDA_ARCH_LIST is unset and no GPU is visible
+
+_BUILT: dict[tuple[str, str], ModuleType | KernelBuildError] = {}
+
+
+class KernelBuildError(RuntimeError):
+    """A csrc/ extension could not be built or loaded; carries the diagnosis and the build log."""
+
+    def __init__(self, op: str, variant: str, diagnosis: list[str], log: str):
+        self.op, self.variant, self.diagnosis, self.log = op, variant, diagnosis, log
+        found = "\n".join(f"  - {d}" for d in diagnosis) or "  - no missing prerequisite found; see the log"
+        super().__init__(
+            f"could not build the {variant} kernel of {op} from {CSRC}.\nDiagnosis:\n{found}\n"
+            f"Build log:\n{log.strip() or '(empty)'}\n"
+            "Use impl='ref' (or 'auto', which falls back to the reference) to run without compiled kernels; "
+            "set DDGAN_KERNELS_VERBOSE=1 to see the full compiler output."
+        )
+
+
+def extension(op: str, variant: str) -> ModuleType:
+    """The compiled module of `op` for `variant` ("cpu" or "cuda"): built on first use, then cached.
+
+    A failure is cached too (and re-raised), so a broken toolchain costs one build attempt per process.
+    """
+    key = (op, variant)
+    if key not in _BUILT:
+        try:
+            _BUILT[key] = build(op, variant)
+        except KernelBuildError as error:
+            _BUILT[key] = error
+    result = _BUILT[key]
+    if isinstance(result, KernelBuildError):
+        raise result
+    return result
+
+
+def build(op: str, variant: str, csrc: Path = CSRC) -> ModuleType:
+    """Compile and load csrc/<op> for `variant` with ninja; raise KernelBuildError with a diagnosis."""
+    if op not in SOURCES or variant not in VARIANTS:
+        raise ValueError(f"unknown kernel {op!r}/{variant!r}; ops {sorted(SOURCES)}, variants {list(VARIANTS)}")
+    problems = diagnose(op, variant, csrc)
+    if problems:
+        raise KernelBuildError(op, variant, problems, log="(not attempted: prerequisites missing)")
+    from torch.utils import cpp_extension
+
+    cuda = variant == "cuda"
+    sources = [str(csrc / s) for s in SOURCES[op]] + ([str(csrc / f"{op}.cu")] if cuda else [])
+    defines = ["-DDDGAN_WITH_CUDA"] if cuda else []
+    try:
+        with _cuda_arch_list(cuda):
+            module = cpp_extension.load(
+                name=f"ddgan_{op}_{variant}", sources=sources, extra_cflags=["-O3", "-fopenmp", "-fno-trapping-math", *defines],
+                extra_ldflags=["-fopenmp"], extra_cuda_cflags=["-O3", "--use_fast_math", *defines], with_cuda=cuda,
+                verbose=os.environ.get("DDGAN_KERNELS_VERBOSE") == "1",
+            )
+    except (RuntimeError, OSError, ImportError, IndexError, ValueError) as error:
+        raise KernelBuildError(op, variant, diagnose(op, variant, csrc) or [], log=str(error)) from error
+    return module  # the object load() returns; never re-imported by name (pybind11 3 modules are not in sys.modules)
+
+
+def diagnose(op: str, variant: str, csrc: Path = CSRC) -> list[str]:
+    """Missing prerequisites for building `op`: sources, C++ compiler, ninja, torch headers, CUDA toolkit."""
+    problems = [f"missing source {csrc / s}" for s in _sources(op, variant) if not (csrc / s).is_file()]
+    cxx = os.environ.get("CXX", "c++")
+    if shutil.which(cxx) is None:
+        problems.append(f"no C++ compiler: {cxx!r} is not on PATH (install g++ or clang, or set CXX)")
+    if shutil.which("ninja") is None:
+        problems.append("no ninja: install it with `pip install ninja` (torch builds extensions with ninja)")
+    from torch.utils import cpp_extension
+
+    if not any(Path(p, "torch", "extension.h").is_file() for p in cpp_extension.include_paths()):
+        problems.append("torch's C++ headers are missing from this install (torch/extension.h not found)")
+    if variant == "cuda":
+        problems += _diagnose_cuda(cpp_extension.CUDA_HOME)
+    return problems
+
+
+def _sources(op: str, variant: str) -> tuple[str, ...]:
+    return SOURCES[op] + ((f"{op}.cu",) if variant == "cuda" else ())
+
+
+def _diagnose_cuda(cuda_home: str | None) -> list[str]:
+    if torch.version.cuda is None:
+        return ["this torch build has no CUDA support (torch.version.cuda is None); install a CUDA build of torch"]
+    if not cuda_home:
+        return ["no CUDA toolkit found: set CUDA_HOME to the toolkit root (the folder with bin/nvcc)"]
+    home = Path(cuda_home)
+    problems = []
+    if not (home / "bin" / "nvcc").is_file():
+        problems.append(f"no nvcc at {home / 'bin' / 'nvcc'}: set CUDA_HOME to the CUDA toolkit root")
+    if not (home / "include" / "cuda_runtime_api.h").is_file():
+        problems.append(
+            f"missing CUDA headers: {home / 'include' / 'cuda_runtime_api.h'} does not exist. CUDA_HOME={home} is "
+            "probably a folder holding an nvcc wrapper, not the toolkit; set CUDA_HOME to the toolkit root"
+        )
+    return problems
+
+
+@contextlib.contextmanager
+def _cuda_arch_list(cuda: bool) -> Iterator[None]:
+    """Set TORCH_CUDA_ARCH_LIST for the build when unset: the visible GPUs' archs, else DEFAULT_CUDA_ARCHS."""
+    if not cuda or os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        yield
+        return
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    archs = sorted({"{}.{}".format(*torch.cuda.get_device_capability(i)) for i in range(n)})
+    os.environ["TORCH_CUDA_ARCH_LIST"] = ";".join(archs) or DEFAULT_CUDA_ARCHS
+    try:
+        yield
+    finally:
+        del os.environ["TORCH_CUDA_ARCH_LIST"]

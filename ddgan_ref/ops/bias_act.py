@@ -1,0 +1,191 @@
+"""bias_act: y = clamp(act(x + b) * gain, ±clamp), as stylegan2-ada-pytorch `torch_utils/ops/bias_act.py`.
+
+`bias_act_ref` is the readable PyTorch oracle; `bias_act` dispatches to it or to the csrc/ kernels,
+registered as the custom ops `ddgan::bias_act` and `ddgan::bias_act_grad` (fake functions and autograd
+included; the gradient op is differentiable once more, so second-order gradients such as R1 work).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ddgan_ref.ops import _build
+from ddgan_ref.ops._impl import Impl, default, resolve
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: its kernel id (csrc/bias_act.h `Act`), reference function and default alpha/gain."""
+
+    id: int
+    fn: Callable[[Tensor, float], Tensor]
+    alpha: float = 0.0
+    gain: float = 1.0
+    piecewise_linear: bool = False  # zero second derivative; vectorised by the C++ CPU kernel
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "linear": Activation(0, lambda x, a: x, piecewise_linear=True),
+    "relu": Activation(1, lambda x, a: F.relu(x), gain=math.sqrt(2), piecewise_linear=True),
+    "lrelu": Activation(2, lambda x, a: F.leaky_relu(x, a), alpha=0.2, gain=math.sqrt(2), piecewise_linear=True),
+    "tanh": Activation(3, lambda x, a: torch.tanh(x)),
+    "sigmoid": Activation(4, lambda x, a: torch.sigmoid(x)),
+    "elu": Activation(5, lambda x, a: F.elu(x)),
+    "selu": Activation(6, lambda x, a: F.selu(x)),
+    "softplus": Activation(7, lambda x, a: F.softplus(x)),
+    "silu": Activation(8, lambda x, a: F.silu(x), gain=math.sqrt(2)),
+    "swish": Activation(8, lambda x, a: F.silu(x), gain=math.sqrt(2)),  # StyleGAN2's name for silu
+}
+
+
+def _resolve_args(
+    x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float | None, gain: float | None, clamp: float | None
+) -> tuple[Activation, float, float, float]:
+    """Check the arguments and fill in the activation's defaults; clamp -1 means no clamp."""
+    if act not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+    if not 0 <= dim < x.ndim:
+        raise ValueError(f"dim must be in [0, {x.ndim}) for x of shape {tuple(x.shape)}; got {dim}")
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"b must be 1-D with x.shape[dim] = {x.shape[dim]} elements; got shape {tuple(b.shape)}")
+    if clamp is not None and clamp < 0:
+        raise ValueError(f"clamp must be None (no clamp) or >= 0; got {clamp}")
+    spec = ACTIVATIONS[act]
+    alpha = spec.alpha if alpha is None else float(alpha)
+    gain = spec.gain if gain is None else float(gain)
+    return spec, alpha, gain, -1.0 if clamp is None else float(clamp)
+
+
+def bias_act_ref(
+    x: Tensor,
+    b: Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> Tensor:
+    """Reference bias_act in plain PyTorch (any float dtype, any-order autograd).
+
+    x: any shape; b: [x.shape[dim]] or None. Adds b along `dim`, applies `act` (alpha: lrelu slope),
+    multiplies by `gain` and clamps to [-clamp, clamp]. None takes the activation's default
+    (lrelu: alpha 0.2, gain sqrt(2); relu/silu: gain sqrt(2); others gain 1; no clamp).
+    """
+    spec, alpha, gain, clamp = _resolve_args(x, b, dim, act, alpha, gain, clamp)
+    if b is not None:
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    x = spec.fn(x, alpha)
+    if gain != 1:
+        x = x * gain
+    if clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def bias_act(
+    x: Tensor,
+    b: Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+    *,
+    impl: Impl | None = None,
+) -> Tensor:
+    """clamp(act(x + b) * gain, ±clamp); arguments and defaults as `bias_act_ref`. Returns x's shape.
+
+    `impl` picks the implementation ("auto", "ref", "cpu", "cuda"); None takes the `using()` default.
+    The compiled kernels support gradients up to second order. On CPU, "auto" runs the reference for
+    the transcendental activations (tanh, sigmoid, elu, selu, softplus, silu): ATen's vectorised
+    exp/tanh beat the kernel's scalar loops there (see results/README.md).
+    """
+    spec, alpha, gain, clamp = _resolve_args(x, b, dim, act, alpha, gain, clamp)
+    chosen = resolve(impl, x, "bias_act")
+    if chosen == "cpu" and not spec.piecewise_linear and (impl if impl is not None else default()) == "auto":
+        chosen = "ref"
+    if chosen == "ref":
+        return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)
+    b = x.new_empty(0) if b is None else b.to(dtype=x.dtype)
+    return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
+
+
+def _kernel(x: Tensor):
+    return _build.extension("bias_act", "cuda" if x.is_cuda else "cpu")
+
+
+def _reduce_to_bias(gs: Tensor, b: Tensor, dim: int) -> Tensor | None:
+    """d loss / d b from d loss / d s: sum over every dimension but `dim` (None when there is no bias)."""
+    return gs.sum([i for i in range(gs.ndim) if i != dim]) if b.numel() else None
+
+
+@torch.library.custom_op("ddgan::bias_act", mutates_args=())
+def _bias_act_op(x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float) -> Tensor:
+    """The compiled kernel: y. b: [x.shape[dim]] or empty; act: an ACTIVATIONS id; clamp < 0: none."""
+    return _kernel(x).bias_act(x, b, x.new_empty(0), dim, act, alpha, gain, clamp, 0)
+
+
+@_bias_act_op.register_fake
+def _bias_act_fake(x, b, dim, act, alpha, gain, clamp):
+    return torch.empty_like(x)
+
+
+def _bias_act_setup(ctx, inputs, output):
+    x, b, *ctx.args = inputs
+    ctx.save_for_backward(x, b)
+
+
+def _bias_act_backward(ctx, dy):
+    x, b = ctx.saved_tensors
+    dim, act, alpha, gain, clamp = ctx.args
+    if act == ACTIVATIONS["linear"].id and clamp < 0:  # y = (x + b) * gain: no kernel needed
+        gs = dy * gain if gain != 1 else dy
+    else:
+        gs = _bias_act_grad_op(dy, x, b, *ctx.args, 1)
+    dx = gs if ctx.needs_input_grad[0] else None
+    db = _reduce_to_bias(gs, b, dim) if ctx.needs_input_grad[1] else None
+    return dx, db, None, None, None, None, None
+
+
+_bias_act_op.register_autograd(_bias_act_backward, setup_context=_bias_act_setup)
+
+
+@torch.library.custom_op("ddgan::bias_act_grad", mutates_args=())
+def _bias_act_grad_op(
+    g: Tensor, x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float, order: int
+) -> Tensor:
+    """g times the first (order 1) or second (order 2) derivative of bias_act's y w.r.t. s = x + b."""
+    return _kernel(x).bias_act(x, b, g, dim, act, alpha, gain, clamp, order)
+
+
+@_bias_act_grad_op.register_fake
+def _bias_act_grad_fake(g, x, b, dim, act, alpha, gain, clamp, order):
+    return torch.empty_like(x)
+
+
+def _bias_act_grad_setup(ctx, inputs, output):
+    g, x, b, *ctx.args, ctx.order = inputs
+    ctx.save_for_backward(g, x, b)
+
+
+def _bias_act_grad_backward(ctx, dr):
+    """r = g * y'(s): dr/dg = y'(s), dr/ds = g * y''(s). Third-order gradients are not supported."""
+    if ctx.order != 1:
+        raise RuntimeError("bias_act: the compiled kernels support gradients up to second order; use impl='ref'")
+    g, x, b = ctx.saved_tensors
+    dim, act = ctx.args[0], ctx.args[1]
+    dg = _bias_act_grad_op(dr, x, b, *ctx.args, 1) if ctx.needs_input_grad[0] else None
+    second = not any(s.piecewise_linear for s in ACTIVATIONS.values() if s.id == act)
+    ds = _bias_act_grad_op(dr * g, x, b, *ctx.args, 2) if second and any(ctx.needs_input_grad[1:3]) else None
+    dx = ds if ctx.needs_input_grad[1] else None
+    db = _reduce_to_bias(ds, b, dim) if ds is not None and ctx.needs_input_grad[2] else None
+    return dg, dx, db, None, None, None, None, None, None
+
+
+_bias_act_grad_op.register_autograd(_bias_act_grad_backward, setup_context=_bias_act_grad_setup)
