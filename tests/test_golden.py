@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ddgan_ref import diffusion, sampling
+from ddgan_ref import diffusion, ops, sampling
 from ddgan_ref.networks.discriminator import discriminator_from_official
 from ddgan_ref.networks.ncsnpp import NCSNpp, ncsnpp_kwargs_from_official
 from ddgan_ref.networks.state_dicts import load_official_state_dict
@@ -177,9 +177,11 @@ def test_golden_dir_has_ddgan_cases():
     assert CASE_FILES, f"no ddgan_*.pt golden cases found in {GOLDEN_DIR}"
 
 
+@pytest.mark.parametrize("impl", ["ref", "cpu"])  # FIR up/down through the reference and the C++ CPU kernel
 @pytest.mark.parametrize("path", CASE_FILES, ids=[p.stem for p in CASE_FILES])
-def test_golden_case(path: Path):
+def test_golden_case(path: Path, impl: str):
     handler = CASES.get(path.stem)
     if handler is None:
         pytest.fail(f"no handler for golden case {path.stem!r} ({path}); add one to CASES in {__file__}")
-    handler(load_case(path), path.parent)
+    with ops.using(impl):
+        handler(load_case(path), path.parent)

@@ -28,11 +28,11 @@ _BUILT: dict[tuple[str, str], ModuleType | KernelBuildError] = {}
 class KernelBuildError(RuntimeError):
     """A csrc/ extension could not be built or loaded; carries the diagnosis and the build log."""
 
-    def __init__(self, op: str, variant: str, diagnosis: list[str], log: str):
+    def __init__(self, op: str, variant: str, diagnosis: list[str], log: str, csrc: Path):
         self.op, self.variant, self.diagnosis, self.log = op, variant, diagnosis, log
         found = "\n".join(f"  - {d}" for d in diagnosis) or "  - no missing prerequisite found; see the log"
         super().__init__(
-            f"could not build the {variant} kernel of {op} from {CSRC}.\nDiagnosis:\n{found}\n"
+            f"could not build the {variant} kernel of {op} from {csrc}.\nDiagnosis:\n{found}\n"
             f"Build log:\n{log.strip() or '(empty)'}\n"
             "Use impl='ref' (or 'auto', which falls back to the reference) to run without compiled kernels; "
             "set DDGAN_KERNELS_VERBOSE=1 to see the full compiler output."
@@ -56,13 +56,14 @@ def extension(op: str, variant: str) -> ModuleType:
     return result
 
 
-def build(op: str, variant: str, csrc: Path = CSRC) -> ModuleType:
-    """Compile and load csrc/<op> for `variant` with ninja; raise KernelBuildError with a diagnosis."""
+def build(op: str, variant: str, csrc: Path | None = None) -> ModuleType:
+    """Compile and load csrc/<op> (default CSRC) for `variant` with ninja; raise KernelBuildError with a diagnosis."""
+    csrc = CSRC if csrc is None else csrc
     if op not in SOURCES or variant not in VARIANTS:
         raise ValueError(f"unknown kernel {op!r}/{variant!r}; ops {sorted(SOURCES)}, variants {list(VARIANTS)}")
     problems = diagnose(op, variant, csrc)
     if problems:
-        raise KernelBuildError(op, variant, problems, log="(not attempted: prerequisites missing)")
+        raise KernelBuildError(op, variant, problems, log="(not attempted: prerequisites missing)", csrc=csrc)
     from torch.utils import cpp_extension
 
     cuda = variant == "cuda"
@@ -76,12 +77,13 @@ def build(op: str, variant: str, csrc: Path = CSRC) -> ModuleType:
                 verbose=os.environ.get("DDGAN_KERNELS_VERBOSE") == "1",
             )
     except (RuntimeError, OSError, ImportError, IndexError, ValueError) as error:
-        raise KernelBuildError(op, variant, diagnose(op, variant, csrc) or [], log=str(error)) from error
+        raise KernelBuildError(op, variant, diagnose(op, variant, csrc), log=str(error), csrc=csrc) from error
     return module  # the object load() returns; never re-imported by name (pybind11 3 modules are not in sys.modules)
 
 
-def diagnose(op: str, variant: str, csrc: Path = CSRC) -> list[str]:
+def diagnose(op: str, variant: str, csrc: Path | None = None) -> list[str]:
     """Missing prerequisites for building `op`: sources, C++ compiler, ninja, torch headers, CUDA toolkit."""
+    csrc = CSRC if csrc is None else csrc
     problems = [f"missing source {csrc / s}" for s in _sources(op, variant) if not (csrc / s).is_file()]
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:

@@ -113,6 +113,8 @@ def bias_act(
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)
     b = x.new_empty(0) if b is None else b.to(dtype=x.dtype)
+    if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
+        x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
     return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
 
 

@@ -1,4 +1,4 @@
-"""upfirdn2d_ref against an independent numpy loop oracle, its autograd to second order, and the dispatcher."""
+"""upfirdn2d_ref against an independent numpy loop oracle, and its autograd to second order."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddgan_ref.ops import upfirdn2d, upfirdn2d_ref, using
-from ddgan_ref.ops._impl import resolve
+from ddgan_ref.ops import upfirdn2d_ref
 
 
 def upfirdn2d_oracle(x: np.ndarray, f: np.ndarray, up: int, down: int, pad, flip_filter: bool) -> np.ndarray:
@@ -90,36 +89,3 @@ def test_upfirdn2d_ref_rejects_bad_arguments(bad):
     f = kwargs.pop("f")
     with pytest.raises(ValueError):
         upfirdn2d_ref(torch.randn(1, 1, 4, 4), f, **kwargs)
-
-
-def test_upfirdn2d_dispatch_ref_and_auto_equal_reference():
-    x, f = torch.randn(2, 3, 8, 8), torch.rand(4, 4)
-    want = upfirdn2d_ref(x, f, up=2, pad=(2, 1, 2, 1))
-    for impl in ("ref", "auto", None):
-        torch.testing.assert_close(upfirdn2d(x, f, up=2, pad=(2, 1, 2, 1), impl=impl), want, atol=0, rtol=0)
-
-
-# ids avoid the bare word "cuda": tests/conftest.py skips items with a `cuda` keyword on CPU hosts.
-@pytest.mark.parametrize("impl", ["cpu", "cuda"], ids=["compiled-cpu", "compiled-gpu"])
-def test_upfirdn2d_dispatch_compiled_impl_raises(impl):
-    with pytest.raises(RuntimeError, match="not part of this build"):
-        upfirdn2d(torch.randn(1, 1, 4, 4), torch.ones(2, 2), impl=impl)
-    with using(impl), pytest.raises(RuntimeError, match="impl='ref'"):
-        upfirdn2d(torch.randn(1, 1, 4, 4), torch.ones(2, 2))
-
-
-def test_upfirdn2d_dispatch_unknown_impl_raises_value_error():
-    with pytest.raises(ValueError, match="unknown kernel impl"):
-        upfirdn2d(torch.randn(1, 1, 4, 4), torch.ones(2, 2), impl="triton")
-    with pytest.raises(ValueError, match="unknown kernel impl"), using("fast"):
-        pass
-
-
-def test_using_sets_and_restores_default():
-    x = torch.randn(1, 1, 4, 4)
-    with using("cuda"):
-        with using("ref"):
-            assert resolve(None, x) == "ref"
-        with pytest.raises(RuntimeError):
-            resolve(None, x)
-    assert resolve(None, x) == "ref"
