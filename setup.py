@@ -1,4 +1,4 @@
-"""Ships csrc/ (the kernel sources, compiled on first use) inside wheels as ddgan_ref/ops/csrc; metadata is in pyproject.toml."""
+"""Ships csrc/ (kernel sources, compiled on first use) in wheels as ddgan_ref/ops/csrc; metadata: pyproject.toml."""
 
 import shutil
 from pathlib import Path

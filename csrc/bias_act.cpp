@@ -26,7 +26,9 @@ static at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::T
   const at::Tensor xd = x.is_non_overlapping_and_dense() ? x : x.contiguous();
   const at::Tensor gd = (order == 0 || g.strides() == xd.strides()) ? g : at::empty_like(xd).copy_(g);
   const at::Tensor bd = b.contiguous();
-  const BiasActParams p{b.numel() ? x.size(dim) : 0, xd.stride(dim), act, alpha, gain, clamp, order};
+  // A size-1 dim may have any stride (even 0); its channel index is 0 whatever `inner` is.
+  const int64_t inner = x.size(dim) == 1 ? 1 : xd.stride(dim);
+  const BiasActParams p{b.numel() ? x.size(dim) : 0, inner, act, alpha, gain, clamp, order};
   if (x.is_cuda()) {
 #ifdef DDGAN_WITH_CUDA
     return bias_act_cuda(xd, bd, gd, p);

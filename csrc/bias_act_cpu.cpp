@@ -12,8 +12,9 @@ namespace {
 // One span of n elements; bias is either one value for the whole span (bias_step 0) or one per element
 // (bias_step 1). Scalars by value and __restrict__ pointers let the compiler vectorise the loop.
 template <typename T, Act A, int ORDER, bool CLAMP>
-void run_span(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ y, int64_t n,
-              const T* __restrict__ bias, int64_t bias_step, T alpha, T gain, T clamp) {
+__attribute__((always_inline)) inline void span(const T* __restrict__ x, const T* __restrict__ g,
+                                                T* __restrict__ y, int64_t n, const T* __restrict__ bias,
+                                                int64_t bias_step, T alpha, T gain, T clamp) {
   using Op = Activation<A, T>;
   const T c = CLAMP ? clamp : T(-1);
   if (bias_step == 0) {
@@ -26,26 +27,54 @@ void run_span(const T* __restrict__ x, const T* __restrict__ g, T* __restrict__ 
   }
 }
 
+// The same span compiled twice: for AVX2 + FMA (chosen at run time where the CPU has them) and for the
+// baseline x86-64 / other architectures, so one build runs everywhere and uses 8-wide vectors where it can.
+#if defined(__x86_64__) && defined(__GNUC__)
+template <typename T, Act A, int ORDER, bool CLAMP>
+__attribute__((target("avx2,fma"))) void span_avx2(const T* x, const T* g, T* y, int64_t n, const T* bias,
+                                                   int64_t bias_step, T alpha, T gain, T clamp) {
+  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp);
+}
+#endif
+
+template <typename T, Act A, int ORDER, bool CLAMP>
+void span_default(const T* x, const T* g, T* y, int64_t n, const T* bias, int64_t bias_step, T alpha, T gain,
+                  T clamp) {
+  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp);
+}
+
+template <typename T>
+using SpanFn = void (*)(const T*, const T*, T*, int64_t, const T*, int64_t, T, T, T);
+
+template <typename T, Act A, int ORDER, bool CLAMP>
+SpanFn<T> pick_span() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return span_avx2<T, A, ORDER, CLAMP>;
+#endif
+  return span_default<T, A, ORDER, CLAMP>;
+}
+
 // Splits [0, n) into spans of constant bias (runs of `inner` elements, NCHW) or of consecutive channels
-// (inner == 1: channels_last, [N, C]) and hands them to run_span across threads.
+// (inner == 1: channels_last, [N, C]) and hands them to the span function across threads.
 template <typename T, Act A, int ORDER, bool CLAMP>
 void run(const T* x, const T* b, const T* g, T* y, int64_t n, const BiasActParams& p) {
   const T alpha = p.alpha, gain = p.gain, clamp = p.clamp;
   const int64_t channels = p.channels, inner = p.inner;
+  const SpanFn<T> run_span = pick_span<T, A, ORDER, CLAMP>();
   at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end;) {
       const T* gi = ORDER ? g + i : nullptr;
       if (channels == 0) {
-        run_span<T, A, ORDER, CLAMP>(x + i, gi, y + i, end - i, nullptr, 0, alpha, gain, clamp);
+        run_span(x + i, gi, y + i, end - i, nullptr, 0, alpha, gain, clamp);
         i = end;
       } else if (inner > 1) {
         const int64_t stop = std::min(end, (i / inner + 1) * inner);
         const T* bias = b + (i / inner) % channels;
-        run_span<T, A, ORDER, CLAMP>(x + i, gi, y + i, stop - i, bias, 0, alpha, gain, clamp);
+        run_span(x + i, gi, y + i, stop - i, bias, 0, alpha, gain, clamp);
         i = stop;
       } else {
         const int64_t stop = std::min(end, (i / channels + 1) * channels);
-        run_span<T, A, ORDER, CLAMP>(x + i, gi, y + i, stop - i, b + i % channels, 1, alpha, gain, clamp);
+        run_span(x + i, gi, y + i, stop - i, b + i % channels, 1, alpha, gain, clamp);
         i = stop;
       }
     }

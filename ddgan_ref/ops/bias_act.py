@@ -115,7 +115,14 @@ def bias_act(
     b = x.new_empty(0) if b is None else b.to(dtype=x.dtype)
     if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
-    return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
+    eager = type(x) is torch.Tensor and not torch.compiler.is_compiling()
+    return _call(eager, _bias_act_op, _BiasAct, x, b, dim, spec.id, alpha, gain, clamp)
+
+
+def _call(eager: bool, op, function: type[torch.autograd.Function], *args):
+    """The custom op (traceable: torch.compile, opcheck, fake tensors), or in eager mode the same kernels and
+    backward through a plain autograd.Function, which costs microseconds per call instead of tens."""
+    return function.apply(*args) if eager else op(*args)
 
 
 def _kernel(x: Tensor):
@@ -127,10 +134,12 @@ def _reduce_to_bias(gs: Tensor, b: Tensor, dim: int) -> Tensor | None:
     return gs.sum([i for i in range(gs.ndim) if i != dim]) if b.numel() else None
 
 
-@torch.library.custom_op("ddgan::bias_act", mutates_args=())
-def _bias_act_op(x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float) -> Tensor:
+def _bias_act_kernel(x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float) -> Tensor:
     """The compiled kernel: y. b: [x.shape[dim]] or empty; act: an ACTIVATIONS id; clamp < 0: none."""
     return _kernel(x).bias_act(x, b, x.new_empty(0), dim, act, alpha, gain, clamp, 0)
+
+
+_bias_act_op = torch.library.custom_op("ddgan::bias_act", _bias_act_kernel, mutates_args=())
 
 
 @_bias_act_op.register_fake
@@ -138,7 +147,8 @@ def _bias_act_fake(x, b, dim, act, alpha, gain, clamp):
     return torch.empty_like(x)
 
 
-def _bias_act_setup(ctx, inputs, output):
+def _bias_act_setup(ctx, inputs, output, eager=False):
+    ctx.eager = eager
     x, b, *ctx.args = inputs
     ctx.save_for_backward(x, b)
 
@@ -149,7 +159,7 @@ def _bias_act_backward(ctx, dy):
     if act == ACTIVATIONS["linear"].id and clamp < 0:  # y = (x + b) * gain: no kernel needed
         gs = dy * gain if gain != 1 else dy
     else:
-        gs = _bias_act_grad_op(dy, x, b, *ctx.args, 1)
+        gs = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dy, x, b, *ctx.args, 1)
     dx = gs if ctx.needs_input_grad[0] else None
     db = _reduce_to_bias(gs, b, dim) if ctx.needs_input_grad[1] else None
     return dx, db, None, None, None, None, None
@@ -158,12 +168,14 @@ def _bias_act_backward(ctx, dy):
 _bias_act_op.register_autograd(_bias_act_backward, setup_context=_bias_act_setup)
 
 
-@torch.library.custom_op("ddgan::bias_act_grad", mutates_args=())
-def _bias_act_grad_op(
+def _bias_act_grad_kernel(
     g: Tensor, x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float, order: int
 ) -> Tensor:
     """g times the first (order 1) or second (order 2) derivative of bias_act's y w.r.t. s = x + b."""
     return _kernel(x).bias_act(x, b, g, dim, act, alpha, gain, clamp, order)
+
+
+_bias_act_grad_op = torch.library.custom_op("ddgan::bias_act_grad", _bias_act_grad_kernel, mutates_args=())
 
 
 @_bias_act_grad_op.register_fake
@@ -171,7 +183,8 @@ def _bias_act_grad_fake(g, x, b, dim, act, alpha, gain, clamp, order):
     return torch.empty_like(x)
 
 
-def _bias_act_grad_setup(ctx, inputs, output):
+def _bias_act_grad_setup(ctx, inputs, output, eager=False):
+    ctx.eager = eager
     g, x, b, *ctx.args, ctx.order = inputs
     ctx.save_for_backward(g, x, b)
 
@@ -182,12 +195,39 @@ def _bias_act_grad_backward(ctx, dr):
         raise RuntimeError("bias_act: the compiled kernels support gradients up to second order; use impl='ref'")
     g, x, b = ctx.saved_tensors
     dim, act = ctx.args[0], ctx.args[1]
-    dg = _bias_act_grad_op(dr, x, b, *ctx.args, 1) if ctx.needs_input_grad[0] else None
+    dg = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr, x, b, *ctx.args, 1) if ctx.needs_input_grad[0] else None
     second = not any(s.piecewise_linear for s in ACTIVATIONS.values() if s.id == act)
-    ds = _bias_act_grad_op(dr * g, x, b, *ctx.args, 2) if second and any(ctx.needs_input_grad[1:3]) else None
+    needed = second and any(ctx.needs_input_grad[1:3])
+    ds = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr * g, x, b, *ctx.args, 2) if needed else None
     dx = ds if ctx.needs_input_grad[1] else None
     db = _reduce_to_bias(ds, b, dim) if ds is not None and ctx.needs_input_grad[2] else None
     return dg, dx, db, None, None, None, None, None, None
 
 
 _bias_act_grad_op.register_autograd(_bias_act_grad_backward, setup_context=_bias_act_grad_setup)
+
+
+class _BiasAct(torch.autograd.Function):
+    """Eager twin of ddgan::bias_act: same kernel, same backward."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        _bias_act_setup(ctx, inputs, None, eager=True)
+        return _bias_act_kernel(*inputs)
+
+    @staticmethod
+    def backward(ctx, dy):
+        return _bias_act_backward(ctx, dy)
+
+
+class _BiasActGrad(torch.autograd.Function):
+    """Eager twin of ddgan::bias_act_grad: same kernel, same backward."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        _bias_act_grad_setup(ctx, inputs, None, eager=True)
+        return _bias_act_grad_kernel(*inputs)
+
+    @staticmethod
+    def backward(ctx, dr):
+        return _bias_act_grad_backward(ctx, dr)

@@ -159,7 +159,8 @@ def test_bias_act_matches_stylegan2_golden_ops(impl):
         y = bias_act(x, b, args["dim"], args["act"], args["alpha"], args["gain"], args["clamp"], impl=impl)
         dx, db = torch.autograd.grad(y, (x, b), args["grad_out"])
         for key, got in {"out": y, "grad_x": dx, "grad_b": db}.items():
-            torch.testing.assert_close(got, want[key], atol=1e-5, rtol=0, msg=lambda m, n=args["name"], k=key: f"{n} {k}: {m}")
+            msg = lambda m, n=args["name"], k=key: f"{n} {k}: {m}"
+            torch.testing.assert_close(got, want[key], atol=1e-5, rtol=0, msg=msg)
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -180,3 +181,10 @@ def test_bias_act_rejects_bad_arguments(bad, match):
 def test_bias_act_cuda_matches_ref(act, layout, dtype):
     x, b, dim = make(layout, dtype, device="cuda", seed=len(act))
     check_against_ref("cuda", x, b, dim, act, TOL[dtype], clamp=3.0)
+
+
+def test_bias_act_size_one_dim_with_any_stride():
+    """A dense tensor may give a size-1 dim stride 0; the kernel must not divide by it."""
+    x = torch.as_strided(torch.randn(12, dtype=torch.float64), (3, 1, 4), (4, 0, 1)).requires_grad_(True)
+    check_against_ref("cpu", x, torch.randn(1, dtype=torch.float64, requires_grad=True), 1, "lrelu",
+                      TOL[torch.float64])

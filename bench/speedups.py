@@ -1,0 +1,44 @@
+"""python -m bench.speedups OUT.json: compiled-kernel speed-ups over the reference from a pytest-benchmark JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def speedups(benchmarks: list[dict]) -> list[dict]:
+    """One row per (op, case, device): the reference's median time over each compiled impl's median time."""
+    cells: dict[tuple[str, str, str], dict[str, float]] = {}
+    for bench in benchmarks:
+        info = bench.get("extra_info", {})
+        if {"op", "case", "device", "impl"} <= info.keys():
+            cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = bench["stats"]["median"]
+    rows = []
+    for (op, case, device), times in sorted(cells.items()):
+        for impl, seconds in sorted(times.items()):
+            if impl != "ref" and "ref" in times:
+                rows.append({"op": op, "case": case, "device": device, "impl": impl, "ref_ms": 1e3 * times["ref"],
+                             "impl_ms": 1e3 * seconds, "speedup": times["ref"] / seconds})
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| op | case | device | impl | ref (ms) | impl (ms) | speed-up |", "|---|---|---|---|---:|---:|---:|"]
+    lines += [f"| {r['op']} | {r['case']} | {r['device']} | {r['impl']} | {r['ref_ms']:.2f} | {r['impl_ms']:.2f} "
+              f"| {r['speedup']:.2f}x |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.speedups", description=__doc__)
+    parser.add_argument("json", type=Path, help="a pytest-benchmark JSON written by `pytest bench/ --benchmark-json`")
+    args = parser.parse_args(argv)
+    rows = speedups(json.loads(args.json.read_text())["benchmarks"])
+    if not rows:
+        raise SystemExit(f"{args.json}: no benchmark pairs with extra_info op/case/device/impl (ref and a kernel)")
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

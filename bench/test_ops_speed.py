@@ -1,0 +1,84 @@
+"""Benchmarks (pytest-benchmark): ddgan_ref.ops kernels vs their PyTorch reference, forward + backward.
+
+Run: pytest bench/test_ops_speed.py --benchmark-json out.json, then `python -m bench.speedups out.json`.
+Every case runs once per impl in the same session (reference and compiled side by side), at the NCSN++
+cifar10 shapes (batch 64; 128-256 channels at 32/16/8 px) and StyleGAN2 cifar shapes (512 channels).
+The CUDA rows run only where a GPU is visible.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ddgan_ref.ops import bias_act, upfirdn2d
+from ddgan_ref.provenance import device_description
+
+K = torch.tensor([1.0, 3.0, 3.0, 1.0])
+FIR = K.outer(K) / K.sum() ** 2  # the [1,3,3,1] low-pass of NCSN++ and StyleGAN2
+UPFIRDN2D = {  # case: (x shape, up, down, pad, gain)
+    "ncsnpp-up-128x32": ((64, 128, 32, 32), 2, 1, (2, 1, 2, 1), 4.0),
+    "ncsnpp-up-256x16": ((64, 256, 16, 16), 2, 1, (2, 1, 2, 1), 4.0),
+    "ncsnpp-up-256x8": ((64, 256, 8, 8), 2, 1, (2, 1, 2, 1), 4.0),
+    "ncsnpp-down-128x32": ((64, 128, 32, 32), 1, 2, (1, 1, 1, 1), 1.0),
+    "ncsnpp-down-256x16": ((64, 256, 16, 16), 1, 2, (1, 1, 1, 1), 1.0),
+    "ncsnpp-down-256x8": ((64, 256, 8, 8), 1, 2, (1, 1, 1, 1), 1.0),
+    "stylegan2-conv0-up-filter-512x17": ((64, 512, 17, 17), 1, 1, (1, 1, 1, 1), 4.0),
+    "stylegan2-d-down-filter-512x16": ((64, 512, 16, 16), 1, 1, (2, 2, 2, 2), 1.0),
+}
+BIAS_ACT = {  # case: (x shape, act)
+    "ncsnpp-lrelu-128x32": ((64, 128, 32, 32), "lrelu"),
+    "ncsnpp-lrelu-256x16": ((64, 256, 16, 16), "lrelu"),
+    "ncsnpp-lrelu-256x8": ((64, 256, 8, 8), "lrelu"),
+    "stylegan2-conv-lrelu-512x16": ((64, 512, 16, 16), "lrelu"),
+    "stylegan2-fc-lrelu-512": ((64, 512), "lrelu"),
+    "silu-256x16": ((64, 256, 16, 16), "silu"),
+}
+IMPLS = [("cpu", "ref"), ("cpu", "cpu")] + ([("cuda", "ref"), ("cuda", "cuda")] if torch.cuda.is_available() else [])
+
+
+def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> None:
+    """Time fn(*inputs) forward + backward; inputs and the upstream gradient are made once (untimed),
+    and CUDA is synchronised."""
+    with torch.no_grad():
+        dy = torch.randn_like(fn(*inputs))
+
+    def once():
+        torch.autograd.grad(fn(*inputs), [t for t in inputs if t.requires_grad], dy)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    benchmark.pedantic(once, rounds=rounds, warmup_rounds=3)
+
+
+def describe(benchmark, op: str, case: str, device: str, impl: str, shape) -> None:
+    seconds = benchmark.stats.stats.median
+    benchmark.extra_info.update({
+        "op": op, "case": case, "device": device, "device_name": device_description(torch.device(device)),
+        "impl": impl, "shape": list(shape), "direction": "forward+backward", "median_s": seconds,
+        "threads": torch.get_num_threads(), "elements_per_s": torch.Size(shape).numel() / seconds,
+    })
+
+
+@pytest.mark.parametrize("device,impl", IMPLS, ids=[f"{d}-{i}" for d, i in IMPLS])
+@pytest.mark.parametrize("case", sorted(UPFIRDN2D))
+def test_upfirdn2d_speed(benchmark, case, device, impl):
+    shape, up, down, pad, gain = UPFIRDN2D[case]
+    benchmark.group = f"upfirdn2d {case} {device}"
+    x = torch.randn(shape, device=device, requires_grad=True)
+    f = FIR.to(device)
+    fn = lambda x: upfirdn2d(x, f, up=up, down=down, pad=pad, gain=gain, impl=impl)
+    run_timed(benchmark, fn, (x,), device, rounds=3 if impl == "ref" and device == "cpu" else 5)
+    describe(benchmark, "upfirdn2d", case, device, impl, shape)
+
+
+@pytest.mark.parametrize("device,impl", IMPLS, ids=[f"{d}-{i}" for d, i in IMPLS])
+@pytest.mark.parametrize("case", sorted(BIAS_ACT))
+def test_bias_act_speed(benchmark, case, device, impl):
+    shape, act = BIAS_ACT[case]
+    benchmark.group = f"bias_act {case} {device}"
+    x = torch.randn(shape, device=device, requires_grad=True)
+    b = torch.randn(shape[1], device=device, requires_grad=True)
+    fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
+    run_timed(benchmark, fn, (x, b), device, rounds=50)
+    describe(benchmark, "bias_act", case, device, impl, shape)
