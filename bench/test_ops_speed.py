@@ -1,8 +1,9 @@
 """Benchmarks (pytest-benchmark): ddgan_ref.ops kernels vs their PyTorch reference, forward + backward.
 
 Run: pytest bench/test_ops_speed.py --benchmark-json out.json, then `python -m bench.speedups out.json`.
-Every case runs once per impl in the same session (reference and compiled side by side), at the NCSN++
-cifar10 shapes (batch 64; 128-256 channels at 32/16/8 px) and StyleGAN2 cifar shapes (512 channels).
+Every case runs once per impl in the same session (reference and compiled side by side, each in its own
+warmed-up steady state), at the NCSN++ cifar10 shapes (batch 64; 128-256 channels at 32/16/8 px) and
+StyleGAN2 cifar shapes (512 channels).
 The CUDA rows run only where a GPU is visible.
 """
 
@@ -48,7 +49,9 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> None:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    benchmark.pedantic(once, rounds=rounds, warmup_rounds=3)
+    # Small ops repeat inside a round so each timed round lasts about a millisecond or more.
+    iterations = max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
+    benchmark.pedantic(once, rounds=rounds, iterations=iterations, warmup_rounds=max(1, rounds // 5))
 
 
 def describe(benchmark, op: str, case: str, device: str, impl: str, shape) -> None:
@@ -80,5 +83,5 @@ def test_bias_act_speed(benchmark, case, device, impl):
     x = torch.randn(shape, device=device, requires_grad=True)
     b = torch.randn(shape[1], device=device, requires_grad=True)
     fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
-    run_timed(benchmark, fn, (x, b), device, rounds=50)
+    run_timed(benchmark, fn, (x, b), device, rounds=100)
     describe(benchmark, "bias_act", case, device, impl, shape)

@@ -3,8 +3,9 @@
 
 #include "bias_act.h"
 
-static at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim, int64_t act,
-                           double alpha, double gain, double clamp, int64_t order) {
+static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim,
+                                        int64_t act, double alpha, double gain, double clamp, int64_t order,
+                                        bool reduce_bias) {
   TORCH_CHECK(x.is_floating_point(), "bias_act: x must be a floating-point tensor, got ", x.scalar_type());
   TORCH_CHECK(x.dim() >= 1, "bias_act: x must have at least one dimension");
   TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim must be in [0, ", x.dim(), ") for x of shape ", x.sizes(),
@@ -20,6 +21,7 @@ static at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::T
               order, ", got (shape ", g.sizes(), ", ", g.scalar_type(), ", ", g.device(), ")");
   TORCH_CHECK(act >= 0 && act < int64_t(Act::Count), "bias_act: act must be an activation id in [0, ",
               int64_t(Act::Count), "), got ", act);
+  TORCH_CHECK(!reduce_bias || b.numel() > 0, "bias_act: reduce_bias needs a bias b");
   TORCH_CHECK(std::isfinite(alpha) && std::isfinite(gain) && std::isfinite(clamp),
               "bias_act: alpha, gain and clamp must be finite, got ", alpha, ", ", gain, ", ", clamp);
   // Kernels walk memory linearly: x dense, g in x's strides, so the channel of offset i is (i / inner) % channels.
@@ -28,10 +30,15 @@ static at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::T
   const at::Tensor bd = b.contiguous();
   // A size-1 dim may have any stride (even 0); its channel index is 0 whatever `inner` is.
   const int64_t inner = x.size(dim) == 1 ? 1 : xd.stride(dim);
-  const BiasActParams p{b.numel() ? x.size(dim) : 0, inner, act, alpha, gain, clamp, order};
+  const BiasActParams p{b.numel() ? x.size(dim) : 0, inner, act, alpha, gain, clamp, order, reduce_bias};
   if (x.is_cuda()) {
 #ifdef DDGAN_WITH_CUDA
-    return bias_act_cuda(xd, bd, gd, p);
+    auto y = bias_act_cuda(xd, bd, gd, p);
+    std::vector<int64_t> others;
+    for (int64_t i = 0; i < y.dim(); ++i) {
+      if (i != dim) others.push_back(i);
+    }
+    return {y, reduce_bias ? y.sum(others) : at::empty({0}, y.options())};
 #else
     TORCH_CHECK(false, "bias_act: x is a CUDA tensor but this build of the extension has no CUDA kernel");
 #endif
@@ -43,7 +50,8 @@ static at::Tensor bias_act(const at::Tensor& x, const at::Tensor& b, const at::T
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("bias_act", &bias_act, "clamp(act(x + b) * gain) and its first and second derivatives times g", py::arg("x"),
-        py::arg("b"), py::arg("g"), py::arg("dim"), py::arg("act"), py::arg("alpha"), py::arg("gain"),
-        py::arg("clamp"), py::arg("order"));
+  m.def("bias_act", &bias_act,
+        "[clamp(act(x + b) * gain) or its first/second derivative times g, that summed over all dims but dim]",
+        py::arg("x"), py::arg("b"), py::arg("g"), py::arg("dim"), py::arg("act"), py::arg("alpha"), py::arg("gain"),
+        py::arg("clamp"), py::arg("order"), py::arg("reduce_bias"));
 }

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #if defined(__CUDACC__)
 #define DDGAN_HOST_DEVICE __host__ __device__ __forceinline__
@@ -22,10 +23,13 @@ struct BiasActParams {
   int64_t act;          // an Act id
   double alpha, gain, clamp;  // clamp < 0: no clamp
   int64_t order;        // 0: y; 1: g * dy/ds; 2: g * d2y/ds2 (s = x + b)
+  bool reduce_bias;     // also return the output summed over every dim but `dim` (the bias gradient)
 };
 
 // x, b, g: float/double (CPU) or also half/bfloat16 (CUDA); b has x.size(dim) elements or none; g is like x.
-at::Tensor bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, const BiasActParams& p);
+// Returns {out, out summed over all dims but `dim` (reduce_bias) or an empty tensor}.
+std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g,
+                                     const BiasActParams& p);
 #ifdef DDGAN_WITH_CUDA
 at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, const BiasActParams& p);
 #endif

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "bias_act.h"
 
@@ -11,18 +12,30 @@ namespace {
 
 // One span of n elements; bias is either one value for the whole span (bias_step 0) or one per element
 // (bias_step 1). Scalars by value and __restrict__ pointers let the compiler vectorise the loop.
+// With `sums`, the outputs are also added to the bias gradient: sums[0] += sum(y) for a constant-bias span,
+// sums[k] += y[k] otherwise (double accumulators).
 template <typename T, Act A, int ORDER, bool CLAMP>
 __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T* __restrict__ g,
                                                 T* __restrict__ y, int64_t n, const T* __restrict__ bias,
-                                                int64_t bias_step, T alpha, T gain, T clamp) {
+                                                int64_t bias_step, T alpha, T gain, T clamp,
+                                                double* __restrict__ sums) {
   using Op = Activation<A, T>;
   const T c = CLAMP ? clamp : T(-1);
   if (bias_step == 0) {
     const T bv = bias ? bias[0] : T(0);
     for (int64_t k = 0; k < n; ++k) y[k] = Op::template apply<ORDER>(x[k] + bv, ORDER ? g[k] : T(0), alpha, gain, c);
+    if (sums) {
+      double total = 0;
+#pragma omp simd reduction(+ : total)
+      for (int64_t k = 0; k < n; ++k) total += y[k];
+      sums[0] += total;
+    }
   } else {
     for (int64_t k = 0; k < n; ++k) {
       y[k] = Op::template apply<ORDER>(x[k] + bias[k], ORDER ? g[k] : T(0), alpha, gain, c);
+    }
+    if (sums) {
+      for (int64_t k = 0; k < n; ++k) sums[k] += y[k];
     }
   }
 }
@@ -32,19 +45,19 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
 #if defined(__x86_64__) && defined(__GNUC__)
 template <typename T, Act A, int ORDER, bool CLAMP>
 __attribute__((target("avx2,fma"))) void span_avx2(const T* x, const T* g, T* y, int64_t n, const T* bias,
-                                                   int64_t bias_step, T alpha, T gain, T clamp) {
-  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp);
+                                                   int64_t bias_step, T alpha, T gain, T clamp, double* sums) {
+  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp, sums);
 }
 #endif
 
 template <typename T, Act A, int ORDER, bool CLAMP>
 void span_default(const T* x, const T* g, T* y, int64_t n, const T* bias, int64_t bias_step, T alpha, T gain,
-                  T clamp) {
-  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp);
+                  T clamp, double* sums) {
+  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp, sums);
 }
 
 template <typename T>
-using SpanFn = void (*)(const T*, const T*, T*, int64_t, const T*, int64_t, T, T, T);
+using SpanFn = void (*)(const T*, const T*, T*, int64_t, const T*, int64_t, T, T, T, double*);
 
 template <typename T, Act A, int ORDER, bool CLAMP>
 SpanFn<T> pick_span() {
@@ -55,37 +68,46 @@ SpanFn<T> pick_span() {
 }
 
 // Splits [0, n) into spans of constant bias (runs of `inner` elements, NCHW) or of consecutive channels
-// (inner == 1: channels_last, [N, C]) and hands them to the span function across threads.
+// (inner == 1: channels_last, [N, C]) and hands them to the span function across threads. With `db`, also
+// sums y per channel (per-thread double partials, added in thread order: deterministic for a thread count).
 template <typename T, Act A, int ORDER, bool CLAMP>
-void run(const T* x, const T* b, const T* g, T* y, int64_t n, const BiasActParams& p) {
+void run(const T* x, const T* b, const T* g, T* y, int64_t n, const BiasActParams& p, T* db) {
   const T alpha = p.alpha, gain = p.gain, clamp = p.clamp;
   const int64_t channels = p.channels, inner = p.inner;
   const SpanFn<T> run_span = pick_span<T, A, ORDER, CLAMP>();
+  std::vector<double> partial(db ? at::get_num_threads() * channels : 0, 0.0);
   at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+    double* part = db ? partial.data() + at::get_thread_num() * channels : nullptr;
     for (int64_t i = begin; i < end;) {
       const T* gi = ORDER ? g + i : nullptr;
       if (channels == 0) {
-        run_span(x + i, gi, y + i, end - i, nullptr, 0, alpha, gain, clamp);
+        run_span(x + i, gi, y + i, end - i, nullptr, 0, alpha, gain, clamp, nullptr);
         i = end;
       } else if (inner > 1) {
-        const int64_t stop = std::min(end, (i / inner + 1) * inner);
-        const T* bias = b + (i / inner) % channels;
-        run_span(x + i, gi, y + i, stop - i, bias, 0, alpha, gain, clamp);
+        const int64_t stop = std::min(end, (i / inner + 1) * inner), c = (i / inner) % channels;
+        run_span(x + i, gi, y + i, stop - i, b + c, 0, alpha, gain, clamp, part ? part + c : nullptr);
         i = stop;
       } else {
-        const int64_t stop = std::min(end, (i / channels + 1) * channels);
-        run_span(x + i, gi, y + i, stop - i, b + i % channels, 1, alpha, gain, clamp);
+        const int64_t stop = std::min(end, (i / channels + 1) * channels), c = i % channels;
+        run_span(x + i, gi, y + i, stop - i, b + c, 1, alpha, gain, clamp, part ? part + c : nullptr);
         i = stop;
       }
     }
   });
+  for (int64_t c = 0; db && c < channels; ++c) {
+    double total = 0;
+    for (size_t t = c; t < partial.size(); t += channels) total += partial[t];
+    db[c] = static_cast<T>(total);
+  }
 }
 
 }  // namespace
 
-at::Tensor bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, const BiasActParams& p) {
+std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g,
+                                     const BiasActParams& p) {
   auto y = at::empty_like(x);
-  if (x.numel() == 0) return y;
+  auto db = p.reduce_bias ? at::zeros({p.channels}, x.options()) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {y, db};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;
@@ -95,13 +117,14 @@ at::Tensor bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tens
         constexpr int ORDER = decltype(order)::value;
         const scalar_t* xp = x.data_ptr<scalar_t>();
         scalar_t* yp = y.data_ptr<scalar_t>();
+        scalar_t* dbp = p.reduce_bias ? db.data_ptr<scalar_t>() : nullptr;
         if (p.clamp >= 0) {
-          run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p);
+          run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p, dbp);
         } else {
-          run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p);
+          run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p, dbp);
         }
       });
     });
   });
-  return y;
+  return {y, db};
 }

@@ -129,14 +129,13 @@ def _kernel(x: Tensor):
     return _build.extension("bias_act", "cuda" if x.is_cuda else "cpu")
 
 
-def _reduce_to_bias(gs: Tensor, b: Tensor, dim: int) -> Tensor | None:
-    """d loss / d b from d loss / d s: sum over every dimension but `dim` (None when there is no bias)."""
-    return gs.sum([i for i in range(gs.ndim) if i != dim]) if b.numel() else None
+def _bias_shape(ndim: int, dim: int) -> list[int]:
+    return [-1 if i == dim else 1 for i in range(ndim)]
 
 
 def _bias_act_kernel(x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float) -> Tensor:
     """The compiled kernel: y. b: [x.shape[dim]] or empty; act: an ACTIVATIONS id; clamp < 0: none."""
-    return _kernel(x).bias_act(x, b, x.new_empty(0), dim, act, alpha, gain, clamp, 0)
+    return _kernel(x).bias_act(x, b, x.new_empty(0), dim, act, alpha, gain, clamp, 0, False)[0]
 
 
 _bias_act_op = torch.library.custom_op("ddgan::bias_act", _bias_act_kernel, mutates_args=())
@@ -154,54 +153,65 @@ def _bias_act_setup(ctx, inputs, output, eager=False):
 
 
 def _bias_act_backward(ctx, dy):
+    """ds = dy * y'(s) (dx = ds), and db = ds summed over all dims but `dim`, fused into the same pass."""
     x, b = ctx.saved_tensors
     dim, act, alpha, gain, clamp = ctx.args
+    want_db = bool(b.numel()) and ctx.needs_input_grad[1]
     if act == ACTIVATIONS["linear"].id and clamp < 0:  # y = (x + b) * gain: no kernel needed
         gs = dy * gain if gain != 1 else dy
+        db = gs.sum([i for i in range(gs.ndim) if i != dim]) if want_db else None
     else:
-        gs = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dy, x, b, *ctx.args, 1)
-    dx = gs if ctx.needs_input_grad[0] else None
-    db = _reduce_to_bias(gs, b, dim) if ctx.needs_input_grad[1] else None
-    return dx, db, None, None, None, None, None
+        gs, db = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dy, x, b, *ctx.args, 1, want_db)
+    return (gs if ctx.needs_input_grad[0] else None), (db if want_db else None), None, None, None, None, None
 
 
 _bias_act_op.register_autograd(_bias_act_backward, setup_context=_bias_act_setup)
 
 
 def _bias_act_grad_kernel(
-    g: Tensor, x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float, order: int
-) -> Tensor:
-    """g times the first (order 1) or second (order 2) derivative of bias_act's y w.r.t. s = x + b."""
-    return _kernel(x).bias_act(x, b, g, dim, act, alpha, gain, clamp, order)
+    g: Tensor, x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float, order: int,
+    reduce_bias: bool,
+) -> tuple[Tensor, Tensor]:
+    """(r, db): r = g times the first (order 1) or second (order 2) derivative of y w.r.t. s = x + b;
+    db = r summed over all dims but `dim` when reduce_bias, else an empty tensor."""
+    r, db = _kernel(x).bias_act(x, b, g, dim, act, alpha, gain, clamp, order, reduce_bias)
+    return r, db
 
 
 _bias_act_grad_op = torch.library.custom_op("ddgan::bias_act_grad", _bias_act_grad_kernel, mutates_args=())
 
 
 @_bias_act_grad_op.register_fake
-def _bias_act_grad_fake(g, x, b, dim, act, alpha, gain, clamp, order):
-    return torch.empty_like(x)
+def _bias_act_grad_fake(g, x, b, dim, act, alpha, gain, clamp, order, reduce_bias):
+    return torch.empty_like(x), x.new_empty((x.shape[dim] if reduce_bias else 0,))
 
 
 def _bias_act_grad_setup(ctx, inputs, output, eager=False):
     ctx.eager = eager
-    g, x, b, *ctx.args, ctx.order = inputs
+    g, x, b, *ctx.args, ctx.order, ctx.reduce_bias = inputs
     ctx.save_for_backward(g, x, b)
 
 
-def _bias_act_grad_backward(ctx, dr):
-    """r = g * y'(s): dr/dg = y'(s), dr/ds = g * y''(s). Third-order gradients are not supported."""
+def _bias_act_grad_backward(ctx, dr, d_db):
+    """r = g * y'(s) (and db = sum r): dr/dg = y'(s), dr/ds = g * y''(s). No third-order gradients."""
     if ctx.order != 1:
         raise RuntimeError("bias_act: the compiled kernels support gradients up to second order; use impl='ref'")
     g, x, b = ctx.saved_tensors
     dim, act = ctx.args[0], ctx.args[1]
-    dg = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr, x, b, *ctx.args, 1) if ctx.needs_input_grad[0] else None
+    if ctx.reduce_bias and d_db is not None:  # db = sum(r), so r also receives d_db broadcast along dim
+        d_r = d_db.reshape(_bias_shape(x.ndim, dim)).expand_as(x)
+        dr = d_r if dr is None else dr + d_r
+    if dr is None:
+        return (None,) * 10
+    dg = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr, x, b, *ctx.args, 1, False)[0] \
+        if ctx.needs_input_grad[0] else None
     second = not any(s.piecewise_linear for s in ACTIVATIONS.values() if s.id == act)
-    needed = second and any(ctx.needs_input_grad[1:3])
-    ds = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr * g, x, b, *ctx.args, 2) if needed else None
+    want_db = bool(b.numel()) and ctx.needs_input_grad[2]
+    ds, db = (None, None)
+    if second and any(ctx.needs_input_grad[1:3]):
+        ds, db = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr * g, x, b, *ctx.args, 2, want_db)
     dx = ds if ctx.needs_input_grad[1] else None
-    db = _reduce_to_bias(ds, b, dim) if ds is not None and ctx.needs_input_grad[2] else None
-    return dg, dx, db, None, None, None, None, None, None
+    return dg, dx, (db if want_db else None), None, None, None, None, None, None, None
 
 
 _bias_act_grad_op.register_autograd(_bias_act_grad_backward, setup_context=_bias_act_grad_setup)
@@ -225,9 +235,10 @@ class _BiasActGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *inputs):
+        ctx.set_materialize_grads(False)
         _bias_act_grad_setup(ctx, inputs, None, eager=True)
         return _bias_act_grad_kernel(*inputs)
 
     @staticmethod
-    def backward(ctx, dr):
-        return _bias_act_grad_backward(ctx, dr)
+    def backward(ctx, dr, d_db):
+        return _bias_act_grad_backward(ctx, dr, d_db)

@@ -88,10 +88,12 @@ def check_against_ref(impl, x, b, dim, act, tol, **kwargs):
     d1_ref = torch.autograd.grad(y_ref, inputs64, dy, create_graph=True)
     for got, want in zip(d1, d1_ref, strict=True):
         torch.testing.assert_close(got.double(), want, **tol)
-    if d1_ref[0].requires_grad:  # second order: d/d(x, b) of sum(dx * w)
-        w = torch.randn_like(y_ref)
-        d2 = torch.autograd.grad((d1[0] * w.to(y.dtype)).sum(), inputs, allow_unused=True)
-        d2_ref = torch.autograd.grad((d1_ref[0] * w).sum(), inputs64, allow_unused=True)
+    if d1_ref[0].requires_grad:  # second order: d/d(x, b) of sum(dx * w) + sum(db * v)
+        ws = [torch.randn_like(d) for d in d1_ref]
+        loss = sum((d * w.to(d.dtype)).sum() for d, w in zip(d1, ws, strict=True))
+        loss_ref = sum((d * w).sum() for d, w in zip(d1_ref, ws, strict=True))
+        d2 = torch.autograd.grad(loss, inputs, allow_unused=True)
+        d2_ref = torch.autograd.grad(loss_ref, inputs64, allow_unused=True)
         for got, want in zip(d2, d2_ref, strict=True):
             torch.testing.assert_close(torch.zeros_like(want) if got is None else got.double(),
                                        torch.zeros_like(want) if want is None else want, **tol)
@@ -140,7 +142,8 @@ def test_bias_act_opcheck():
     for args in [(x, b, dim, 2, 0.2, 1.4, -1.0), (x, x.new_empty(0), dim, 8, 0.0, 1.0, 0.5)]:
         torch.library.opcheck(_bias_act_op, args)
     g = torch.randn_like(x).requires_grad_(True)
-    torch.library.opcheck(_bias_act_grad_op, (g, x, b, dim, 3, 0.0, 1.0, -1.0, 1))
+    torch.library.opcheck(_bias_act_grad_op, (g, x, b, dim, 3, 0.0, 1.0, -1.0, 1, True))
+    torch.library.opcheck(_bias_act_grad_op, (g, x, b, dim, 2, 0.2, 1.4, 0.5, 1, False))
 
 
 def test_bias_act_traced_by_torch_compile():
