@@ -121,8 +121,11 @@ def bias_act(
 
 def _call(eager: bool, op, function: type[torch.autograd.Function], *args):
     """The custom op (traceable: torch.compile, opcheck, fake tensors), or in eager mode the same kernels and
-    backward through a plain autograd.Function, which costs microseconds per call instead of tens."""
-    return function.apply(*args) if eager else op(*args)
+    backward through a plain autograd.Function, which costs microseconds per call instead of tens (and
+    nothing when grad mode is off, as in a first-order backward pass: then the kernel is called directly)."""
+    if not eager:
+        return op(*args)
+    return function.apply(*args) if torch.is_grad_enabled() else function.kernel(*args)
 
 
 def _kernel(x: Tensor):
@@ -220,6 +223,8 @@ _bias_act_grad_op.register_autograd(_bias_act_grad_backward, setup_context=_bias
 class _BiasAct(torch.autograd.Function):
     """Eager twin of ddgan::bias_act: same kernel, same backward."""
 
+    kernel = staticmethod(_bias_act_kernel)
+
     @staticmethod
     def forward(ctx, *inputs):
         _bias_act_setup(ctx, inputs, None, eager=True)
@@ -232,6 +237,8 @@ class _BiasAct(torch.autograd.Function):
 
 class _BiasActGrad(torch.autograd.Function):
     """Eager twin of ddgan::bias_act_grad: same kernel, same backward."""
+
+    kernel = staticmethod(_bias_act_grad_kernel)
 
     @staticmethod
     def forward(ctx, *inputs):
