@@ -58,6 +58,12 @@ def extension(op: str, variant: str) -> ModuleType:
     return result
 
 
+def failure(op: str, variant: str) -> KernelBuildError | None:
+    """The cached build error of `op`/`variant`, or None if it built or was never tried."""
+    result = _BUILT.get((op, variant))
+    return result if isinstance(result, KernelBuildError) else None
+
+
 def build(op: str, variant: str, csrc: Path | None = None) -> ModuleType:
     """Compile and load csrc/<op> (default CSRC) for `variant` with ninja; raise KernelBuildError with a diagnosis."""
     csrc = CSRC if csrc is None else csrc

@@ -59,26 +59,37 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
         raise RuntimeError(
             f"{op}: the {chosen} kernel supports {[str(d) for d in DTYPES[chosen]]}, got {x.dtype}; use impl='ref'"
         )
-    _build.extension(op, chosen)  # raises KernelBuildError with the diagnosis and the build log
+    if not _builds(op, chosen):
+        _build.extension(op, chosen)  # re-raises the cached KernelBuildError: diagnosis and build log
     return chosen
+
+
+@torch.compiler.assume_constant_result
+def _builds(op: str, variant: str) -> bool:
+    """Whether the kernel builds (building it on the first call). Constant per process, so torch.compile
+    runs it once while tracing instead of tracing the build."""
+    try:
+        _build.extension(op, variant)
+    except _build.KernelBuildError:
+        return False
+    return True
 
 
 def _auto(x: Tensor, op: str) -> str:
     variant = x.device.type
     if variant not in COMPILED or x.dtype not in DTYPES[variant]:
         return "ref"
-    try:
-        _build.extension(op, variant)
-    except _build.KernelBuildError as error:
-        if not _FALLBACK_WARNED[0]:
-            _FALLBACK_WARNED[0] = True
-            warnings.warn(
-                f"ddgan_ref.ops: compiled kernels are unavailable, so impl='auto' runs the PyTorch reference "
-                f"(slower, same results) for the rest of this process. This warning is shown once.\n{error}",
-                RuntimeWarning, stacklevel=4,
-            )
-        return "ref"
-    return variant
+    if _builds(op, variant):
+        return variant
+    if not _FALLBACK_WARNED[0]:
+        _FALLBACK_WARNED[0] = True
+        warnings.warn(
+            "ddgan_ref.ops: compiled kernels are unavailable, so impl='auto' runs the PyTorch reference "
+            "(slower, same results) for the rest of this process. This warning is shown once.\n"
+            f"{_build.failure(op, variant)}",
+            RuntimeWarning, stacklevel=4,
+        )
+    return "ref"
 
 
 @contextlib.contextmanager

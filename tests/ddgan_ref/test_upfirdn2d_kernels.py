@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddgan_ref.ops import upfirdn2d, upfirdn2d_ref
+from ddgan_ref.ops import _build, upfirdn2d, upfirdn2d_ref
 from ddgan_ref.ops.upfirdn2d import _upfirdn2d_op
 
 GOLDEN_DIR = Path(os.environ.get("GOLDEN_DIR", Path(__file__).resolve().parents[1] / "golden"))
@@ -110,7 +110,9 @@ def test_upfirdn2d_opcheck():
     torch.library.opcheck(_upfirdn2d_op, (x, f, [1, 1], [2, 1], [1, -1, 0, 0], True, 1.0))
 
 
-def test_upfirdn2d_traced_by_torch_compile():
+def test_upfirdn2d_traced_by_torch_compile(monkeypatch):
+    monkeypatch.setattr(_build, "_BUILT", {})  # tracing must not have to trace the (re)load of the kernel
+    torch._dynamo.reset()
     x, f = make((2, 3, 8, 8), (4, 4), torch.float32)
     fn = lambda x: upfirdn2d(x, f.float(), up=2, pad=(2, 1, 2, 1), impl="cpu").sin()
     compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
