@@ -94,7 +94,7 @@ def diagnose(op: str, variant: str, csrc: Path | None = None) -> list[str]:
     csrc = CSRC if csrc is None else csrc
     problems = [f"missing source {csrc / s}" for s in _sources(op, variant) if not (csrc / s).is_file()]
     cxx = os.environ.get("CXX", "c++")
-    if shutil.which(cxx) is None:
+    if shutil.which(cxx.split()[0] if cxx.strip() else "c++") is None:  # CXX may be "ccache g++"
         problems.append(f"no C++ compiler: {cxx!r} is not on PATH (install g++ or clang, or set CXX)")
     if shutil.which("ninja") is None:
         problems.append("no ninja: install it with `pip install ninja` (torch builds extensions with ninja)")

@@ -108,7 +108,7 @@ def bias_act(
     """
     spec, alpha, gain, clamp = _resolve_args(x, b, dim, act, alpha, gain, clamp)
     chosen = resolve(impl, x, "bias_act")
-    if chosen == "cpu" and not spec.piecewise_linear and (impl if impl is not None else default()) == "auto":
+    if chosen == "cpu" and not spec.piecewise_linear and (impl or default()) == "auto":
         chosen = "ref"
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)

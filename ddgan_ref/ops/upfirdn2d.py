@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ddgan_ref.ops import _build
-from ddgan_ref.ops._impl import Impl, resolve
+from ddgan_ref.ops._impl import Impl, default, resolve
 
 Pad = tuple[int, int, int, int]
 
@@ -99,8 +99,8 @@ def upfirdn2d(
     _check_args(x, f, up, down, pad)
     chosen = resolve(impl, x, "upfirdn2d")
     if chosen != "ref" and f.requires_grad:
-        if impl is not None and impl != "auto":
-            raise RuntimeError(f"upfirdn2d: impl={impl!r} treats f as a constant, but f requires grad; use impl='ref'")
+        if (impl or default()) != "auto":
+            raise RuntimeError(f"upfirdn2d: impl={chosen!r} treats f as a constant, but f requires grad; use 'ref'")
         chosen = "ref"
     if chosen == "ref":
         return upfirdn2d_ref(x, f, up=up, down=down, pad=pad, flip_filter=flip_filter, gain=gain)

@@ -60,6 +60,8 @@ def test_compiled_impl_refuses_a_filter_that_needs_a_gradient():
     f = F.clone().requires_grad_(True)
     with pytest.raises(RuntimeError, match="f requires grad"):
         upfirdn2d(torch.randn(1, 1, 6, 6), f, impl="cpu")
+    with using("cpu"), pytest.raises(RuntimeError, match="f requires grad"):
+        upfirdn2d(torch.randn(1, 1, 6, 6), f)
     y = upfirdn2d(torch.randn(1, 1, 6, 6), f, impl="auto")  # auto: the reference, which differentiates f
     assert torch.autograd.grad(y.sum(), f)[0].shape == f.shape
 
