@@ -1,8 +1,8 @@
-"""DDPM UNet configurations: diffusers `UNet2DModel` arguments as a frozen dataclass, and presets."""
+"""DDPM configurations: the UNet (diffusers `UNet2DModel` arguments), the toy MLP, schedule, training; presets."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 DOWN_TYPES = ("DownBlock2D", "AttnDownBlock2D")
@@ -64,7 +64,7 @@ def unet_config_to_dict(config: UNetConfig) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()}
 
 
-PRESETS: dict[str, UNetConfig] = {
+UNET_PRESETS: dict[str, UNetConfig] = {
     # google/ddpm-cifar10-32 (Ho et al. unet2d16b2): 35,746,307 parameters.
     "cifar10": UNetConfig(),
     # A few-thousand-parameter UNet for tests.
@@ -72,3 +72,93 @@ PRESETS: dict[str, UNetConfig] = {
                        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
                        up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, dropout=0.0),
 }
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """The epsilon-MLP for vector data (2D mixtures)."""
+
+    data_dim: int = 2
+    hidden: int = 256
+    layers: int = 3
+    temb_dim: int = 64
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Linear betas over T training steps; the ancestral sampler's variance and x0 clipping."""
+
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    variance: str = "fixed_large"  # the official CIFAR-10 run
+    clip: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Ho et al.'s recipe: simple loss, Adam with linear warm-up, gradient clipping, EMA, flips."""
+
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup: int = 5000
+    grad_clip: float = 1.0
+    ema: float = 0.9999
+    steps: int = 800_000
+    seed: int = 0
+    checkpoint_every: int = 5000
+    hflip: bool = True
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """A whole DDPM run: exactly one of `unet` / `mlp`, the data shape, schedule and training."""
+
+    name: str
+    dataset: str
+    data_shape: tuple[int, ...]
+    unet: UNetConfig | None = None
+    mlp: MLPConfig | None = None
+    schedule: ScheduleConfig = ScheduleConfig()
+    train: TrainConfig = TrainConfig()
+
+    def __post_init__(self):
+        if (self.unet is None) == (self.mlp is None):
+            raise ValueError("a DDPMConfig needs exactly one of unet and mlp")
+
+
+def config_to_dict(config: DDPMConfig) -> dict[str, Any]:
+    d = asdict(config)
+    d["unet"] = None if config.unet is None else unet_config_to_dict(config.unet)
+    d["data_shape"] = list(config.data_shape)
+    return d
+
+
+def config_from_dict(d: dict[str, Any]) -> DDPMConfig:
+    """Inverse of config_to_dict (a checkpoint's `config`)."""
+    return DDPMConfig(
+        name=d["name"], dataset=d["dataset"], data_shape=tuple(d["data_shape"]),
+        unet=None if d["unet"] is None else UNetConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                          for k, v in d["unet"].items()}),
+        mlp=None if d["mlp"] is None else MLPConfig(**d["mlp"]),
+        schedule=ScheduleConfig(**d["schedule"]), train=TrainConfig(**d["train"]))
+
+
+# The 2D presets: T = 1000 linear betas as for CIFAR-10, a 3 x 128 MLP, Adam 3e-3 (about 30 s on 2 CPU cores).
+_TOY_TRAIN = TrainConfig(batch_size=256, lr=3e-3, warmup=100, ema=0.995, steps=8000, checkpoint_every=1000,
+                         hflip=False)
+_TOY_MLP = MLPConfig(hidden=128)
+PRESETS: dict[str, DDPMConfig] = {
+    "cifar10": DDPMConfig("cifar10", "cifar10", (3, 32, 32), unet=UNET_PRESETS["cifar10"]),
+    "gaussians25": DDPMConfig("gaussians25", "gaussians25", (2,), mlp=_TOY_MLP, train=_TOY_TRAIN),
+    "ring8": DDPMConfig("ring8", "ring8", (2,), mlp=_TOY_MLP, train=_TOY_TRAIN),
+    "tiny": DDPMConfig("tiny", "digits", (1, 8, 8), unet=replace(UNET_PRESETS["tiny"], in_channels=1, out_channels=1),
+                       schedule=ScheduleConfig(T=100, beta_end=0.2),
+                       train=replace(_TOY_TRAIN, batch_size=32, steps=20, checkpoint_every=10)),
+}
+
+
+def preset(name: str) -> DDPMConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown DDPM preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -199,3 +199,21 @@ class UNet2D(nn.Module):
         for block in self.up_blocks:
             h = block(h, skips, temb)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+class MLPDenoiser(nn.Module):
+    """epsilon(x_t, t) for vector data (the 2D mixtures): [x, sinusoidal(t)] through a SiLU MLP -> [N, D]."""
+
+    def __init__(self, data_dim: int = 2, hidden: int = 256, layers: int = 3, temb_dim: int = 64):
+        super().__init__()
+        self.temb_dim = temb_dim
+        dims = [data_dim + temb_dim] + [hidden] * layers
+        self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.out = nn.Linear(hidden, data_dim)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
+        h = torch.cat([x, timestep_embedding(t, self.temb_dim, flip_sin_to_cos=False, freq_shift=1)], dim=1)
+        for layer in self.body:
+            h = F.silu(layer(h))
+        return self.out(h)

@@ -1,0 +1,82 @@
+"""The DDPM adapter to the suite's Generator contract: sample(n, steps, *, seed) -> [n, *shape] in [-1, 1].
+
+steps == T runs the official ancestral sampler (fixed_large, clipped x0); fewer steps run DDIM (eta 0,
+quadratic spacing: the DDIM paper's CIFAR-10 protocol) or, with fast_sampler="ancestral", DDPM with
+respaced betas. `calls` counts network evaluations (NFE), by a forward hook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from baselines.checkpoints import CheckpointError, load_file, load_into
+from baselines.ddpm import sampling, schedule
+from baselines.ddpm.configs import DDPMConfig, config_from_dict, preset
+from baselines.ddpm.networks import MLPDenoiser, UNet2D
+from ddgan_ref.rng import SeedStream
+
+FORMAT = "ddgan-bench/ddpm-checkpoint"
+
+
+def build_network(config: DDPMConfig) -> nn.Module:
+    if config.unet is not None:
+        return UNet2D(config.unet)
+    m = config.mlp
+    return MLPDenoiser(m.data_dim, m.hidden, m.layers, m.temb_dim)
+
+
+class DDPM:
+    name = "ddpm"
+
+    def __init__(self, net: nn.Module, config: DDPMConfig, device: torch.device | str = "cpu", *,
+                 fast_sampler: str = "ddim", spacing: str = "quad", eta: float = 0.0):
+        if fast_sampler not in ("ddim", "ancestral"):
+            raise ValueError(f"fast_sampler must be 'ddim' or 'ancestral'; got {fast_sampler!r}")
+        self.device = torch.device(device)
+        self.net, self.config = net.to(self.device).eval(), config
+        s = config.schedule
+        self.alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(self.device)
+        self.shape, self.fast_sampler, self.spacing, self.eta = tuple(config.data_shape), fast_sampler, spacing, eta
+        self.default_steps, self.supported_steps = s.T, range(1, s.T + 1)
+        self.calls = 0
+        self.net.register_forward_hook(self._count)
+
+    def _count(self, module, args, output) -> None:
+        self.calls += 1
+
+    def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
+        """[n, *shape] float32 in [-1, 1]. Image i depends only on (weights, steps, seed + i)."""
+        if steps not in self.supported_steps:
+            raise ValueError(f"DDPM was trained with T={self.config.schedule.T}; steps must be in 1..T, got {steps}")
+        rng = SeedStream(seed, n, self.device)
+        x_T, s = rng.randn(*self.shape), self.config.schedule
+        if steps == s.T or self.fast_sampler == "ancestral":
+            grid = schedule.timesteps(s.T, steps, "uniform")
+            x = sampling.sample_ancestral(self.net, x_T, self.alpha_bar, grid, rng, variance=s.variance, clip=s.clip)
+        else:
+            grid = schedule.timesteps(s.T, steps, self.spacing)
+            x = sampling.sample_ddim(self.net, x_T, self.alpha_bar, grid, rng, eta=self.eta, clip=s.clip)
+        return x.clamp(-1, 1).float()
+
+
+def load(checkpoint: str | Path, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
+    """A DDPM from our checkpoint format (EMA weights), built from the config stored in it."""
+    payload = load_file(checkpoint)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{checkpoint} is not a DDPM checkpoint of this suite (format {FORMAT!r})")
+    config = config_from_dict(payload["config"])
+    net = build_network(config)
+    load_into(net, payload["ema"], f"DDPM checkpoint {checkpoint}")
+    return DDPM(net, config, device, **sampler_kwargs)
+
+
+def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
+          device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
+    """The registry entry: a checkpoint if given, else the preset with freshly initialised weights."""
+    if checkpoint is not None:
+        return load(checkpoint, device, **sampler_kwargs)
+    config = preset(preset_name)
+    return DDPM(build_network(config), config, device, **sampler_kwargs)

@@ -1,0 +1,134 @@
+"""DDPM training (Ho et al. 2020 Algorithm 1): the simple epsilon loss, Adam with linear warm-up, gradient
+clipping, EMA. Batches and noise of step k come from (seed, k), so a killed run resumes exactly; checkpoints
+are written atomically and a non-finite loss stops the run with the last good checkpoint kept."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from baselines.checkpoints import CheckpointError, load_file, load_into, save_atomic
+from baselines.ddpm import schedule
+from baselines.ddpm.configs import DDPMConfig, TrainConfig, config_to_dict
+from baselines.ddpm.model import FORMAT, build_network
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
+
+
+@dataclass
+class TrainState:
+    net: nn.Module
+    ema: nn.Module
+    opt: torch.optim.Optimizer
+    step: int = 0
+
+
+def new_state(config: DDPMConfig, device: torch.device) -> TrainState:
+    """Fresh weights drawn from config.train.seed (in a forked RNG: the global stream is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        net = build_network(config).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=config.train.lr)
+    return TrainState(net, copy.deepcopy(net).eval().requires_grad_(False), opt)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_000_007 + step) % (2**63 - 1))
+
+
+def draw_batch(data: Tensor, cfg: TrainConfig, gen: torch.Generator) -> Tensor:
+    """batch_size items drawn with replacement, images flipped left-right at random when cfg.hflip."""
+    x0 = data[torch.randint(0, len(data), (cfg.batch_size,), generator=gen)]
+    if cfg.hflip and x0.ndim == 4:
+        flip = torch.rand(x0.shape[0], generator=gen) < 0.5
+        x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
+    return x0
+
+
+def loss_fn(net: nn.Module, x0: Tensor, alpha_bar: Tensor, gen: torch.Generator) -> Tensor:
+    """E_t,eps ||eps - eps_theta(sqrt(a_t) x0 + sqrt(1 - a_t) eps, t)||^2, t ~ U{0..T-1}."""
+    t = torch.randint(0, len(alpha_bar), (x0.shape[0],), generator=gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    return F.mse_loss(net(schedule.add_noise(alpha_bar, x0, noise, t), t), noise)
+
+
+def train_step(state: TrainState, x0: Tensor, alpha_bar: Tensor, cfg: TrainConfig, gen: torch.Generator) -> float:
+    """One Adam step at the warmed-up learning rate, with gradient clipping and the EMA update."""
+    for group in state.opt.param_groups:
+        group["lr"] = cfg.lr * min(1.0, (state.step + 1) / max(cfg.warmup, 1))
+    loss = loss_fn(state.net, x0, alpha_bar, gen)
+    if not torch.isfinite(loss):
+        return float(loss.detach())
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(state.net.parameters(), cfg.grad_clip)
+    state.opt.step()
+    with torch.no_grad():
+        for e, p in zip(state.ema.parameters(), state.net.parameters(), strict=True):
+            e.lerp_(p, 1 - cfg.ema)
+    state.step += 1
+    return float(loss.detach())
+
+
+def save(state: TrainState, config: DDPMConfig, path: Path, meta: dict[str, Any]) -> Path:
+    return save_atomic({"format": FORMAT, "version": 1, "config": config_to_dict(config), "step": state.step,
+                        "net": state.net.state_dict(), "ema": state.ema.state_dict(),
+                        "opt": state.opt.state_dict(), "meta": meta}, path)
+
+
+def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a config a resumed run must share: all but the step budget and checkpoint interval."""
+    return config | {"train": {k: v for k, v in config["train"].items() if k not in ("steps", "checkpoint_every")}}
+
+
+def restore(path: Path, config: DDPMConfig, device: torch.device) -> TrainState:
+    payload = load_file(path)
+    if payload.get("format") != FORMAT or _resumable(payload.get("config", {})) != _resumable(config_to_dict(config)):
+        raise CheckpointError(f"{path} holds another run (format or config differ); use a new --out folder")
+    state = new_state(config, device)
+    load_into(state.net, payload["net"], f"{path} (net)")
+    load_into(state.ema, payload["ema"], f"{path} (ema)")
+    state.opt.load_state_dict(payload["opt"])
+    state.step = payload["step"]
+    return state
+
+
+def train(config: DDPMConfig, data: Tensor, out_dir: Path, *, device: torch.device, resume: bool = False,
+          max_steps: int | None = None, meta: dict[str, Any] | None = None,
+          progress: Callable[[int, float], None] | None = None) -> TrainState:
+    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt; returns the final state."""
+    cfg, ckpt, meta = config.train, Path(out_dir) / CHECKPOINT_NAME, meta or {}
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
+    state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
+    s = config.schedule
+    alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(device)
+    last = cfg.steps if max_steps is None else min(cfg.steps, state.step + max_steps)
+    while state.step < last:
+        gen = step_generator(cfg.seed, state.step)
+        loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)
+        if loss != loss or abs(loss) == float("inf"):
+            kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
+            raise TrainingDiverged(f"DDPM loss is {loss} at step {state.step}; stopped, {kept}")
+        if progress is not None:
+            progress(state.step, loss)
+        if state.step % cfg.checkpoint_every == 0 or state.step == last:
+            save(state, config, ckpt, meta)
+    return state
+
+
+def dataset_tensor(dataset: Dataset) -> Tensor:
+    """All items of a (small, in-memory) dataset as one float tensor in [-1, 1]."""
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float()
