@@ -1,0 +1,126 @@
+"""Official DDPM checkpoints: diffusers `UNet2DModel` folders (google/ddpm-cifar10-32; .safetensors or .bin, old
+attention names included) and pesser/pytorch_diffusion `.ckpt` files, read without executing code from them."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from baselines.checkpoints import CheckpointError, load_file, load_into
+from baselines.ddpm.configs import DDPMConfig, ScheduleConfig, UNetConfig, unet_config_from_diffusers
+from baselines.ddpm.model import DDPM
+from baselines.ddpm.networks import UNet2D
+
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                      "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                      "U8": torch.uint8, "BOOL": torch.bool}
+WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+OLD_ATTENTION_NAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+
+
+def read_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """The tensors of a .safetensors file (8-byte header length, JSON header, raw little-endian data)."""
+    raw = Path(path).read_bytes()
+    if len(raw) < 8 or 8 + struct.unpack("<Q", raw[:8])[0] > len(raw):
+        raise CheckpointError(f"{path} is truncated or not a safetensors file")
+    n = struct.unpack("<Q", raw[:8])[0]
+    try:
+        header = json.loads(raw[8:8 + n])
+    except ValueError as error:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({error})") from error
+    data, tensors = memoryview(raw)[8 + n:], {}
+    for name, spec in header.items():
+        if name == "__metadata__":
+            continue
+        dtype, (begin, end) = SAFETENSORS_DTYPES.get(spec["dtype"]), spec["data_offsets"]
+        expected = torch.Size(spec["shape"]).numel() * (dtype.itemsize if dtype else 0)
+        if dtype is None or end > len(data) or end - begin != expected:
+            raise CheckpointError(f"{path}: tensor {name!r} ({spec['dtype']}, {spec['shape']}) is truncated or of an "
+                                  "unsupported dtype")
+        tensors[name] = torch.frombuffer(bytearray(data[begin:end]), dtype=dtype).reshape(spec["shape"])
+    return tensors
+
+
+def rename_old_attention(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+    """diffusers checkpoints from 2022 name attention weights query/key/value/proj_attn; map them to today's."""
+    pattern = re.compile(r"(attentions\.\d+)\.(query|key|value|proj_attn)\.")
+    return {pattern.sub(lambda m: f"{m[1]}.{OLD_ATTENTION_NAMES[m[2]]}.", k): v for k, v in state_dict.items()}
+
+
+PESSER_RENAMES = [  # (regex on pesser names, diffusers replacement); spec baselines.md 1.5 (b), verified mapping
+    (r"^temb\.dense\.0\.", "time_embedding.linear_1."), (r"^temb\.dense\.1\.", "time_embedding.linear_2."),
+    (r"^norm_out\.", "conv_norm_out."), (r"^mid\.block_1\.", "mid_block.resnets.0."),
+    (r"^mid\.block_2\.", "mid_block.resnets.1."), (r"^mid\.attn_1\.", "mid_block.attentions.0."),
+    (r"^down\.(\d+)\.block\.", r"down_blocks.\1.resnets."), (r"^down\.(\d+)\.attn\.", r"down_blocks.\1.attentions."),
+    (r"^down\.(\d+)\.downsample\.conv\.", r"down_blocks.\1.downsamplers.0.conv."),
+    (r"\.temb_proj\.", ".time_emb_proj."), (r"\.nin_shortcut\.", ".conv_shortcut."),
+    (r"(attentions\.\d+)\.norm\.", r"\1.group_norm."), (r"(attentions\.\d+)\.q\.", r"\1.to_q."),
+    (r"(attentions\.\d+)\.k\.", r"\1.to_k."), (r"(attentions\.\d+)\.v\.", r"\1.to_v."),
+    (r"(attentions\.\d+)\.proj_out\.", r"\1.to_out.0."),
+]
+
+
+def from_pesser_state_dict(state_dict: dict[str, Tensor], levels: int) -> dict[str, Tensor]:
+    """pesser/pytorch_diffusion names -> ours (diffusers); up.i is level i, i.e. up_blocks.(levels-1-i)."""
+    out = {}
+    for key, value in state_dict.items():
+        m = re.match(r"^up\.(\d+)\.(block|attn|upsample)\.", key)
+        if m:
+            part = {"block": "resnets.", "attn": "attentions.", "upsample": "upsamplers.0."}[m[2]]
+            key = f"up_blocks.{levels - 1 - int(m[1])}.{part}{key[m.end():]}"
+        for pattern, repl in PESSER_RENAMES:
+            key = re.sub(pattern, repl, key)
+        if ".attentions." in key and key.endswith(".weight") and value.ndim == 4:
+            value = value[:, :, 0, 0]  # 1x1 conv -> Linear
+        out[key] = value
+    return out
+
+
+def _schedule_from_diffusers(folder: Path) -> ScheduleConfig:
+    """scheduler_config.json (modern or the early GaussianDDPMScheduler format), or the DDPM defaults."""
+    path = folder / "scheduler_config.json"
+    cfg = json.loads(path.read_text()) if path.is_file() else {}
+    if cfg.get("beta_schedule", "linear") != "linear":
+        raise CheckpointError(f"{path}: beta_schedule {cfg['beta_schedule']!r}; only linear is implemented")
+    return ScheduleConfig(T=cfg.get("num_train_timesteps", cfg.get("timesteps", 1000)),
+                          beta_start=cfg.get("beta_start", 1e-4), beta_end=cfg.get("beta_end", 0.02),
+                          variance=cfg.get("variance_type", "fixed_large"), clip=cfg.get("clip_sample", True))
+
+
+def load_diffusers(folder: str | Path, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
+    """A diffusers UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors or .bin; a `unet/`
+    subfolder of a pipeline also works) as a DDPM; scheduler_config.json beside it sets the schedule."""
+    folder = Path(folder)
+    folder = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder} has no config.json; pass a diffusers UNet2DModel folder")
+    weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
+    if weights is None:
+        raise CheckpointError(f"{folder} has none of {WEIGHT_FILES}")
+    unet = unet_config_from_diffusers(json.loads((folder / "config.json").read_text()))
+    state = read_safetensors(weights) if weights.suffix == ".safetensors" else load_file(weights)
+    schedule_dir = folder.parent if folder.name == "unet" else folder
+    return _ddpm(unet, rename_old_attention(state), f"diffusers:{folder}", _schedule_from_diffusers(schedule_dir),
+                 str(weights), device, sampler_kwargs)
+
+
+def load_pesser(path: str | Path, device: torch.device | str = "cpu", *, unet: UNetConfig | None = None,
+                **sampler_kwargs) -> DDPM:
+    """A pesser/pytorch_diffusion .ckpt (use the ema_ files) as a DDPM with the CIFAR-10 architecture."""
+    unet = unet or UNetConfig(dropout=0.0)
+    state = from_pesser_state_dict(load_file(path), len(unet.block_out_channels))
+    return _ddpm(unet, state, f"pesser:{Path(path).name}", ScheduleConfig(), str(path), device, sampler_kwargs)
+
+
+def _ddpm(unet: UNetConfig, state: dict[str, Tensor], name: str, schedule: ScheduleConfig, what: str, device,
+          sampler_kwargs) -> DDPM:
+    net = UNet2D(unet)
+    load_into(net, state, what)
+    shape = (unet.in_channels, unet.sample_size, unet.sample_size)
+    config = DDPMConfig(name, "cifar10" if shape == (3, 32, 32) else "unknown", shape, unet=unet, schedule=schedule)
+    return DDPM(net, config, device, **sampler_kwargs)

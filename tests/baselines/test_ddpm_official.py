@@ -1,0 +1,116 @@
+"""Official DDPM checkpoint formats: diffusers folders (.safetensors, .bin, old attention names, early scheduler
+config) and pesser/pytorch_diffusion names, all loaded into the same UNet with identical outputs."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+
+import pytest
+import torch
+
+from baselines.checkpoints import CheckpointError
+from baselines.ddpm import official
+from baselines.ddpm.configs import UNET_PRESETS, unet_config_to_dict
+from baselines.ddpm.networks import UNet2D
+
+CONFIG = UNET_PRESETS["tiny"]
+DTYPE_NAMES = {v: k for k, v in official.SAFETENSORS_DTYPES.items()}
+
+
+def write_safetensors(path, tensors):
+    header, chunks, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.contiguous().numpy().tobytes()
+        header[name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + b"".join(chunks))
+
+
+@pytest.fixture
+def reference():
+    torch.manual_seed(0)
+    net = UNet2D(CONFIG).eval()
+    x, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 900])
+    with torch.no_grad():
+        return net, x, t, net(x, t)
+
+
+def diffusers_folder(tmp_path, state, *, fmt):
+    config = unet_config_to_dict(CONFIG) | {"_class_name": "UNet2DModel", "act_fn": "silu",
+                                            "time_embedding_type": "positional"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    if fmt == "safetensors":
+        write_safetensors(tmp_path / "diffusion_pytorch_model.safetensors", state)
+    else:
+        torch.save(state, tmp_path / "diffusion_pytorch_model.bin")
+    return tmp_path
+
+
+def outputs_of(ddpm, x, t):
+    with torch.no_grad():
+        return ddpm.net(x, t)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_diffusers_folder_loads(tmp_path, reference, fmt):
+    net, x, t, want = reference
+    ddpm = official.load_diffusers(diffusers_folder(tmp_path, net.state_dict(), fmt=fmt))
+    torch.testing.assert_close(outputs_of(ddpm, x, t), want, atol=0, rtol=0)
+    assert ddpm.shape == (3, 8, 8) and ddpm.default_steps == 1000
+
+
+def test_diffusers_old_attention_names_and_early_scheduler_config(tmp_path, reference):
+    net, x, t, want = reference
+    old = {re.sub(r"\.to_q\.", ".query.", re.sub(r"\.to_k\.", ".key.", re.sub(r"\.to_v\.", ".value.",
+           re.sub(r"\.to_out\.0\.", ".proj_attn.", k)))): v for k, v in net.state_dict().items()}
+    assert any(".query." in k for k in old)
+    folder = diffusers_folder(tmp_path, old, fmt="bin")
+    (folder / "scheduler_config.json").write_text(json.dumps(
+        {"_class_name": "GaussianDDPMScheduler", "timesteps": 500, "beta_start": 1e-4, "beta_end": 0.02,
+         "beta_schedule": "linear", "variance_type": "fixed_large"}))
+    ddpm = official.load_diffusers(folder)
+    torch.testing.assert_close(outputs_of(ddpm, x, t), want, atol=0, rtol=0)
+    assert ddpm.default_steps == 500 and ddpm.config.schedule.variance == "fixed_large"
+
+
+def test_pesser_names_load(tmp_path, reference):
+    net, x, t, want = reference
+    levels = len(CONFIG.block_out_channels)
+    inverse = [("time_embedding.linear_1.", "temb.dense.0."), ("time_embedding.linear_2.", "temb.dense.1."),
+               ("conv_norm_out.", "norm_out."), ("mid_block.resnets.0.", "mid.block_1."),
+               ("mid_block.resnets.1.", "mid.block_2."), ("mid_block.attentions.0.", "mid.attn_1."),
+               (".time_emb_proj.", ".temb_proj."), (".conv_shortcut.", ".nin_shortcut."),
+               (".group_norm.", ".norm."), (".to_q.", ".q."), (".to_k.", ".k."), (".to_v.", ".v."),
+               (".to_out.0.", ".proj_out."), ("downsamplers.0.", "downsample."), ("upsamplers.0.", "upsample."),
+               ("down_blocks.", "down."), (".resnets.", ".block."), (".attentions.", ".attn.")]
+    pesser = {}
+    for key, value in net.state_dict().items():
+        m = re.match(r"up_blocks\.(\d+)\.", key)
+        key = f"up.{levels - 1 - int(m[1])}." + key[m.end():] if m else key
+        for a, b in inverse:
+            key = key.replace(a, b)
+        is_attention_weight = re.search(r"\.(q|k|v|proj_out)\.weight$", key)  # pesser: 1x1 convs
+        pesser[key] = value[:, :, None, None] if is_attention_weight else value
+    assert "temb.dense.0.weight" in pesser and any(k.startswith("up.0.block.") for k in pesser)
+    torch.save(pesser, tmp_path / "model-790000.ckpt")
+    ddpm = official.load_pesser(tmp_path / "model-790000.ckpt", unet=CONFIG)
+    torch.testing.assert_close(outputs_of(ddpm, x, t), want, atol=0, rtol=0)
+
+
+def test_truncated_or_foreign_files_are_refused(tmp_path, reference):
+    net = reference[0]
+    folder = diffusers_folder(tmp_path, net.state_dict(), fmt="safetensors")
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated"):
+        official.load_diffusers(folder)
+    (folder / "config.json").write_text(json.dumps(unet_config_to_dict(CONFIG) | {"act_fn": "gelu"}))
+    with pytest.raises(ValueError, match="act_fn"):
+        official.load_diffusers(folder)
+    with pytest.raises(CheckpointError, match="config.json"):
+        official.load_diffusers(tmp_path / "nowhere")
