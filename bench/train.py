@@ -5,6 +5,7 @@ Examples:
   python -m bench.train --model ddgan --preset cifar10 --data-root ~/data --out runs/cifar10 --resume
   torchrun --nproc_per_node 2 -m bench.train --model ddgan --preset tiny --out runs/tiny-ddp
   python -m bench.train --model ddpm --preset gaussians25 --out runs/ddpm-gaussians25
+  python -m bench.train --model stylegan2 --preset gaussians25 --out runs/sg2-gaussians25
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +22,9 @@ import torch
 from baselines.ddpm import configs as ddpm_configs
 from baselines.ddpm import model as ddpm_model
 from baselines.ddpm import train as ddpm_train
+from baselines.stylegan2 import configs as sg2_configs
+from baselines.stylegan2 import model as sg2_model
+from baselines.stylegan2 import train as sg2_train
 from bench.data import DATASETS, build_dataset
 from bench.devices import resolve_device
 from bench.grid import write_grid
@@ -36,19 +40,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", choices=sorted(TRAINERS), default="ddgan", help="model family to train")
     p.add_argument("--preset", required=True,
                    help=f"config preset; ddgan: {', '.join(sorted(ddgan_configs.PRESETS))}; "
-                        f"ddpm: {', '.join(sorted(ddpm_configs.PRESETS))}")
+                        f"ddpm: {', '.join(sorted(ddpm_configs.PRESETS))}; "
+                        f"stylegan2: {', '.join(sorted(sg2_configs.PRESETS))}")
     p.add_argument("--dataset", help=f"dataset (default: the preset's): {', '.join(sorted(DATASETS))}")
     p.add_argument("--data-root", type=Path, help="folder with the dataset files (cifar10, mnist, image-folder)")
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, checkpoint.pt, samples.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
     p.add_argument("--epochs", type=int, help="override the preset's number of epochs (ddgan)")
-    p.add_argument("--steps", type=int, help="override the preset's number of training steps (ddpm)")
+    p.add_argument("--steps", type=int, help="override the preset's number of training steps (ddpm, stylegan2)")
     p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
     p.add_argument("--max-steps", type=int, help="stop after this many iterations (a checkpoint is written)")
     p.add_argument("--batch-size", type=int, help="override the per-process batch size")
-    p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan)")
-    p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan)")
+    p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
+    p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
     p.add_argument("--seed", type=int, help="override the training seed")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
@@ -109,13 +114,28 @@ def train_ddgan(args: argparse.Namespace) -> Path:
     return ckpt
 
 
-def train_ddpm(args: argparse.Namespace) -> Path:
-    """Train DDPM (single process), then write samples.png from the EMA network with the full T-step sampler."""
-    base = ddpm_configs.preset(args.preset)
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "checkpoint_every": args.checkpoint_every}
-    config = replace(base, dataset=args.dataset or base.dataset,
-                     train=replace(base.train, **{k: v for k, v in overrides.items() if v is not None}))
+BASELINES = {  # family: (configs, train, model) modules of baselines/
+    "ddpm": (ddpm_configs, ddpm_train, ddpm_model),
+    "stylegan2": (sg2_configs, sg2_train, sg2_model),
+}
+
+
+def baseline_config(args: argparse.Namespace, configs_module):
+    """The preset with the command-line overrides that its training config has; others are an error."""
+    base = configs_module.preset(args.preset)
+    wanted = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lr_g": args.lr_g,
+              "lr_d": args.lr_d, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
+    names = {f.name for f in fields(base.train)}
+    given = {k: v for k, v in wanted.items() if v is not None}
+    if set(given) - names:
+        raise ValueError(f"--{sorted(set(given) - names)[0].replace('_', '-')} does not apply to --model {args.model}")
+    return replace(base, dataset=args.dataset or base.dataset, train=replace(base.train, **given))
+
+
+def train_baseline(args: argparse.Namespace) -> Path:
+    """Train a baseline (single process), then write samples.png from its EMA network at its default steps."""
+    configs_module, train_module, model_module = BASELINES[args.model]
+    config = baseline_config(args, configs_module)
     device = resolve_device(args.device)
     data = build_dataset(config.dataset, root=args.data_root, train=True, download=args.download,
                          image_size=config.data_shape[-1] if len(config.data_shape) == 3 else None,
@@ -124,22 +144,22 @@ def train_ddpm(args: argparse.Namespace) -> Path:
         raise SystemExit(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
                          f"{args.preset!r} models {tuple(config.data_shape)}; pick a matching preset")
     total = config.train.steps if args.max_steps is None else min(config.train.steps, args.max_steps)
-    print(f"training ddpm preset={config.name} dataset={config.dataset} ({len(data)} items) on {device}, "
+    print(f"training {args.model} preset={config.name} dataset={config.dataset} ({len(data)} items) on {device}, "
           f"{total} steps -> {args.out}", file=sys.stderr)
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="training", unit="it", disable=args.quiet, file=sys.stderr)
 
-    def update(step: int, loss: float) -> None:
+    def update(step: int, stats: dict[str, float]) -> None:
         bar.update(step - bar.n)
-        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()}, refresh=False)
 
-    state = ddpm_train.train(config, ddpm_train.dataset_tensor(data), args.out, device=device, resume=args.resume,
-                             max_steps=args.max_steps, meta=provenance(device), progress=update)
+    state = train_module.train(config, ddpm_train.dataset_tensor(data), args.out, device=device, resume=args.resume,
+                               max_steps=args.max_steps, meta=provenance(device), progress=update)
     bar.close()
-    ckpt = args.out / ddpm_train.CHECKPOINT_NAME
-    n = 2000 if len(config.data_shape) == 1 else args.grid_n
-    samples = ddpm_model.load(ckpt, device).sample(n, config.schedule.T, seed=0)
+    ckpt = args.out / train_module.CHECKPOINT_NAME
+    model = model_module.load(ckpt, device)
+    samples = model.sample(2000 if len(config.data_shape) == 1 else args.grid_n, model.default_steps, seed=0)
     reference = torch.stack([data[i][0] for i in range(min(len(data), 2000))]) if samples.ndim == 2 else None
     grid = write_grid(samples, args.out / "samples.png", reference=reference)
     print(f"done: step {state.step}, checkpoint {ckpt}, samples {grid}", file=sys.stderr)
@@ -154,14 +174,16 @@ def _world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-TRAINERS: dict[str, Callable[[argparse.Namespace], Path]] = {"ddgan": train_ddgan, "ddpm": train_ddpm}
+TRAINERS: dict[str, Callable[[argparse.Namespace], Path]] = {
+    "ddgan": train_ddgan, "ddpm": train_baseline, "stylegan2": train_baseline,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         TRAINERS[args.model](args)
-    except (ddgan_train.TrainingDiverged, ddpm_train.TrainingDiverged) as e:
+    except (ddgan_train.TrainingDiverged, ddpm_train.TrainingDiverged, sg2_train.TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as e:

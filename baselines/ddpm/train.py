@@ -107,7 +107,7 @@ def restore(path: Path, config: DDPMConfig, device: torch.device) -> TrainState:
 
 def train(config: DDPMConfig, data: Tensor, out_dir: Path, *, device: torch.device, resume: bool = False,
           max_steps: int | None = None, meta: dict[str, Any] | None = None,
-          progress: Callable[[int, float], None] | None = None) -> TrainState:
+          progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
     """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt; returns the final state."""
     cfg, ckpt, meta = config.train, Path(out_dir) / CHECKPOINT_NAME, meta or {}
     if ckpt.exists() and not resume:
@@ -123,7 +123,7 @@ def train(config: DDPMConfig, data: Tensor, out_dir: Path, *, device: torch.devi
             kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
             raise TrainingDiverged(f"DDPM loss is {loss} at step {state.step}; stopped, {kept}")
         if progress is not None:
-            progress(state.step, loss)
+            progress(state.step, {"loss": loss})
         if state.step % cfg.checkpoint_every == 0 or state.step == last:
             save(state, config, ckpt, meta)
     return state

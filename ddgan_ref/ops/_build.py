@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -72,8 +73,7 @@ def build(op: str, variant: str, csrc: Path | None = None) -> ModuleType:
     problems = diagnose(op, variant, csrc)
     if problems:
         raise KernelBuildError(op, variant, problems, log="(not attempted: prerequisites missing)", csrc=csrc)
-    from torch.utils import cpp_extension
-
+    cpp_extension = _cpp_extension()
     cuda = variant == "cuda"
     sources = [str(csrc / s) for s in SOURCES[op]] + ([str(csrc / f"{op}.cu")] if cuda else [])
     defines = ["-DDDGAN_WITH_CUDA"] if cuda else []
@@ -98,13 +98,25 @@ def diagnose(op: str, variant: str, csrc: Path | None = None) -> list[str]:
         problems.append(f"no C++ compiler: {cxx!r} is not on PATH (install g++ or clang, or set CXX)")
     if shutil.which("ninja") is None:
         problems.append("no ninja: install it with `pip install ninja` (torch builds extensions with ninja)")
-    from torch.utils import cpp_extension
-
+    cpp_extension = _cpp_extension()
     if not any(Path(p, "torch", "extension.h").is_file() for p in cpp_extension.include_paths()):
         problems.append("torch's C++ headers are missing from this install (torch/extension.h not found)")
     if variant == "cuda":
         problems += _diagnose_cuda(cpp_extension.CUDA_HOME)
     return problems
+
+
+def _cpp_extension() -> ModuleType:
+    """torch.utils.cpp_extension, imported without its "No CUDA runtime is found" warning on CPU machines
+    (a CUDA build problem is reported by diagnose() instead)."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    return cpp_extension
 
 
 def _sources(op: str, variant: str) -> tuple[str, ...]:

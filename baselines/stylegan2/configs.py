@@ -1,0 +1,86 @@
+"""StyleGAN2 configurations: official constructor kwargs (stylegan2-ada-pytorch `--cfg=cifar`), small CPU
+presets, and the training recipe, as frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AUGMENTS = ("color", "translation", "cutout")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Non-saturating loss, lazy R1, Adam (0, 0.99), G EMA by half-life in kimg with ramp-up, ADA."""
+
+    batch_size: int = 64
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    betas: tuple[float, float] = (0.0, 0.99)
+    r1_gamma: float = 0.01
+    r1_interval: int = 16
+    ema_kimg: float = 500.0
+    ema_rampup: float | None = 0.05
+    style_mixing: float = 0.0
+    ada_target: float | None = 0.6  # None: no augmentation
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
+    augment: tuple[str, ...] = AUGMENTS
+    steps: int = 1_562_500  # 100,000 kimg at batch 64
+    seed: int = 0
+    checkpoint_every: int = 1000
+
+
+@dataclass(frozen=True)
+class StyleGAN2Config:
+    """A run: generator / discriminator constructor kwargs (official names), `toy` MLP nets for vectors."""
+
+    name: str
+    dataset: str
+    data_shape: tuple[int, ...]
+    G: dict[str, Any] = field(default_factory=dict)
+    D: dict[str, Any] = field(default_factory=dict)
+    toy: bool = False
+    train: TrainConfig = TrainConfig()
+
+
+def config_to_dict(config: StyleGAN2Config) -> dict[str, Any]:
+    d = asdict(config)
+    d["data_shape"], d["train"]["betas"], d["train"]["augment"] = list(config.data_shape), list(
+        config.train.betas), list(config.train.augment)
+    return d
+
+
+def config_from_dict(d: dict[str, Any]) -> StyleGAN2Config:
+    t = dict(d["train"], betas=tuple(d["train"]["betas"]), augment=tuple(d["train"]["augment"]))
+    return StyleGAN2Config(d["name"], d["dataset"], tuple(d["data_shape"]), d["G"], d["D"], d["toy"], TrainConfig(**t))
+
+
+_CIFAR_SYN = {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 4, "conv_clamp": 256}
+_TOY_TRAIN = TrainConfig(batch_size=256, lr_g=2e-3, lr_d=2e-3, r1_gamma=0.05, r1_interval=4, ema_kimg=10.0,
+                         ema_rampup=None, ada_target=None, steps=3000, checkpoint_every=500)
+PRESETS: dict[str, StyleGAN2Config] = {
+    # stylegan2-ada-pytorch --cfg=cifar (unconditional): map 2, D 'orig', mbstd 32, gamma 0.01, ema 500, ramp 0.05.
+    "cifar10": StyleGAN2Config(
+        "cifar10", "cifar10", (3, 32, 32),
+        G={"z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": 32, "img_channels": 3,
+           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": _CIFAR_SYN},
+        D={"c_dim": 0, "img_resolution": 32, "img_channels": 3, "architecture": "orig",
+           "epilogue_kwargs": {"mbstd_group_size": 32}, **_CIFAR_SYN}),
+    "gaussians25": StyleGAN2Config("gaussians25", "gaussians25", (2,), G={"z_dim": 16, "w_dim": 64, "hidden": 128},
+                                   D={"hidden": 128}, toy=True, train=_TOY_TRAIN),
+    "tiny": StyleGAN2Config(
+        "tiny", "digits", (1, 8, 8),
+        G={"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8, "img_channels": 1,
+           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 64, "channel_max": 16}},
+        D={"c_dim": 0, "img_resolution": 8, "img_channels": 1, "channel_base": 64, "channel_max": 16,
+           "epilogue_kwargs": {"mbstd_group_size": 4}},
+        train=TrainConfig(batch_size=8, ema_kimg=0.1, r1_interval=2, ada_interval=2, ada_kimg=1.0, steps=6,
+                          checkpoint_every=3)),
+}
+
+
+def preset(name: str) -> StyleGAN2Config:
+    if name not in PRESETS:
+        raise KeyError(f"unknown StyleGAN2 preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]

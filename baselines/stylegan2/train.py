@@ -1,0 +1,166 @@
+"""StyleGAN2 training (stylegan2-ada-pytorch training_loop/loss): non-saturating logistic loss, lazy R1 on reals,
+Adam (0, 0.99) rescaled for lazy regularisation, G EMA by half-life with ramp-up, ADA's adaptive augmentation.
+The randomness of step k comes from (seed, k), so a killed run resumes exactly; checkpoints are atomic; a
+non-finite loss stops the run and keeps the last good checkpoint."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.checkpoints import CheckpointError, load_file, load_into, save_atomic
+from baselines.stylegan2.augment import ada_adjust, augment
+from baselines.stylegan2.configs import StyleGAN2Config, TrainConfig, config_to_dict
+from baselines.stylegan2.model import FORMAT, build_networks
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
+
+
+@dataclass
+class TrainState:
+    G: nn.Module
+    D: nn.Module
+    G_ema: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    step: int = 0
+    ada_p: float = 0.0
+    ada_signs: list[float] = field(default_factory=list)
+
+
+def new_state(config: StyleGAN2Config, device: torch.device) -> TrainState:
+    """Fresh networks from config.train.seed (forked RNG); D's Adam rescaled for lazy R1 as upstream."""
+    cfg = config.train
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        G, D = (m.to(device) for m in build_networks(config))
+    ratio = cfg.r1_interval / (cfg.r1_interval + 1)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=1e-8)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d * ratio, betas=tuple(b**ratio for b in cfg.betas), eps=1e-8)
+    return TrainState(G.train(), D.train(), copy.deepcopy(G).eval().requires_grad_(False), opt_g, opt_d)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((seed * 1_000_000_007 + step) % (2**63 - 1))
+
+
+def fake_images(state: TrainState, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
+    z = torch.randn(n, state.G.z_dim, generator=gen).to(device)
+    return state.G(z, None, noise_mode="random", generator=gen) if hasattr(state.G, "synthesis") else state.G(z)
+
+
+def d_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generator) -> dict[str, float]:
+    """softplus(D(aug(fake))) + softplus(-D(aug(real))), plus gamma/2 |grad D(aug(real))|^2 x interval every
+    r1_interval steps (lazy R1)."""
+    with torch.no_grad():
+        fake = fake_images(state, real.shape[0], gen, real.device)
+    do_r1 = cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
+    real = augment(real, state.ada_p, cfg.augment, gen).detach().requires_grad_(do_r1)
+    real_logits = state.D(real, None)
+    loss = F.softplus(state.D(augment(fake, state.ada_p, cfg.augment, gen), None)).mean() + F.softplus(
+        -real_logits).mean()
+    r1 = torch.zeros(())
+    if do_r1:
+        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+        r1 = grad.square().flatten(1).sum(1).mean()
+        loss = loss + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
+    state.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_d.step()
+    state.ada_signs.append(float(real_logits.detach().sign().mean()))
+    return {"loss_d": float(loss.detach()), "r1": float(r1.detach())}
+
+
+def g_step(state: TrainState, batch: int, cfg: TrainConfig, gen: torch.Generator, device: torch.device) -> float:
+    """softplus(-D(aug(G(z))))."""
+    fake = augment(fake_images(state, batch, gen, device), state.ada_p, cfg.augment, gen)
+    loss = F.softplus(-state.D(fake, None)).mean()
+    state.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_g.step()
+    return float(loss.detach())
+
+
+def ema_update(state: TrainState, cfg: TrainConfig) -> None:
+    """G_ema <- lerp(G, G_ema, beta), beta = 0.5^(batch / ema_nimg), ema_nimg ramped up with the images seen."""
+    ema_nimg = cfg.ema_kimg * 1000
+    if cfg.ema_rampup is not None:
+        ema_nimg = min(ema_nimg, (state.step + 1) * cfg.batch_size * cfg.ema_rampup)
+    beta = 0.5 ** (cfg.batch_size / max(ema_nimg, 1e-8))
+    with torch.no_grad():
+        for e, p in zip(state.G_ema.parameters(), state.G.parameters(), strict=True):
+            e.copy_(p.lerp(e, beta))
+        for e, b in zip(state.G_ema.buffers(), state.G.buffers(), strict=True):
+            e.copy_(b)
+
+
+def train_step(state: TrainState, data: Tensor, cfg: TrainConfig, device: torch.device) -> dict[str, float]:
+    """One D step (with lazy R1), one G step, the EMA and every ada_interval steps the ADA update."""
+    gen = step_generator(cfg.seed, state.step)
+    real = data[torch.randint(0, len(data), (cfg.batch_size,), generator=gen)].to(device)
+    stats = d_step(state, real, cfg, gen)
+    stats["loss_g"] = g_step(state, cfg.batch_size, cfg, gen, device)
+    ema_update(state, cfg)
+    state.step += 1
+    if cfg.ada_target is not None and state.step % cfg.ada_interval == 0:
+        mean = sum(state.ada_signs) / len(state.ada_signs)
+        state.ada_p = ada_adjust(state.ada_p, mean, cfg.ada_target, cfg.batch_size, cfg.ada_interval, cfg.ada_kimg)
+        state.ada_signs.clear()
+    return stats | {"ada_p": state.ada_p}
+
+
+def save(state: TrainState, config: StyleGAN2Config, path: Path, meta: dict[str, Any]) -> Path:
+    return save_atomic({"format": FORMAT, "version": 1, "config": config_to_dict(config), "step": state.step,
+                        "G": state.G.state_dict(), "D": state.D.state_dict(), "G_ema": state.G_ema.state_dict(),
+                        "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
+                        "ada_p": state.ada_p, "ada_signs": state.ada_signs, "meta": meta}, path)
+
+
+def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    return config | {"train": {k: v for k, v in config["train"].items() if k not in ("steps", "checkpoint_every")}}
+
+
+def restore(path: Path, config: StyleGAN2Config, device: torch.device) -> TrainState:
+    payload = load_file(path)
+    if payload.get("format") != FORMAT or _resumable(payload["config"]) != _resumable(config_to_dict(config)):
+        raise CheckpointError(f"{path} holds another run (format or config differ); use a new --out folder")
+    state = new_state(config, device)
+    for name in ("G", "D", "G_ema"):
+        load_into(getattr(state, name), payload[name], f"{path} ({name})")
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
+    state.step, state.ada_p, state.ada_signs = payload["step"], payload["ada_p"], list(payload["ada_signs"])
+    return state
+
+
+def train(config: StyleGAN2Config, data: Tensor, out_dir: Path, *, device: torch.device, resume: bool = False,
+          max_steps: int | None = None, meta: dict[str, Any] | None = None,
+          progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
+    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt; returns the final state."""
+    cfg, ckpt = config.train, Path(out_dir) / CHECKPOINT_NAME
+    if ckpt.exists() and not resume:
+        raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
+    state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
+    last = cfg.steps if max_steps is None else min(cfg.steps, state.step + max_steps)
+    while state.step < last:
+        stats = train_step(state, data, cfg, device)
+        bad = [k for k in ("loss_d", "loss_g") if not torch.isfinite(torch.tensor(stats[k]))]
+        if bad:
+            kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
+            raise TrainingDiverged(f"StyleGAN2 {bad[0]} is {stats[bad[0]]} at step {state.step}; stopped, {kept}")
+        if progress is not None:
+            progress(state.step, stats)
+        if state.step % cfg.checkpoint_every == 0 or state.step == last:
+            save(state, config, ckpt, meta or {})
+    return state

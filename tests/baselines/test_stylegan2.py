@@ -1,0 +1,88 @@
+"""baselines.stylegan2: the Generator contract, differentiable augmentation and ADA's controller, training
+(exact resume, refusals, divergence) and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from baselines.checkpoints import CheckpointError
+from baselines.stylegan2 import augment, configs, model, train
+
+CPU = torch.device("cpu")
+
+
+def test_stylegan2_sample_contract():
+    m = model.build("tiny")
+    x = m.sample(4, 1, seed=3)
+    assert x.shape == (4, 1, 8, 8) and x.dtype == torch.float32 and x.abs().max() <= 1 and m.calls == 1
+    torch.testing.assert_close(x, m.sample(4, 1, seed=3), atol=0, rtol=0)
+    halves = torch.cat([m.sample(2, 1, seed=3), m.sample(2, 1, seed=5)])
+    torch.testing.assert_close(x, halves, atol=1e-5, rtol=1e-4)  # z and noise of image i come from seed + i
+    with pytest.raises(ValueError, match="steps must be 1"):
+        m.sample(1, 4)
+    toy = model.build("gaussians25")
+    assert toy.sample(5, 1, seed=0).shape == (5, 2)
+
+
+def test_augment_identity_at_p0_and_differentiable_at_p1():
+    x = torch.rand(6, 3, 16, 16, requires_grad=True) * 2 - 1
+    gen = torch.Generator().manual_seed(0)
+    assert augment.augment(x, 0.0, configs.AUGMENTS, gen) is x
+    y = augment.augment(x, 1.0, configs.AUGMENTS, torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and not torch.equal(y, x)
+    torch.testing.assert_close(y, augment.augment(x, 1.0, configs.AUGMENTS, torch.Generator().manual_seed(1)))
+    (g,) = torch.autograd.grad(y.sum(), x)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0
+    v = torch.randn(5, 2)
+    assert augment.augment(v, 1.0, configs.AUGMENTS, gen) is v  # vectors are never augmented
+
+
+def test_ada_controller_moves_p_towards_the_target():
+    up = augment.ada_adjust(0.2, real_sign_mean=0.9, target=0.6, batch=64, interval=4, ada_kimg=500)
+    down = augment.ada_adjust(0.2, real_sign_mean=0.1, target=0.6, batch=64, interval=4, ada_kimg=500)
+    assert up == pytest.approx(0.2 + 64 * 4 / 500_000) and down == pytest.approx(0.2 - 64 * 4 / 500_000)
+    assert augment.ada_adjust(0.0, 0.0, 0.6, 64, 4, 500) == 0.0
+
+
+def tiny_config(steps: int = 6) -> configs.StyleGAN2Config:
+    config = configs.preset("tiny")
+    return replace(config, train=replace(config.train, steps=steps, checkpoint_every=3, ada_target=0.0))
+
+
+def test_stylegan2_resume_is_exact(tmp_path):
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    config = tiny_config()
+    straight = train.train(config, data, tmp_path / "a", device=CPU)
+    train.train(config, data, tmp_path / "b", device=CPU, max_steps=3)
+    resumed = train.train(config, data, tmp_path / "b", device=CPU, resume=True)
+    assert straight.step == resumed.step == 6 and straight.ada_p == resumed.ada_p > 0  # ADA moved p
+    for name in ("G", "D", "G_ema"):
+        for a, b in zip(getattr(straight, name).state_dict().values(), getattr(resumed, name).state_dict().values(),
+                        strict=True):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_stylegan2_refusals_and_divergence(tmp_path):
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    config = tiny_config(3)
+    train.train(config, data, tmp_path, device=CPU)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train.train(config, data, tmp_path, device=CPU)
+    with pytest.raises(CheckpointError, match="another run"):
+        train.train(replace(config, train=replace(config.train, lr_g=0.5)), data, tmp_path, device=CPU, resume=True)
+    before = (tmp_path / train.CHECKPOINT_NAME).read_bytes()
+    longer = replace(config, train=replace(config.train, steps=6))
+    with pytest.raises(train.TrainingDiverged, match="last good checkpoint"):
+        train.train(longer, data * float("nan"), tmp_path, device=CPU, resume=True)
+    assert (tmp_path / train.CHECKPOINT_NAME).read_bytes() == before
+
+
+def test_stylegan2_cli_trains_and_samples(tmp_path):
+    from bench.train import main
+
+    assert main(["--model", "stylegan2", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "samples.png").stat().st_size > 0
+    assert model.load(tmp_path / train.CHECKPOINT_NAME).shape == (1, 8, 8)
