@@ -12,7 +12,7 @@ from ddgan_ref.ops import ACTIVATIONS, bias_act
 
 
 class ModulatedLinear(nn.Module):
-    """y = act((W * s) x * d + b): styles s = affine(w) per input feature, d = demodulation per output."""
+    """y = act((W * s) x * d + b): styles s = affine(w) per input feature, d = demodulation per output row."""
 
     def __init__(self, in_features: int, out_features: int, w_dim: int, *, demodulate: bool = True,
                  activation: str = "lrelu"):
@@ -24,10 +24,11 @@ class ModulatedLinear(nn.Module):
         self.gain = 1.0 if demodulate else in_features**-0.5
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        weight = self.weight[None] * (self.affine(w) * self.gain)[:, None, :]  # [N, O, I]
+        """Non-fused form (no per-sample weights): y = ((x * s) W^T) * rsqrt((s^2) (W^2)^T + 1e-8)."""
+        s = self.affine(w) * self.gain  # [N, I]
+        y = (x * s) @ self.weight.t()
         if self.demodulate:
-            weight = weight * (weight.square().sum(dim=2, keepdim=True) + 1e-8).rsqrt()
-        y = torch.einsum("noi,ni->no", weight, x)
+            y = y * (s.square() @ self.weight.square().t() + 1e-8).rsqrt()
         return bias_act(y, self.bias, act=self.activation, gain=ACTIVATIONS[self.activation].gain)
 
 
