@@ -148,10 +148,22 @@ def config_from_dict(d: dict[str, Any]) -> DDPMConfig:
 _TOY_TRAIN = TrainConfig(batch_size=256, lr=3e-3, warmup=100, ema=0.995, steps=8000, checkpoint_every=1000,
                          hflip=False)
 _TOY_MLP = MLPConfig(hidden=128)
+
+
+def _small_unet(channels: int) -> UNetConfig:
+    return UNetConfig(sample_size=16, in_channels=channels, out_channels=channels, layers_per_block=1,
+                      block_out_channels=(32, 64), down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                      up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, dropout=0.1)
 PRESETS: dict[str, DDPMConfig] = {
     "cifar10": DDPMConfig("cifar10", "cifar10", (3, 32, 32), unet=UNET_PRESETS["cifar10"]),
     "gaussians25": DDPMConfig("gaussians25", "gaussians25", (2,), mlp=_TOY_MLP, train=_TOY_TRAIN),
     "ring8": DDPMConfig("ring8", "ring8", (2,), mlp=_TOY_MLP, train=_TOY_TRAIN),
+    # Small CPU presets for the embedded 16 px digits (the resolution of the DDGAN digits presets).
+    "digits": DDPMConfig("digits", "digits", (1, 16, 16), unet=_small_unet(1),
+                         train=TrainConfig(batch_size=64, lr=5e-4, warmup=200, ema=0.999, steps=10_000, hflip=False)),
+    "stacked-digits": DDPMConfig("stacked-digits", "stacked-digits", (3, 16, 16), unet=_small_unet(3),
+                                 train=TrainConfig(batch_size=64, lr=5e-4, warmup=200, ema=0.999, steps=10_000,
+                                                   hflip=False)),
     "tiny": DDPMConfig("tiny", "digits", (1, 8, 8), unet=replace(UNET_PRESETS["tiny"], in_channels=1, out_channels=1),
                        schedule=ScheduleConfig(T=100, beta_end=0.2),
                        train=replace(_TOY_TRAIN, batch_size=32, steps=20, checkpoint_every=10)),

@@ -21,7 +21,11 @@ class TrainConfig:
     r1_interval: int = 16
     ema_kimg: float = 500.0
     ema_rampup: float | None = 0.05
-    style_mixing: float = 0.0
+    style_mixing: float = 0.0  # probability that a batch's ws switch to a second z's at a random layer
+    pl_weight: float = 0.0  # path-length regularisation (0: off, as in --cfg=cifar)
+    pl_interval: int = 4
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
     ada_target: float | None = 0.6  # None: no augmentation
     ada_interval: int = 4
     ada_kimg: float = 500.0
@@ -69,6 +73,21 @@ PRESETS: dict[str, StyleGAN2Config] = {
            "epilogue_kwargs": {"mbstd_group_size": 32}, **_CIFAR_SYN}),
     "gaussians25": StyleGAN2Config("gaussians25", "gaussians25", (2,), G={"z_dim": 16, "w_dim": 64, "hidden": 128},
                                    D={"hidden": 128}, toy=True, train=_TOY_TRAIN),
+    # Small CPU presets for the embedded 16 px digits (the resolution of the DDGAN digits presets).
+    "digits": StyleGAN2Config(
+        "digits", "digits", (1, 16, 16),
+        G={"z_dim": 64, "c_dim": 0, "w_dim": 64, "img_resolution": 16, "img_channels": 1,
+           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 1024, "channel_max": 64}},
+        D={"c_dim": 0, "img_resolution": 16, "img_channels": 1, "channel_base": 1024, "channel_max": 64,
+           "epilogue_kwargs": {"mbstd_group_size": 4}},
+        train=TrainConfig(r1_gamma=0.05, ema_kimg=10.0, ada_kimg=100.0, steps=10_000)),
+    "stacked-digits": StyleGAN2Config(
+        "stacked-digits", "stacked-digits", (3, 16, 16),
+        G={"z_dim": 64, "c_dim": 0, "w_dim": 64, "img_resolution": 16, "img_channels": 3,
+           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 1024, "channel_max": 64}},
+        D={"c_dim": 0, "img_resolution": 16, "img_channels": 3, "channel_base": 1024, "channel_max": 64,
+           "epilogue_kwargs": {"mbstd_group_size": 4}},
+        train=TrainConfig(r1_gamma=0.05, ema_kimg=10.0, ada_kimg=100.0, steps=10_000)),
     "tiny": StyleGAN2Config(
         "tiny", "digits", (1, 8, 8),
         G={"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8, "img_channels": 1,

@@ -45,14 +45,14 @@ class MappingNetwork(nn.Module):
             self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z: Tensor | None, c: Tensor | None, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None) -> Tensor:
+                truncation_cutoff: int | None = None, update_w_avg: bool = True) -> Tensor:
         x = normalize_2nd_moment(z.float()) if self.z_dim > 0 else None
         if self.c_dim > 0:
             y = normalize_2nd_moment(self.embed(c.float()))
             x = torch.cat([x, y], dim=1) if x is not None else y
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
-        if self.w_avg_beta is not None and self.training:
+        if self.w_avg_beta is not None and self.training and update_w_avg:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is not None:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])

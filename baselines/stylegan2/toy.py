@@ -43,8 +43,11 @@ class ToyGenerator(nn.Module):
         self.mapping = MappingNetwork(z_dim, 0, w_dim, self.num_ws, num_layers=2)
 
     def forward(self, z: Tensor, c: Tensor | None = None, truncation_psi: float = 1.0, **unused) -> Tensor:
-        ws = self.mapping(z, c, truncation_psi)
-        x = self.const[None].repeat(z.shape[0], 1)
+        return self.synthesis(self.mapping(z, c, truncation_psi))
+
+    def synthesis(self, ws: Tensor, **unused) -> Tensor:
+        """ws [N, num_ws, w_dim] -> points [N, data_dim] (no noise inputs: keyword arguments are ignored)."""
+        x = self.const[None].repeat(ws.shape[0], 1)
         for i, layer in enumerate(self.layers):
             x = layer(x, ws[:, i])
         return self.out(x, ws[:, -1])

@@ -6,6 +6,7 @@ non-finite loss stops the run and keeps the last good checkpoint."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,17 +38,19 @@ class TrainState:
     step: int = 0
     ada_p: float = 0.0
     ada_signs: list[float] = field(default_factory=list)
+    pl_mean: float = 0.0
 
 
 def new_state(config: StyleGAN2Config, device: torch.device) -> TrainState:
-    """Fresh networks from config.train.seed (forked RNG); D's Adam rescaled for lazy R1 as upstream."""
+    """Fresh networks from config.train.seed (forked RNG); Adam rescaled for lazy R1 / path length as upstream."""
     cfg = config.train
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         G, D = (m.to(device) for m in build_networks(config))
-    ratio = cfg.r1_interval / (cfg.r1_interval + 1)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas, eps=1e-8)
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d * ratio, betas=tuple(b**ratio for b in cfg.betas), eps=1e-8)
+    rg = cfg.pl_interval / (cfg.pl_interval + 1) if cfg.pl_weight > 0 else 1.0
+    rd = cfg.r1_interval / (cfg.r1_interval + 1)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g * rg, betas=tuple(b**rg for b in cfg.betas), eps=1e-8)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d * rd, betas=tuple(b**rd for b in cfg.betas), eps=1e-8)
     return TrainState(G.train(), D.train(), copy.deepcopy(G).eval().requires_grad_(False), opt_g, opt_d)
 
 
@@ -55,16 +58,28 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_000_007 + step) % (2**63 - 1))
 
 
-def fake_images(state: TrainState, n: int, gen: torch.Generator, device: torch.device) -> Tensor:
+def generate(state: TrainState, n: int, cfg: TrainConfig, gen: torch.Generator,
+             device: torch.device) -> tuple[Tensor, Tensor]:
+    """(images, ws) for n fresh z; with probability style_mixing, the ws from a random layer on come from a
+    second z (whose mapping does not update w_avg)."""
     z = torch.randn(n, state.G.z_dim, generator=gen).to(device)
-    return state.G(z, None, noise_mode="random", generator=gen) if hasattr(state.G, "synthesis") else state.G(z)
+    ws = state.G.mapping(z, None)
+    if cfg.style_mixing > 0 and float(torch.rand((), generator=gen)) < cfg.style_mixing:
+        cutoff = int(torch.randint(1, ws.shape[1], (), generator=gen))
+        z2 = torch.randn(n, state.G.z_dim, generator=gen).to(device)
+        ws = torch.cat([ws[:, :cutoff], state.G.mapping(z2, None, update_w_avg=False)[:, cutoff:]], dim=1)
+    return state.G.synthesis(ws, noise_mode="random", generator=gen), ws
+
+
+def fake_images(state: TrainState, n: int, gen: torch.Generator, device: torch.device, cfg: TrainConfig) -> Tensor:
+    return generate(state, n, cfg, gen, device)[0]
 
 
 def d_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generator) -> dict[str, float]:
     """softplus(D(aug(fake))) + softplus(-D(aug(real))), plus gamma/2 |grad D(aug(real))|^2 x interval every
     r1_interval steps (lazy R1)."""
     with torch.no_grad():
-        fake = fake_images(state, real.shape[0], gen, real.device)
+        fake = fake_images(state, real.shape[0], gen, real.device, cfg)
     do_r1 = cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
     real = augment(real, state.ada_p, cfg.augment, gen).detach().requires_grad_(do_r1)
     real_logits = state.D(real, None)
@@ -84,8 +99,24 @@ def d_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generat
 
 def g_step(state: TrainState, batch: int, cfg: TrainConfig, gen: torch.Generator, device: torch.device) -> float:
     """softplus(-D(aug(G(z))))."""
-    fake = augment(fake_images(state, batch, gen, device), state.ada_p, cfg.augment, gen)
+    fake = augment(fake_images(state, batch, gen, device, cfg), state.ada_p, cfg.augment, gen)
     loss = F.softplus(-state.D(fake, None)).mean()
+    state.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_g.step()
+    return float(loss.detach())
+
+
+def pl_step(state: TrainState, cfg: TrainConfig, gen: torch.Generator, device: torch.device) -> float:
+    """Path-length regularisation (lazy): penalise | J_w^T y | (y: image noise / sqrt(H W)) away from its
+    running mean, on batch / pl_batch_shrink images, scaled by pl_interval."""
+    img, ws = generate(state, max(cfg.batch_size // cfg.pl_batch_shrink, 1), cfg, gen, device)
+    scale = math.sqrt(img.shape[2] * img.shape[3]) if img.ndim == 4 else 1.0
+    noise = torch.randn(img.shape, generator=gen).to(device) / scale
+    (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    lengths = grad.square().sum(2).mean(1).sqrt()
+    state.pl_mean = state.pl_mean + cfg.pl_decay * (float(lengths.mean().detach()) - state.pl_mean)
+    loss = (lengths - state.pl_mean).square().mean() * cfg.pl_weight * cfg.pl_interval
     state.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_g.step()
@@ -111,6 +142,8 @@ def train_step(state: TrainState, data: Tensor, cfg: TrainConfig, device: torch.
     real = data[torch.randint(0, len(data), (cfg.batch_size,), generator=gen)].to(device)
     stats = d_step(state, real, cfg, gen)
     stats["loss_g"] = g_step(state, cfg.batch_size, cfg, gen, device)
+    if cfg.pl_weight > 0 and state.step % cfg.pl_interval == 0:
+        stats["pl"] = pl_step(state, cfg, gen, device)
     ema_update(state, cfg)
     state.step += 1
     if cfg.ada_target is not None and state.step % cfg.ada_interval == 0:
@@ -124,7 +157,8 @@ def save(state: TrainState, config: StyleGAN2Config, path: Path, meta: dict[str,
     return save_atomic({"format": FORMAT, "version": 1, "config": config_to_dict(config), "step": state.step,
                         "G": state.G.state_dict(), "D": state.D.state_dict(), "G_ema": state.G_ema.state_dict(),
                         "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
-                        "ada_p": state.ada_p, "ada_signs": state.ada_signs, "meta": meta}, path)
+                        "ada_p": state.ada_p, "ada_signs": state.ada_signs, "pl_mean": state.pl_mean,
+                        "meta": meta}, path)
 
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +175,7 @@ def restore(path: Path, config: StyleGAN2Config, device: torch.device) -> TrainS
     state.opt_g.load_state_dict(payload["opt_g"])
     state.opt_d.load_state_dict(payload["opt_d"])
     state.step, state.ada_p, state.ada_signs = payload["step"], payload["ada_p"], list(payload["ada_signs"])
+    state.pl_mean = payload["pl_mean"]
     return state
 
 

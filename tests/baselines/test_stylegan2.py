@@ -100,3 +100,17 @@ def test_stylegan2_gaussians25_covers_most_modes(tmp_path):
     modes, _ = mixture_scores(model.load(tmp_path / train.CHECKPOINT_NAME).sample(2500, 1, seed=0), data.centers,
                               data.std)
     assert modes >= 18, f"only {modes} of 25 modes"
+
+
+def test_stylegan2_style_mixing_and_path_length_options(tmp_path):
+    config = tiny_config(4)
+    state = train.new_state(config, CPU)
+    mixed_cfg = replace(config.train, style_mixing=1.0)
+    _, ws_plain = train.generate(state, 4, config.train, torch.Generator().manual_seed(0), CPU)
+    _, ws_mixed = train.generate(state, 4, mixed_cfg, torch.Generator().manual_seed(0), CPU)
+    torch.testing.assert_close(ws_mixed[:, 0], ws_plain[:, 0])  # the first layers keep the first z's w
+    assert not torch.equal(ws_mixed[:, -1], ws_plain[:, -1])  # the last ones take the second z's
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    options = replace(config, train=replace(config.train, style_mixing=0.5, pl_weight=2.0, pl_interval=2))
+    state = train.train(options, data, tmp_path, device=CPU)
+    assert state.step == 4 and state.pl_mean > 0
