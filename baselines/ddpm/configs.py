@@ -50,6 +50,7 @@ FIXED_DIFFUSERS_ARGS: dict[str, Any] = {
 
 def unet_config_from_diffusers(config: dict[str, Any]) -> UNetConfig:
     """UNetConfig from a diffusers `UNet2DModel` config.json dict; unsupported settings are an error."""
+    config = dict(config, act_fn="silu") if config.get("act_fn") == "swish" else config  # diffusers alias
     for key, value in FIXED_DIFFUSERS_ARGS.items():
         if key in config and config[key] != value:
             raise ValueError(f"unsupported UNet2DModel setting {key}={config[key]!r}; only {value!r} is implemented")

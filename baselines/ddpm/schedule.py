@@ -51,24 +51,24 @@ def add_noise(alpha_bar: Tensor, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor
     return a**0.5 * x0 + (1 - a) ** 0.5 * noise
 
 
-def predict_x0(x_t: Tensor, eps: Tensor, a_t: Tensor, clip: bool) -> Tensor:
-    """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-1, 1] if asked.
+def predict_x0(x_t: Tensor, eps: Tensor, a_t: Tensor, clip: bool, clip_range: float = 1.0) -> Tensor:
+    """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), clipped to [-clip_range, clip_range] if asked.
 
     The square roots are taken in float64 (as Python scalars), as diffusers does: at t ~ T the division by
     sqrt(alpha_bar_t) ~ 6e-3 amplifies float32 rounding of the roots ~150x."""
     x0 = (x_t - float(1 - a_t) ** 0.5 * eps) / float(a_t) ** 0.5
-    return x0.clamp(-1, 1) if clip else x0
+    return x0.clamp(-clip_range, clip_range) if clip else x0
 
 
 def ddpm_step(x_t: Tensor, eps: Tensor, a_t: Tensor, a_prev: Tensor, noise: Tensor | None, *,
-              variance: str = "fixed_large", clip: bool = True) -> tuple[Tensor, Tensor]:
+              variance: str = "fixed_large", clip: bool = True, clip_range: float = 1.0) -> tuple[Tensor, Tensor]:
     """Ancestral step x_t -> x_prev through the posterior mean given the (clipped) x0: returns (x_prev, x0).
 
     variance "fixed_large": beta_t (the official CIFAR-10 run); "fixed_small": the posterior variance.
     `noise` is used when the step is not the last (a_prev < 1); pass None for the last step.
     """
     beta_t = 1 - a_t / a_prev
-    x0 = predict_x0(x_t, eps, a_t, clip)
+    x0 = predict_x0(x_t, eps, a_t, clip, clip_range)
     mean = (a_prev**0.5 * beta_t) / (1 - a_t) * x0 + (1 - beta_t) ** 0.5 * (1 - a_prev) / (1 - a_t) * x_t
     if noise is None:
         return mean, x0
@@ -82,12 +82,12 @@ def ddpm_step(x_t: Tensor, eps: Tensor, a_t: Tensor, a_prev: Tensor, noise: Tens
 
 
 def ddim_step(x_t: Tensor, eps: Tensor, a_t: Tensor, a_prev: Tensor, *, eta: float = 0.0, noise: Tensor | None = None,
-              clip: bool = True, use_clipped_eps: bool = False) -> tuple[Tensor, Tensor]:
+              clip: bool = True, clip_range: float = 1.0, use_clipped_eps: bool = False) -> tuple[Tensor, Tensor]:
     """Generalised (DDIM) step x_t -> x_prev (eta 0: deterministic; eta 1: DDPM's posterior variance).
 
     Returns (x_prev, x0). With use_clipped_eps, the direction term uses eps re-derived from the clipped x0.
     """
-    x0 = predict_x0(x_t, eps, a_t, clip)
+    x0 = predict_x0(x_t, eps, a_t, clip, clip_range)
     std = eta * (((1 - a_prev) / (1 - a_t)) * (1 - a_t / a_prev)) ** 0.5
     if use_clipped_eps:
         eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5

@@ -39,32 +39,37 @@ def check_unet(case: dict[str, Any]) -> None:
     close(emb, case["debug_time_embedding"], "debug_time_embedding")
 
 
-def grid_and_alpha_bar(config: dict[str, Any], steps: int) -> tuple[list[int], torch.Tensor]:
-    assert config["beta_schedule"] == "linear" and config["prediction_type"] == "epsilon"
-    assert config["timestep_spacing"] == "leading", "only diffusers' 'leading' spacing is implemented"
-    T, offset = config["num_train_timesteps"], config.get("steps_offset", 0)
-    betas = schedule.linear_betas(T, config["beta_start"], config["beta_end"])
-    return [t + offset for t in schedule.timesteps(T, steps, "uniform")], schedule.alphas_cumprod(betas)
+def alpha_bar_of(config: dict[str, Any]) -> torch.Tensor:
+    assert config["beta_schedule"] == "linear" and config["prediction_type"] == "epsilon", config
+    assert not config.get("thresholding", False), "dynamic thresholding is not implemented"
+    betas = schedule.linear_betas(config["num_train_timesteps"], config["beta_start"], config["beta_end"])
+    return schedule.alphas_cumprod(betas)
 
 
-def prev_of(grid: list[int], t: int) -> int:
-    i = grid.index(t)
-    return grid[i + 1] if i + 1 < len(grid) else -1
+def check_grid(config: dict[str, Any], steps: int, stored: torch.Tensor) -> list[int]:
+    """The stored sampling grid; for diffusers' default "leading" spacing it must equal ours (+ steps_offset)."""
+    grid = stored.tolist()
+    if config.get("timestep_spacing", "leading") == "leading":
+        ours = schedule.timesteps(config["num_train_timesteps"], steps, "uniform")
+        assert grid == [t + config.get("steps_offset", 0) for t in ours]
+    return grid
 
 
 def check_schedulers(case: dict[str, Any]) -> None:
     cfg = case["ddpm_config"]
-    grid, ab = grid_and_alpha_bar(cfg, case["ddpm_num_inference_steps"])
+    ab = alpha_bar_of(cfg)
     close(schedule.linear_betas(cfg["num_train_timesteps"], cfg["beta_start"], cfg["beta_end"]), case["ddpm_betas"],
           "ddpm_betas")
     close(ab, case["ddpm_alphas_cumprod"], "ddpm_alphas_cumprod")
-    assert grid == case["ddpm_timesteps"].tolist()
+    grid = check_grid(cfg, case["ddpm_num_inference_steps"], case["ddpm_timesteps"])
     for i, (c, want) in enumerate(zip(case["ddpm_cases"], case["ddpm_results"], strict=True)):
-        a_t, a_prev = schedule.alpha_bar_at(ab, c["t"]), schedule.alpha_bar_at(ab, prev_of(grid, c["t"]))
+        k = grid.index(c["t"])  # DDPMScheduler: prev is the next grid entry, alpha_bar 1 after the last
+        a_t, a_prev = schedule.alpha_bar_at(ab, c["t"]), schedule.alpha_bar_at(ab, grid[k + 1] if k + 1 < len(grid)
+                                                                                  else -1)
         noise = c["noise"] if c["t"] > 0 else None
         assert want["noise_was_drawn"] == (noise is not None)
-        x_prev, x0 = schedule.ddpm_step(c["x_t"], c["model_output"], a_t, a_prev, noise,
-                                        variance=cfg["variance_type"], clip=cfg["clip_sample"])
+        x_prev, x0 = schedule.ddpm_step(c["x_t"], c["model_output"], a_t, a_prev, noise, variance=cfg["variance_type"],
+                                        clip=cfg["clip_sample"], clip_range=cfg.get("clip_sample_range", 1.0))
         close(x_prev, want["prev_sample"], f"ddpm_results[{i}].prev_sample")
         close(x0, want["pred_original_sample"], f"ddpm_results[{i}].pred_original_sample")
     check_ddim(case)
@@ -73,21 +78,24 @@ def check_schedulers(case: dict[str, Any]) -> None:
 
 
 def check_ddim(case: dict[str, Any]) -> None:
-    cfg = case["ddim_config"]
-    assert cfg["set_alpha_to_one"]
-    grid, ab = grid_and_alpha_bar(cfg, case["ddim_num_inference_steps"])
+    cfg, steps = case["ddim_config"], case["ddim_num_inference_steps"]
+    ab = alpha_bar_of(cfg)
     close(ab, case["ddim_alphas_cumprod"], "ddim_alphas_cumprod")
-    close(schedule.alpha_bar_at(ab, -1), case["ddim_final_alpha_cumprod"], "ddim_final_alpha_cumprod")
-    assert grid == case["ddim_timesteps"].tolist()
+    final = torch.ones(()) if cfg["set_alpha_to_one"] else ab[0]  # alpha_bar after the last step
+    close(final, case["ddim_final_alpha_cumprod"], "ddim_final_alpha_cumprod")
+    check_grid(cfg, steps, case["ddim_timesteps"])
+    stride = cfg["num_train_timesteps"] // steps  # DDIMScheduler: prev = t - T // S
     for i, (c, want) in enumerate(zip(case["ddim_cases"], case["ddim_results"], strict=True)):
-        a_t, a_prev = schedule.alpha_bar_at(ab, c["t"]), schedule.alpha_bar_at(ab, prev_of(grid, c["t"]))
-        args, clip = (c["x_t"], c["model_output"], a_t, a_prev), cfg["clip_sample"]
-        x_prev, x0 = schedule.ddim_step(*args, clip=clip)
+        prev = c["t"] - stride
+        a_t, a_prev = schedule.alpha_bar_at(ab, c["t"]), (ab[prev] if prev >= 0 else final)
+        args = (c["x_t"], c["model_output"], a_t, a_prev)
+        clip = dict(clip=cfg["clip_sample"], clip_range=cfg.get("clip_sample_range", 1.0))
+        x_prev, x0 = schedule.ddim_step(*args, **clip)
         close(x_prev, want["eta0_prev_sample"], f"ddim_results[{i}].eta0_prev_sample")
         close(x0, want["eta0_pred_original_sample"], f"ddim_results[{i}].eta0_pred_original_sample")
-        x_prev, _ = schedule.ddim_step(*args, clip=clip, use_clipped_eps=True)
+        x_prev, _ = schedule.ddim_step(*args, **clip, use_clipped_eps=True)
         close(x_prev, want["eta0_clipped_eps_prev_sample"], f"ddim_results[{i}].eta0_clipped_eps_prev_sample")
-        x_prev, x0 = schedule.ddim_step(*args, clip=clip, eta=1.0, noise=c["noise"])
+        x_prev, x0 = schedule.ddim_step(*args, **clip, eta=1.0, noise=c["noise"])
         close(x_prev, want["eta1_prev_sample"], f"ddim_results[{i}].eta1_prev_sample")
         close(x0, want["eta1_pred_original_sample"], f"ddim_results[{i}].eta1_pred_original_sample")
 
