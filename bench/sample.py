@@ -16,9 +16,13 @@ import torch
 from torchvision.utils import save_image
 from tqdm import tqdm
 
+from baselines.checkpoints import CheckpointError as BaselineCheckpointError
+from baselines.ddpm import model as ddpm_model
+from baselines.stylegan2 import model as sg2_model
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import model as ddgan_model
+from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
 from ddgan_ref.checkpoints import CheckpointError, save_atomic, write_json_atomic
 from ddgan_ref.provenance import provenance
 
@@ -26,20 +30,22 @@ from ddgan_ref.provenance import provenance
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint.pt written by bench.train")
+    p.add_argument("--checkpoint", type=Path, required=True,
+                   help="a checkpoint.pt written by bench.train (ddgan, ddpm or stylegan2; told apart by its format)")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--out", type=Path, required=True,
                    help="a .png path for one grid, or a folder for one PNG per image (000000.png, ...) plus "
                         "samples.pt (the float tensor) and samples.json (what made them)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's trained T)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the model's own: DDGAN its trained T, DDPM "
+                                              "T = 1000 (fewer: DDIM), StyleGAN2 1)")
     p.add_argument("--batch-size", type=int, default=100, help="images per forward batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
-def draw(model: ddgan_model.DDGAN, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> torch.Tensor:
+def draw(model, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> torch.Tensor:
     """n samples in batches; batch b covers images [b0, b0 + size) with seeds seed + b0 + i."""
     chunks = []
     with tqdm(total=n, desc="sampling", unit="img", disable=quiet, file=sys.stderr) as bar:
@@ -50,25 +56,40 @@ def draw(model: ddgan_model.DDGAN, n: int, steps: int, seed: int, batch_size: in
     return torch.cat(chunks)
 
 
+LOADERS = {DDGAN_FORMAT: ddgan_model.load, ddpm_model.FORMAT: ddpm_model.load, sg2_model.FORMAT: sg2_model.load}
+
+
+def load_model(path: Path, device: torch.device):
+    """The model of any of the suite's checkpoint formats (DDGAN, DDPM, StyleGAN2), by its `format` field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        fmt = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format")
+    except Exception as error:
+        raise CheckpointError(f"cannot read {path} (truncated, or not a weights-only torch file): {error}") from error
+    if fmt not in LOADERS:
+        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r}; expected one of {sorted(LOADERS)}")
+    return LOADERS[fmt](path, device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        model = ddgan_model.load(args.checkpoint, resolve_device(args.device))
+        model = load_model(args.checkpoint, resolve_device(args.device))
         steps = args.steps if args.steps is not None else model.default_steps
         if steps not in model.supported_steps:
             raise ValueError(f"--steps {steps} is not supported by this model; it supports {model.supported_steps}")
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, BaselineCheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"sampling {args.n} from {args.checkpoint} ({model.config.preset}, {steps} steps) -> {args.out}",
-          file=sys.stderr)
+    print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}", file=sys.stderr)
     samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
     if args.out.suffix.lower() == ".png":
         write_grid(samples, args.out)
     else:
         args.out.mkdir(parents=True, exist_ok=True)
         save_atomic(samples, args.out / "samples.pt")
-        record = {"checkpoint": str(args.checkpoint), "preset": model.config.preset, "n": args.n, "seed": args.seed,
+        record = {"checkpoint": str(args.checkpoint), "model": model.name, "n": args.n, "seed": args.seed,
                   "steps": steps, "batch_size": args.batch_size, "command": sys.argv,
                   **provenance(model.device)}
         write_json_atomic(record, args.out / "samples.json")

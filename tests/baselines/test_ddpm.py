@@ -120,3 +120,19 @@ def test_ddpm_gaussians25_covers_modes_and_1000_steps_beat_4(tmp_path):
             for s, m in ((1000, full), (4, four))}
     assert modes >= 15, f"only {modes} of 25 modes"
     assert dist[1000] < 0.9 * dist[4], dist
+
+
+def test_sample_cli_reads_ddpm_and_stylegan2_checkpoints(tmp_path):
+    from baselines.stylegan2 import train as sg2_train
+    from bench.sample import main as sample_main
+    from bench.train import main as train_main
+
+    for family in ("ddpm", "stylegan2"):
+        out = tmp_path / family
+        assert train_main(["--model", family, "--preset", "tiny", "--out", str(out), "--max-steps", "2",
+                           "--quiet"]) == 0
+        ckpt = out / (train.CHECKPOINT_NAME if family == "ddpm" else sg2_train.CHECKPOINT_NAME)
+        assert sample_main(["--checkpoint", str(ckpt), "--n", "3", "--out", str(out / "s"), "--steps",
+                            "5" if family == "ddpm" else "1", "--quiet"]) == 0
+        assert torch.load(out / "s" / "samples.pt", weights_only=True).shape == (3, 1, 8, 8)
+    assert sample_main(["--checkpoint", str(tmp_path / "missing.pt"), "--n", "1", "--out", "x.png"]) == 2
