@@ -66,7 +66,7 @@ def load_model(path: Path, device: torch.device):
     try:
         fmt = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format")
     except Exception as error:
-        raise CheckpointError(f"cannot read {path} (truncated, or not a weights-only torch file): {error}") from error
+        raise CheckpointError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({error})") from error
     if fmt not in LOADERS:
         raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r}; expected one of {sorted(LOADERS)}")
     return LOADERS[fmt](path, device)
