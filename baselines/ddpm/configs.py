@@ -45,6 +45,7 @@ class UNetConfig:
 FIXED_DIFFUSERS_ARGS: dict[str, Any] = {
     "act_fn": "silu", "time_embedding_type": "positional", "class_embed_type": None, "num_class_embeds": None,
     "add_attention": True, "resnet_time_scale_shift": "default", "attn_norm_num_groups": None,
+    "downsample_type": "conv", "upsample_type": "conv",
 }
 
 

@@ -170,7 +170,8 @@ class SynthesisNetwork(nn.Module):
     def _draws(self, n: int, device: torch.device, generator: torch.Generator | None) -> Iterator[Tensor]:
         for r in self.resolutions:
             for _ in range(getattr(self, f"b{r}").num_conv):
-                yield torch.randn([n, 1, r, r], generator=generator, device=device)
+                draw_on = generator.device if generator is not None else device  # a CPU generator draws on CPU
+                yield torch.randn([n, 1, r, r], generator=generator, device=draw_on).to(device)
 
     def noise_shapes(self, n: int) -> list[tuple[int, ...]]:
         """Shapes of the noise draws of one forward pass in "random" mode, in order."""
