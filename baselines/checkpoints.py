@@ -54,3 +54,16 @@ def load_into(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what
         raise CheckpointError(f"{what} does not fit the architecture: missing {missing[:10]} ({len(missing)}), "
                               f"unexpected {unexpected[:10]} ({len(unexpected)}), shape mismatches {shapes[:10]}")
     module.load_state_dict(state_dict)
+
+
+def read_payload(path: str | Path, fmt: str, what: str) -> dict[str, Any]:
+    """A checkpoint dict of our format `fmt` (a CheckpointError naming `what` otherwise)."""
+    payload = load_file(path)
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {what} checkpoint of this suite (format {fmt!r})")
+    return payload
+
+
+def resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's config that a resumed run must share: all but the step budget and checkpoint interval."""
+    return config | {"train": {k: v for k, v in config["train"].items() if k not in ("steps", "checkpoint_every")}}

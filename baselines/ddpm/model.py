@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from baselines.checkpoints import CheckpointError, load_file, load_into
+from baselines.checkpoints import load_into, read_payload
 from baselines.ddpm import sampling, schedule
 from baselines.ddpm.configs import DDPMConfig, config_from_dict, preset
 from baselines.ddpm.networks import MLPDenoiser, UNet2D
@@ -64,9 +64,7 @@ class DDPM:
 
 def load(checkpoint: str | Path, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
     """A DDPM from our checkpoint format (EMA weights), built from the config stored in it."""
-    payload = load_file(checkpoint)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{checkpoint} is not a DDPM checkpoint of this suite (format {FORMAT!r})")
+    payload = read_payload(checkpoint, FORMAT, "DDPM")
     config = config_from_dict(payload["config"])
     net = build_network(config)
     load_into(net, payload["ema"], f"DDPM checkpoint {checkpoint}")

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from baselines.checkpoints import CheckpointError, load_file, load_into, save_atomic
+from baselines.checkpoints import CheckpointError, load_into, read_payload, resumable, save_atomic
 from baselines.ddpm import schedule
 from baselines.ddpm.configs import DDPMConfig, TrainConfig, config_to_dict
 from baselines.ddpm.model import FORMAT, build_network
@@ -88,15 +88,10 @@ def save(state: TrainState, config: DDPMConfig, path: Path, meta: dict[str, Any]
                         "opt": state.opt.state_dict(), "meta": meta}, path)
 
 
-def _resumable(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a config a resumed run must share: all but the step budget and checkpoint interval."""
-    return config | {"train": {k: v for k, v in config["train"].items() if k not in ("steps", "checkpoint_every")}}
-
-
 def restore(path: Path, config: DDPMConfig, device: torch.device) -> TrainState:
-    payload = load_file(path)
-    if payload.get("format") != FORMAT or _resumable(payload.get("config", {})) != _resumable(config_to_dict(config)):
-        raise CheckpointError(f"{path} holds another run (format or config differ); use a new --out folder")
+    payload = read_payload(path, FORMAT, "DDPM")
+    if resumable(payload["config"]) != resumable(config_to_dict(config)):
+        raise CheckpointError(f"{path} holds another run (its config differs); use a new --out folder")
     state = new_state(config, device)
     load_into(state.net, payload["net"], f"{path} (net)")
     load_into(state.ema, payload["ema"], f"{path} (ema)")

@@ -60,6 +60,20 @@ def config_from_dict(d: dict[str, Any]) -> StyleGAN2Config:
     return StyleGAN2Config(d["name"], d["dataset"], tuple(d["data_shape"]), d["G"], d["D"], d["toy"], TrainConfig(**t))
 
 
+def _small(name: str, dataset: str, channels: int, resolution: int, z_dim: int, channel_base: int,
+           channel_max: int, train: TrainConfig) -> StyleGAN2Config:
+    """A small image preset: z = w = z_dim, a 2-layer mapping, min(channel_base / res, channel_max) channels."""
+    syn = {"channel_base": channel_base, "channel_max": channel_max}
+    return StyleGAN2Config(
+        name, dataset, (channels, resolution, resolution),
+        G={"z_dim": z_dim, "c_dim": 0, "w_dim": z_dim, "img_resolution": resolution, "img_channels": channels,
+           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": syn},
+        D={"c_dim": 0, "img_resolution": resolution, "img_channels": channels, **syn,
+           "epilogue_kwargs": {"mbstd_group_size": 4}},
+        train=train)
+
+
+_DIGITS_TRAIN = TrainConfig(r1_gamma=0.05, ema_kimg=10.0, ada_kimg=100.0, steps=10_000)
 _CIFAR_SYN = {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 4, "conv_clamp": 256}
 _TOY_TRAIN = TrainConfig(batch_size=256, lr_g=2e-3, lr_d=2e-3, r1_gamma=0.05, r1_interval=4, ema_kimg=10.0,
                          ema_rampup=None, ada_target=None, steps=3000, checkpoint_every=500)
@@ -74,28 +88,11 @@ PRESETS: dict[str, StyleGAN2Config] = {
     "gaussians25": StyleGAN2Config("gaussians25", "gaussians25", (2,), G={"z_dim": 16, "w_dim": 64, "hidden": 128},
                                    D={"hidden": 128}, toy=True, train=_TOY_TRAIN),
     # Small CPU presets for the embedded 16 px digits (the resolution of the DDGAN digits presets).
-    "digits": StyleGAN2Config(
-        "digits", "digits", (1, 16, 16),
-        G={"z_dim": 64, "c_dim": 0, "w_dim": 64, "img_resolution": 16, "img_channels": 1,
-           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 1024, "channel_max": 64}},
-        D={"c_dim": 0, "img_resolution": 16, "img_channels": 1, "channel_base": 1024, "channel_max": 64,
-           "epilogue_kwargs": {"mbstd_group_size": 4}},
-        train=TrainConfig(r1_gamma=0.05, ema_kimg=10.0, ada_kimg=100.0, steps=10_000)),
-    "stacked-digits": StyleGAN2Config(
-        "stacked-digits", "stacked-digits", (3, 16, 16),
-        G={"z_dim": 64, "c_dim": 0, "w_dim": 64, "img_resolution": 16, "img_channels": 3,
-           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 1024, "channel_max": 64}},
-        D={"c_dim": 0, "img_resolution": 16, "img_channels": 3, "channel_base": 1024, "channel_max": 64,
-           "epilogue_kwargs": {"mbstd_group_size": 4}},
-        train=TrainConfig(r1_gamma=0.05, ema_kimg=10.0, ada_kimg=100.0, steps=10_000)),
-    "tiny": StyleGAN2Config(
-        "tiny", "digits", (1, 8, 8),
-        G={"z_dim": 8, "c_dim": 0, "w_dim": 8, "img_resolution": 8, "img_channels": 1,
-           "mapping_kwargs": {"num_layers": 2}, "synthesis_kwargs": {"channel_base": 64, "channel_max": 16}},
-        D={"c_dim": 0, "img_resolution": 8, "img_channels": 1, "channel_base": 64, "channel_max": 16,
-           "epilogue_kwargs": {"mbstd_group_size": 4}},
-        train=TrainConfig(batch_size=8, ema_kimg=0.1, r1_interval=2, ada_interval=2, ada_kimg=1.0, steps=6,
-                          checkpoint_every=3)),
+    "digits": _small("digits", "digits", 1, 16, 64, 1024, 64, _DIGITS_TRAIN),
+    "stacked-digits": _small("stacked-digits", "stacked-digits", 3, 16, 64, 1024, 64, _DIGITS_TRAIN),
+    "tiny": _small("tiny", "digits", 1, 8, 8, 64, 16, TrainConfig(batch_size=8, ema_kimg=0.1, r1_interval=2,
+                                                                  ada_interval=2, ada_kimg=1.0, steps=6,
+                                                                  checkpoint_every=3)),
 }
 
 

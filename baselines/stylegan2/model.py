@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from baselines.checkpoints import CheckpointError, load_file, load_into
+from baselines.checkpoints import load_into, read_payload
 from baselines.stylegan2.configs import StyleGAN2Config, config_from_dict, preset
 from baselines.stylegan2.networks import Discriminator, Generator
 from baselines.stylegan2.toy import ToyDiscriminator, ToyGenerator
@@ -59,9 +59,7 @@ class StyleGAN2:
 
 def load(checkpoint: str | Path, device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
     """A StyleGAN2 (G_ema) from our checkpoint format, built from the config stored in it."""
-    payload = load_file(checkpoint)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{checkpoint} is not a StyleGAN2 checkpoint of this suite (format {FORMAT!r})")
+    payload = read_payload(checkpoint, FORMAT, "StyleGAN2")
     config = config_from_dict(payload["config"])
     G, _ = build_networks(config)
     load_into(G, payload["G_ema"], f"StyleGAN2 checkpoint {checkpoint} (G_ema)")

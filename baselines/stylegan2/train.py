@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.checkpoints import CheckpointError, load_file, load_into, save_atomic
+from baselines.checkpoints import CheckpointError, load_into, read_payload, resumable, save_atomic
 from baselines.stylegan2.augment import ada_adjust, augment
 from baselines.stylegan2.configs import StyleGAN2Config, TrainConfig, config_to_dict
 from baselines.stylegan2.model import FORMAT, build_networks
@@ -161,14 +161,10 @@ def save(state: TrainState, config: StyleGAN2Config, path: Path, meta: dict[str,
                         "meta": meta}, path)
 
 
-def _resumable(config: dict[str, Any]) -> dict[str, Any]:
-    return config | {"train": {k: v for k, v in config["train"].items() if k not in ("steps", "checkpoint_every")}}
-
-
 def restore(path: Path, config: StyleGAN2Config, device: torch.device) -> TrainState:
-    payload = load_file(path)
-    if payload.get("format") != FORMAT or _resumable(payload["config"]) != _resumable(config_to_dict(config)):
-        raise CheckpointError(f"{path} holds another run (format or config differ); use a new --out folder")
+    payload = read_payload(path, FORMAT, "StyleGAN2")
+    if resumable(payload["config"]) != resumable(config_to_dict(config)):
+        raise CheckpointError(f"{path} holds another run (its config differs); use a new --out folder")
     state = new_state(config, device)
     for name in ("G", "D", "G_ema"):
         load_into(getattr(state, name), payload[name], f"{path} ({name})")
