@@ -76,13 +76,13 @@ def fake_images(state: TrainState, n: int, gen: torch.Generator, device: torch.d
 
 
 def d_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generator) -> dict[str, float]:
-    """softplus(D(aug(fake))) + softplus(-D(aug(real))), plus gamma/2 |grad D(aug(real))|^2 x interval every
-    r1_interval steps (lazy R1)."""
+    """softplus(D(aug(fake))) + softplus(-D(aug(real))), plus gamma/2 |d D(aug(real)) / d real|^2 x interval
+    every r1_interval steps (lazy R1)."""
     with torch.no_grad():
         fake = fake_images(state, real.shape[0], gen, real.device, cfg)
     do_r1 = cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
-    real = augment(real, state.ada_p, cfg.augment, gen).detach().requires_grad_(do_r1)
-    real_logits = state.D(real, None)
+    real = real.detach().requires_grad_(do_r1)  # R1 is taken w.r.t. the real images before augmentation (ADA)
+    real_logits = state.D(augment(real, state.ada_p, cfg.augment, gen), None)
     loss = F.softplus(state.D(augment(fake, state.ada_p, cfg.augment, gen), None)).mean() + F.softplus(
         -real_logits).mean()
     r1 = torch.zeros(())
