@@ -1,0 +1,221 @@
+"""evaluate(images, dataset, extractor): quality and coverage of generated samples against a dataset split.
+
+One pass of the extractor over the samples and one (cached) over the reference; then every metric of METRICS
+on those features, plus mode coverage where the dataset has modes. Metric names carry the extractor: only
+Inception gives `fid`, `kid`, `is`, `precision`, ...; digits-cnn gives `fd_digits`, `kd_digits`,
+`precision_digits`, ...; so a number can never be mistaken for a paper's Inception number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch_fidelity
+from torch import Tensor
+
+from bench.data import build_dataset
+from bench.metrics import cache, digits_cnn, modes
+from bench.metrics import extractors as fe
+from bench.metrics.features import extract
+from bench.metrics.fid import frechet_distance, inception_score, kernel_distance, statistics
+from bench.metrics.neighbours import prdc
+
+DEFAULT_EXTRACTOR = {
+    "gaussians25": "identity", "ring8": "identity", "digits": "digits-cnn", "stacked-digits": "digits-cnn",
+    "mnist": "mnist-cnn", "stacked-mnist": "mnist-cnn", "cifar10": "inception-v3-compat",
+    "image-folder": "inception-v3-compat",
+}
+MODE_CLASSIFIER = {"digits": "digits-cnn", "stacked-digits": "digits-cnn", "mnist": "mnist-cnn",
+                   "stacked-mnist": "mnist-cnn"}
+STACKED = ("stacked-digits", "stacked-mnist")
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """Everything besides the data that sets the numbers."""
+
+    nearest_k: int = 5
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    isc_splits: int = 10
+    seed: int = 2020  # KID subsets and IS shuffling (torch-fidelity's default)
+
+
+def fd_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
+    ref_stats = {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()}
+    return {"fd": frechet_distance(statistics(gen["features"]), ref_stats)}
+
+
+def kd_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
+    mean, std = kernel_distance(gen["features"], ref["features"], subsets=knobs.kid_subsets,
+                                subset_size=knobs.kid_subset_size, seed=knobs.seed)
+    return {"kd": mean, "kd_std": std}
+
+
+def prdc_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
+    return prdc(ref["features"], gen["features"], knobs.nearest_k, device=device)  # same values on any device
+
+
+def is_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
+    mean, std = inception_score(gen["logits"], splits=knobs.isc_splits, seed=knobs.seed)
+    return {"is": mean, "is_std": std}
+
+
+# (sample features, reference features, knobs, device) -> {metric: value}, named later for the extractor.
+METRICS: dict[str, Callable[[dict, dict, Knobs, torch.device | str], dict[str, float]]] = {
+    "fd": fd_metric, "kd": kd_metric, "prdc": prdc_metric, "is": is_metric,
+}
+INCEPTION_ONLY = ("is",)
+
+
+def metric_name(metric: str, tag: str) -> str:
+    """'fd' -> 'fid' for Inception (tag ''), 'fd_digits' for digits-cnn; '_std' stays last."""
+    base, std = (metric[:-4], "_std") if metric.endswith("_std") else (metric, "")
+    if not tag:
+        return {"fd": "fid", "kd": "kid"}.get(base, base) + std
+    return f"{base}_{tag}{std}"
+
+
+def reference_set(dataset: str, split: str, n: int, seed: int, root, image_size: int | None):
+    """The reference split with n items, or all of it where it holds fewer (digits, CIFAR-10, folders)."""
+    kwargs = dict(root=root, train=split == "train", seed=seed, image_size=image_size)
+    try:
+        return build_dataset(dataset, size=n, **kwargs)
+    except ValueError:
+        return build_dataset(dataset, **kwargs)
+
+
+def stack_items(ds) -> Tensor:
+    """All x of a dataset as one tensor (uint8 images are kept as they are)."""
+    if hasattr(ds, "data") and getattr(ds, "image_size", None) is None and ds.data.dtype == torch.uint8:
+        return ds.data  # uint8 images go to the extractor untouched
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Which reference a set of samples is measured against."""
+
+    dataset: str
+    split: str = "train"
+    n: int | None = None  # default: as many as the samples (capped by the split's size)
+    seed: int = 0  # draws of synthetic and stacked datasets
+    root: str | None = None  # data folder of file-backed datasets
+
+
+Progress = Callable[[str, int], Callable[[int], None]]  # (stage, total) -> update(k), given by a CLI
+
+
+def _features(data: Tensor, module, name: str, batch_size: int, device, progress: Progress | None,
+              stage: str) -> dict[str, Tensor]:
+    update = progress(stage, len(data)) if progress is not None else None
+    out = extract(data, module, name, batch_size=batch_size, device=device, progress=update)
+    if len(out["features"]) >= 2:
+        stats = statistics(out["features"])
+        out.update(mu=torch.from_numpy(stats["mu"]), sigma=torch.from_numpy(stats["sigma"]))
+    return out
+
+
+def reference_features(ref: Reference, ds, module, name: str, weights_sha256: str | None, *, batch_size: int,
+                       device, cache_root: Path | None, use_cache: bool, progress: Progress | None,
+                       ) -> dict[str, Tensor]:
+    """Features (+ logits, mu, sigma) of the reference set, from the cache when its key matches."""
+    key = {"dataset": ref.dataset, "split": ref.split, "n": len(ds), "seed": ref.seed, "shape": list(ds.shape),
+           "root": str(Path(ref.root).resolve()) if ref.root else None, "extractor": name,
+           "weights_sha256": weights_sha256, "torch_fidelity": torch_fidelity.__version__}
+    root = Path(cache_root) if cache_root is not None else cache.default_root()
+    cached = cache.load(root, key) if use_cache else None
+    if cached is not None:
+        return cached
+    out = _features(stack_items(ds), module, name, batch_size, device, progress, f"features of {ref.dataset}")
+    if use_cache:
+        cache.store(root, key, out)
+    return out
+
+
+def mode_labels(dataset: str, logits: Tensor) -> Tensor:
+    """[N] modes from a digit classifier's per-channel logits [N, 3, 10]."""
+    digits = logits.argmax(-1)
+    return modes.stacked_modes(digits) if dataset in STACKED else digits[:, 0]
+
+
+def mode_metrics(dataset: str, ds, gen_data: Tensor, ref_data: Tensor, gen_logits: Tensor | None,
+                 ref_logits: Tensor | None) -> dict[str, float]:
+    """Mode coverage of the samples, and of the reference itself (the ceiling the classifier allows)."""
+    if hasattr(ds, "centers"):
+        gen, ref = (modes.mixture_coverage(x, ds.centers, ds.std) for x in (gen_data, ref_data))
+        return {**gen, "ref_modes": ref["modes"], "ref_hq_fraction": ref["hq_fraction"]}
+    if dataset not in MODE_CLASSIFIER:
+        return {}
+    gen_modes, ref_modes = mode_labels(dataset, gen_logits), mode_labels(dataset, ref_logits)
+    gen, ref = modes.coverage(gen_modes, ds.num_modes), modes.coverage(ref_modes, ds.num_modes)
+    accuracy = (ref_modes == ds.labels[:len(ref_modes)]).double().mean().item()
+    return {**gen, "ref_modes": ref["modes"], "ref_mode_kl": ref["mode_kl"], "classifier_accuracy_ref": accuracy}
+
+
+def _check_samples(images: Tensor, ds, dataset: str) -> Tensor:
+    """The samples, checked against the dataset's items; greyscale saved as RGB (3 equal channels, as
+    save_image writes one-channel PNGs) is read back as one channel."""
+    if images.is_floating_point() and not torch.isfinite(images).all():
+        raise ValueError("samples contain NaN or inf (did the model diverge?); nothing to evaluate")
+    if images.ndim == 4 and images.shape[1] == 3 and ds.shape[0] == 1 and (images == images[:, :1]).all():
+        images = images[:, :1]
+    if images.ndim == 2 and len(ds.shape) == 1 and images.shape[1] == ds.shape[0]:
+        return images
+    if images.ndim == 4 and len(ds.shape) == 3 and images.shape[1] == ds.shape[0]:
+        return images
+    raise ValueError(f"samples of shape {tuple(images.shape)} do not fit {dataset}, whose items are {ds.shape}")
+
+
+def _classifier_pass(ref: Reference, ds, images: Tensor, weights, opts: dict) -> tuple[Tensor, Tensor, dict]:
+    """Logits of samples and reference from the dataset's mode classifier (when it is not the extractor)."""
+    name = MODE_CLASSIFIER[ref.dataset]
+    module = fe.build(name, weights)
+    sha = digits_cnn.sha256(fe.weights_file(name, weights))
+    gen = _features(images, module, name, opts["batch_size"], opts["device"], opts["progress"], "classifying samples")
+    refd = reference_features(ref, ds, module, name, sha, **opts)
+    return gen["logits"], refd["logits"], module.meta
+
+
+def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = None, *,
+             weights: str | Path | None = None, classifier_weights: str | Path | None = None,
+             download_inception: bool = False, knobs: Knobs = Knobs(), batch_size: int = 100,
+             device: torch.device | str = "cpu", cache_root: str | Path | None = None, use_cache: bool = True,
+             progress: Progress | None = None) -> dict:
+    """Metrics of samples (images [N, C, H, W] float in [-1, 1] or uint8, or points [N, 2]) against a dataset
+    split: {'metrics': {name: number}, 'protocol': {what was measured, how}}. `weights` is the extractor's
+    weights file (for Inception, the --inception-weights file), `classifier_weights` the mode classifier's when
+    it is not the extractor. Reference features are cached under `cache_root` (default cache.default_root())."""
+    ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
+    if ref.dataset not in DEFAULT_EXTRACTOR:
+        raise KeyError(f"unknown dataset {ref.dataset!r}; choose from {sorted(DEFAULT_EXTRACTOR)}")
+    name = extractor or DEFAULT_EXTRACTOR[ref.dataset]
+    spec = fe.EXTRACTORS[name]
+    module = fe.build(name, weights, download_inception)  # first: a missing weights file fails at once
+    ds = reference_set(ref.dataset, ref.split, ref.n or len(images), ref.seed, ref.root,
+                       None if images.ndim == 2 else images.shape[-1])
+    images = _check_samples(images, ds, ref.dataset)
+    weights_path = fe.weights_file(name, weights)
+    sha = digits_cnn.sha256(weights_path) if weights_path else None
+    opts = dict(batch_size=batch_size, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress)
+    gen = _features(images, module, name, batch_size, device, progress, "features of samples")
+    refd = reference_features(ref, ds, module, name, sha, **opts)
+    metrics = {}
+    for key, fn in METRICS.items():
+        if key not in INCEPTION_ONLY or not spec.tag:
+            metrics.update({metric_name(m, spec.tag): v for m, v in fn(gen, refd, knobs, device).items()})
+    gen_logits, ref_logits, classifier = gen.get("logits"), refd.get("logits"), getattr(module, "meta", None)
+    if ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
+        gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, opts)
+    ref_data = stack_items(ds) if images.ndim == 2 else None
+    metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
+    protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
+                "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
+                "feature_dim": gen["features"].shape[1], "knobs": asdict(knobs),
+                "sample_format": "points" if images.ndim == 2 else f"{images.dtype} tensor -> uint8 as save_image",
+                "classifier": classifier if ref.dataset in MODE_CLASSIFIER else None,
+                "torch_fidelity": torch_fidelity.__version__}
+    return {"metrics": metrics, "protocol": protocol}

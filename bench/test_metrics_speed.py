@@ -1,0 +1,116 @@
+"""Benchmarks (pytest-benchmark): bench.metrics.prdc vs prdc.compute_prdc side by side, a 50k x 50k run with its
+peak memory, and feature-extraction throughput.
+
+Run: pytest bench/test_metrics_speed.py --benchmark-json out.json, then `python -m bench.speedups out.json`
+for the prdc ratios (impl "ref" is prdc 0.2, "blocks" is ours). The 50k x 50k case runs in a child process so
+its peak RSS is its own; it takes a few minutes on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import prdc as prdc_package
+import pytest
+import torch
+
+from bench.data import build_dataset
+from bench.metrics import extractors as fe
+from bench.metrics import prdc
+from bench.metrics.features import extract
+from ddgan_ref.provenance import device_description
+
+PRDC_CASES = {"10k-d64": (10_000, 64), "10k-d384": (10_000, 384), "10k-d2048": (10_000, 2048)}  # N = M, dims
+GIB = 2**30
+CHILD = """
+import json, resource, sys, time
+import numpy as np
+from bench.metrics import prdc
+n, d = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+real = rng.standard_normal((n, d), dtype=np.float32)
+fake = rng.standard_normal((n, d), dtype=np.float32) + 0.1
+start = time.perf_counter()
+out = prdc(real, fake, 5)
+print(json.dumps({"seconds": time.perf_counter() - start, "metrics": out,
+                  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def features(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, d), dtype=np.float32), rng.standard_normal((n, d), dtype=np.float32) + 0.1
+
+
+def run_prdc_package(real, fake):
+    with contextlib.redirect_stdout(io.StringIO()):  # prdc prints "Num real: ..."
+        return prdc_package.compute_prdc(real, fake, 5)
+
+
+@pytest.mark.parametrize("impl", ["ref", "blocks"])
+@pytest.mark.parametrize("case", sorted(PRDC_CASES))
+def test_prdc_speed(benchmark, case, impl):
+    n, d = PRDC_CASES[case]
+    benchmark.group = f"prdc {case}"
+    real, fake = features(n, d)
+    fn = run_prdc_package if impl == "ref" else lambda r, f: prdc(r, f, 5)
+    out = benchmark.pedantic(fn, args=(real, fake), rounds=2, warmup_rounds=0)
+    benchmark.extra_info.update({"op": "prdc", "case": case, "device": "cpu", "impl": impl, "n": n, "d": d,
+                                 "device_name": device_description("cpu"), "threads": torch.get_num_threads(),
+                                 "metrics": {k: float(v) for k, v in out.items()}})
+
+
+def test_prdc_50k_memory(benchmark):
+    """50k x 50k, 2048-d float32 features (Inception's size): time and peak RSS of a fresh process. prdc 0.2 would
+    hold three 50k x 50k float32 matrices (30 GB) and cannot run on this machine."""
+    n, d = 50_000, 2048
+    benchmark.group = "prdc 50k"
+    root = Path(__file__).resolve().parents[1]
+    run = lambda: subprocess.run([sys.executable, "-c", CHILD, str(n), str(d)], capture_output=True, text=True,
+                                 check=True, cwd=root)
+    record = json.loads(benchmark.pedantic(run, rounds=1, warmup_rounds=0).stdout)
+    benchmark.extra_info.update({"op": "prdc", "case": "50k-d2048", "device": "cpu", "impl": "blocks", "n": n,
+                                 "d": d, "peak_rss_gib": record["peak_rss_bytes"] / GIB,
+                                 "inner_seconds": record["seconds"], "metrics": record["metrics"],
+                                 "prdc_package_matrices_gib": 3 * n * n * 4 / GIB})
+    assert record["peak_rss_bytes"] < 4 * GIB
+
+
+EXTRACTION = {"digits-cnn": ("stacked-digits", 4000, 16), "identity": ("stacked-digits", 4000, 16)}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRACTION))
+def test_feature_extraction_throughput(benchmark, name):
+    dataset, n, size = EXTRACTION[name]
+    benchmark.group = "feature extraction"
+    ds = build_dataset(dataset, train=False, size=n, image_size=size)
+    images = torch.stack([ds[i][0] for i in range(len(ds))])
+    module = fe.build(name)
+    benchmark.pedantic(extract, args=(images, module, name), kwargs={"batch_size": 500}, rounds=3,
+                       warmup_rounds=1)
+    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    benchmark.extra_info.update({"extractor": name, "images": n, "image_shape": list(images.shape[1:]),
+                                 "images_per_s": n / seconds, "device": "cpu", "threads": torch.get_num_threads()})
+
+
+def test_inception_extraction_throughput(benchmark, tmp_path):
+    """Inception-v3 at 299 px (upsampled from 32 px) with random weights of the official layout: the cost of
+    FID on CPU (the values are meaningless; the speed is the real network's)."""
+    import torchvision
+
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
+    torch.save(net.state_dict(), tmp_path / "inception.pth")
+    module = fe.build("inception-v3-compat", tmp_path / "inception.pth")
+    images = torch.rand(16, 3, 32, 32) * 2 - 1
+    benchmark.group = "feature extraction"
+    benchmark.pedantic(extract, args=(images, module, "inception-v3-compat"), kwargs={"batch_size": 16},
+                       rounds=2, warmup_rounds=1)
+    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    benchmark.extra_info.update({"extractor": "inception-v3-compat", "images": 16, "image_shape": [3, 32, 32],
+                                 "images_per_s": 16 / seconds, "device": "cpu", "threads": torch.get_num_threads()})

@@ -1,0 +1,110 @@
+"""evaluate() and python -m bench.metrics: metric names, the reference cache, sample formats and clear errors."""
+
+import json
+
+import pytest
+import torch
+from torchvision.utils import save_image
+
+from bench.data import build_dataset
+from bench.metrics import Reference, cache, evaluate
+from bench.metrics.__main__ import main
+from bench.metrics.evaluate import metric_name
+from tests.bench.metrics.test_extractors import random_inception_file
+
+
+def digits(n: int = 120, train: bool = False) -> torch.Tensor:
+    ds = build_dataset("digits", train=train, size=n, image_size=16)
+    return torch.stack([ds[i][0] for i in range(len(ds))])
+
+
+def test_metric_names_say_which_extractor_made_them():
+    assert [metric_name(m, "") for m in ("fd", "kd", "kd_std", "is", "precision")] == [
+        "fid", "kid", "kid_std", "is", "precision"]
+    assert [metric_name(m, "digits") for m in ("fd", "kd_std", "coverage")] == [
+        "fd_digits", "kd_digits_std", "coverage_digits"]
+
+
+def test_inception_path_through_evaluate_names_metrics_fid_kid_is(tmp_path):
+    """Inception (random weights with the official keys) on an image folder: the only extractor giving fid/is."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, img in enumerate(torch.rand(8, 3, 24, 24)):
+        save_image(img, folder / f"{i}.png")
+    weights = random_inception_file(tmp_path / "inception.pth")
+    out = evaluate(torch.rand(7, 3, 24, 24) * 2 - 1, Reference("image-folder", root=str(folder)),
+                   weights=weights, cache_root=tmp_path / "cache")
+    assert {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage"} == set(
+        out["metrics"])
+    assert out["protocol"]["extractor"] == "inception-v3-compat" and out["protocol"]["feature_dim"] == 2048
+    assert out["protocol"]["n"] == 7 and out["protocol"]["n_samples"] == 7  # as many references as samples
+
+
+def test_reference_size_is_capped_by_the_split():
+    out = evaluate(digits(40), Reference("digits", split="test", n=1000), use_cache=False)
+    assert out["protocol"]["n"] == 359 and out["protocol"]["split"] == "test"
+
+
+def test_reference_cache_is_keyed_by_n_and_weights(tmp_path):
+    x = digits()
+    first = evaluate(x, "digits", cache_root=tmp_path)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1
+    again = evaluate(x, "digits", cache_root=tmp_path)
+    assert again["metrics"] == first["metrics"] and sorted(tmp_path.iterdir()) == files
+    evaluate(x, Reference("digits", n=60), cache_root=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # another N, another entry
+    key = torch.load(files[0], weights_only=True)["key"]
+    assert key["n"] == 120 and key["weights_sha256"] == first["protocol"]["weights_sha256"]
+    assert key["extractor"] == "digits-cnn" and key["split"] == "train"
+
+
+def test_damaged_or_foreign_cache_entries_are_recomputed(tmp_path):
+    x = digits()
+    first = evaluate(x, "digits", cache_root=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.write_bytes(entry.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable metrics cache entry"):
+        assert evaluate(x, "digits", cache_root=tmp_path)["metrics"] == first["metrics"]
+    payload = torch.load(entry, weights_only=True)
+    payload["key"]["n"] = 5  # a file whose key is not the one asked for is never used
+    torch.save(payload, entry)
+    assert cache.load(tmp_path, {**{k: v for k, v in payload["key"].items() if k != "version"}, "n": 120}) is None
+
+
+def test_cli_tensor_and_png_folder_give_the_same_numbers(tmp_path, capsys):
+    x = digits()
+    torch.save(x, tmp_path / "samples.pt")
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i, img in enumerate(x):
+        save_image((img + 1) / 2, pngs / f"{i:06d}.png")
+    common = ["--dataset", "digits", "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main(["--samples", str(tmp_path / "samples.pt"), "--out", str(tmp_path / "a.json"), *common]) == 0
+    assert main(["--samples", str(pngs), "--out", str(tmp_path / "b.json"), *common]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert a["metrics"] == b["metrics"] and a["metrics"]["modes"] == 10
+    assert a["command"][:3] == ["python", "-m", "bench.metrics"] and a["git_commit"] is not None
+    assert "fd_digits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("setup", "message"), [
+    ("jpeg", "lossy images"),
+    ("inception", "Inception-v3 weights not found"),
+    ("shape", "do not fit digits"),
+    ("nan", "samples contain NaN or inf"),
+])
+def test_cli_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys, setup, message):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    samples = tmp_path / "samples.pt"
+    x = {"shape": torch.rand(10, 3, 16, 16), "nan": digits(10) * float("nan")}.get(setup, digits(10))
+    torch.save(x, samples)
+    args = ["--samples", str(samples), "--dataset", "digits", "--no-cache", "--quiet"]
+    if setup == "jpeg":
+        (tmp_path / "jpgs").mkdir()
+        save_image(torch.rand(3, 8, 8), tmp_path / "jpgs" / "0.jpg")
+        args[1] = str(tmp_path / "jpgs")
+    if setup == "inception":
+        args += ["--extractor", "inception-v3-compat"]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
