@@ -1,4 +1,5 @@
-"""python -m bench.speedups OUT.json: compiled-kernel speed-ups over the reference from a pytest-benchmark JSON."""
+"""python -m bench.speedups OUT.json: speed-ups over the reference (impl "ref") from a pytest-benchmark JSON: the
+compiled kernels of bench/test_ops_speed.py and bench.metrics.prdc vs prdc 0.2 in bench/test_metrics_speed.py."""
 
 from __future__ import annotations
 
