@@ -48,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, checkpoint.pt, samples.png")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
     p.add_argument("--epochs", type=int, help="override the preset's number of epochs (ddgan)")
+    p.add_argument("--timesteps", type=int, help="override the preset's number of denoising steps T (ddgan)")
     p.add_argument("--steps", type=int, help="override the preset's number of training steps (ddpm, stylegan2)")
     p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
     p.add_argument("--max-steps", type=int, help="stop after this many iterations (a checkpoint is written)")
@@ -69,7 +70,8 @@ def ddgan_config(args: argparse.Namespace) -> ddgan_configs.DDGANConfig:
     overrides = {"num_epoch": args.epochs, "batch_size": args.batch_size, "lr_g": args.lr_g, "lr_d": args.lr_d,
                  "seed": args.seed, "checkpoint_every": args.checkpoint_every}
     train_cfg = replace(config.train, **{k: v for k, v in overrides.items() if v is not None})
-    return replace(config, train=train_cfg, dataset=args.dataset or config.dataset)
+    diffusion = config.diffusion if args.timesteps is None else replace(config.diffusion, num_timesteps=args.timesteps)
+    return replace(config, train=train_cfg, dataset=args.dataset or config.dataset, diffusion=diffusion)
 
 
 def progress_bar(total: int, enabled: bool) -> Callable:
@@ -123,6 +125,8 @@ BASELINES = {  # family: (configs, train, model) modules of baselines/
 def baseline_config(args: argparse.Namespace, configs_module):
     """The preset with the command-line overrides that its training config has; others are an error."""
     base = configs_module.preset(args.preset)
+    if args.timesteps is not None or args.epochs is not None:
+        raise ValueError(f"--timesteps and --epochs apply to --model ddgan, not {args.model}")
     wanted = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lr_g": args.lr_g,
               "lr_d": args.lr_d, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
     names = {f.name for f in fields(base.train)}

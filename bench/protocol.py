@@ -1,0 +1,19 @@
+"""The Generator contract every model of the suite meets (structurally): DDGAN, DDPM/DDIM and StyleGAN2."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+    default_steps: int
+    supported_steps: Container[int]  # the harness filters on this; it never try/excepts
+
+    def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
+        """[n, C, H, W] (or [n, 2] points) float32 in [-1, 1], eval mode, no grad, no I/O. Sample i depends only
+        on (weights, steps, seed + i). Raises ValueError if `steps` is not in `supported_steps`."""

@@ -1,0 +1,100 @@
+"""Trilemma tables (CSV, Markdown, LaTeX via pandas) and the plot (seaborn): quality against sampling time, with
+coverage, one row per cell; failed cells stay in the table with their reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+# Quality axis: the first present. On 2D mixtures the share of samples within 3 std of a mode (FD of 2D points
+# sees only means and covariances: uniform noise over the square scores almost as well as the mixture).
+QUALITY = {"hq_fraction": "higher", "fid": "lower", "fd_digits": "lower", "fd_mnist": "lower", "fd_identity": "lower"}
+COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity", "coverage", "coverage_digits",
+            "coverage_mnist", "coverage_identity", "mode_kl", "precision", "precision_digits", "precision_mnist",
+            "precision_identity")
+
+
+def table(records: list[dict]) -> pd.DataFrame:
+    """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory."""
+    rows = []
+    for r in records:
+        metrics, timing = r.get("metrics") or {}, r.get("timing") or {}
+        row = {"cell": r["cell"], "model": r["label"], "steps": r["steps"], "nfe": timing.get("nfe")}
+        row.update({k: metrics[k] for k in (*QUALITY, *COVERAGE) if k in metrics})
+        seconds = timing.get("seconds")
+        row["seconds_per_batch"] = seconds
+        row["images_per_s"] = timing["batch"] / seconds if seconds else None
+        peak = timing.get("peak_memory_bytes")
+        row["peak_memory_mib"] = peak / 2**20 if peak else None
+        row["status"] = r["status"] if r["status"] == "ok" else f"failed: {r.get('reason', '')}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def quality_column(df: pd.DataFrame) -> str | None:
+    return next((c for c in QUALITY if c in df.columns), None)
+
+
+def coverage_column(df: pd.DataFrame) -> str | None:
+    return next((c for c in COVERAGE[:5] if c in df.columns), None)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def latex(df: pd.DataFrame) -> str:
+    escape = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+    lines = [r"\begin{tabular}{" + "l" * 2 + "r" * (len(df.columns) - 2) + "}", r"\toprule",
+             " & ".join(escape(c) for c in df.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(escape(_cell(v)) for v in row) + r" \\" for row in df.itertuples(index=False)]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
+    """Quality against seconds per batch of 100 (log scale), marker size = coverage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    quality, coverage = quality_column(df), coverage_column(df)
+    ok = df[df["status"] == "ok"].dropna(subset=[c for c in (quality, "seconds_per_batch") if c])
+    if quality is None or ok.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sns.scatterplot(data=ok, x="seconds_per_batch", y=quality, hue="model", size=coverage, sizes=(60, 400), ax=ax)
+    for row in ok.itertuples(index=False):
+        ax.annotate(f"{row.model}", (row.seconds_per_batch, getattr(row, quality)), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(xlabel="seconds per batch of 100 samples (log)", ylabel=f"{quality} ({QUALITY[quality]} is better)",
+           title=title)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write(out: Path, records: list[dict], title: str) -> list[Path]:
+    """trilemma.csv, .md, .tex and .png in out."""
+    df = table(records)
+    df.to_csv(out / "trilemma.csv", index=False)
+    (out / "trilemma.md").write_text(markdown(df))
+    (out / "trilemma.tex").write_text(latex(df))
+    written = [out / "trilemma.csv", out / "trilemma.md", out / "trilemma.tex"]
+    image = plot(df, out / "trilemma.png", title)
+    return written + ([image] if image else [])

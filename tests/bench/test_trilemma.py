@@ -1,0 +1,91 @@
+"""The trilemma harness end to end on the embedded 2D mixture, at test size: files, determinism, resume, failures."""
+
+import json
+
+import pytest
+import torch
+
+from bench import timing
+from bench.registry import build_model
+from bench.trilemma import main
+
+TINY = ["--quick", "--train-steps", "30", "--n", "200", "--rounds", "1", "--quiet"]
+CELLS = {"ddgan-t4", "ddgan-t2", "ddpm", "ddpm-10", "ddpm-50", "stylegan2"}
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """The same command in two folders."""
+    outs = [tmp_path_factory.mktemp(name) for name in ("a", "b")]
+    codes = [main([*TINY, "--out", str(out)]) for out in outs]
+    return outs, codes
+
+
+def cell_records(out) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+
+
+def test_trilemma_writes_every_file_for_every_model(two_runs):
+    (out, _), (code, _) = two_runs
+    assert code == 0
+    records = cell_records(out)
+    assert set(records) == CELLS
+    for name in ("trilemma.csv", "trilemma.md", "trilemma.tex", "trilemma.png"):
+        assert (out / name).stat().st_size > 0
+    assert all((out / f"samples_{cell}.png").is_file() for cell in CELLS)
+    labels = {r["label"] for r in records.values()}
+    assert {"DDGAN (T=4)", "DDGAN (T=2)", "DDPM (1000 steps)", "DDIM (10 steps)", "DDIM (50 steps)",
+            "StyleGAN2"} == labels
+    r = records["ddpm-10"]
+    assert r["timing"]["nfe"] == 10 and r["timing"]["batch"] == 100 and r["status"] == "ok"
+    assert r["schema"] == "ddgan-bench/trilemma-cell/1" and r["git_commit"] and r["command"][:3] == [
+        "python", "-m", "bench.trilemma"]
+    assert {"modes", "hq_fraction", "fd_identity", "recall_identity"} <= set(r["metrics"])
+    assert "| DDGAN (T=2) |" in (out / "trilemma.md").read_text()
+
+
+def test_trilemma_same_command_twice_gives_the_same_metrics(two_runs):
+    """Training, sampling and metrics are seeded: the metrics agree exactly (tolerance 0); only timings differ."""
+    (a, b), _ = two_runs
+    ra, rb = cell_records(a), cell_records(b)
+    for cell in CELLS:
+        assert ra[cell]["metrics"] == rb[cell]["metrics"], cell
+
+
+def test_trilemma_resume_keeps_finished_cells(two_runs, capsys):
+    (out, _), _ = two_runs
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+    assert main([*TINY, "--out", str(out)]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == before
+    assert capsys.readouterr().err.count("done before, kept") == len(CELLS)
+
+
+def test_trilemma_failed_cell_is_reported_and_the_others_complete(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    code = main([*TINY, "--models", "ddpm", "stylegan2", "--checkpoints", f"ddpm={bad}", "--out", str(out)])
+    assert code == 1
+    records = cell_records(out)
+    assert records["ddpm-10"]["status"] == "failed" and "broken.pt" in records["ddpm-10"]["reason"]
+    assert records["stylegan2"]["status"] == "ok"
+    assert "failed: " in (out / "trilemma.md").read_text()
+
+
+def test_trilemma_cifar10_offline_stops_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    assert main(["--dataset", "cifar10", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "Inception-v3 weights not found" in capsys.readouterr().err
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"x")
+    with pytest.raises(SystemExit, match="pass --checkpoints for ddgan, ddpm, stylegan2"):
+        main(["--dataset", "cifar10", "--inception-weights", str(weights), "--out", str(tmp_path / "o")])
+
+
+def test_network_calls_are_counted_by_a_hook():
+    model = build_model("ddpm", preset_name="tiny")
+    assert timing.count_calls(model, lambda: model.sample(3, 7, seed=0)) == 7
+    record = timing.paper_time(model, 5, torch.device("cpu"), batch=4, rounds=2)
+    assert record["nfe"] == 5 and len(record["seconds_all"]) == 2 and record["seconds"] > 0
+    with pytest.raises(TypeError, match="no network"):
+        timing.network(object())
