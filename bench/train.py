@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="override the training seed")
     p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--single-process", action="store_true",
+                   help="train in this process alone even under torchrun (the trilemma harness trains on rank 0)")
     p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (default 0)")
     p.add_argument("--grid-n", type=int, default=64, help="samples in the final grid (2D data: 2000 points)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -97,7 +99,7 @@ def train_ddgan(args: argparse.Namespace) -> Path:
     if tuple(data.shape) != tuple(config.generator.data_shape):
         raise SystemExit(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
                          f"{args.preset!r} models {tuple(config.generator.data_shape)}; pick a matching preset")
-    world = ddgan_train.World(_rank(), _world_size())
+    world = ddgan_train.World() if args.single_process else ddgan_train.World(_rank(), _world_size())
     total = ddgan_train.iters_per_epoch(data, config.train, world) * config.train.num_epoch
     total = total if args.max_steps is None else min(total, args.max_steps)
     rank0 = world.rank == 0
@@ -105,7 +107,8 @@ def train_ddgan(args: argparse.Namespace) -> Path:
         print(f"training ddgan preset={config.preset} dataset={config.dataset} ({len(data)} items) on {device}, "
               f"{total} iterations -> {args.out}", file=sys.stderr)
     state = ddgan_train.train(config, data, args.out, device=device, resume=args.resume, max_steps=args.max_steps,
-                              num_workers=args.num_workers, progress=progress_bar(total, rank0 and not args.quiet))
+                              num_workers=args.num_workers, progress=progress_bar(total, rank0 and not args.quiet),
+                              world=ddgan_train.World() if args.single_process else None)
     ckpt = args.out / ddgan_train.CHECKPOINT_NAME
     if rank0:
         n = 2000 if len(config.generator.data_shape) == 1 else args.grid_n

@@ -20,7 +20,7 @@ import hashlib
 import json
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ from bench import report, results, timing
 from bench import train as bench_train
 from bench.data import DATASETS, build_dataset
 from bench.devices import resolve_device
+from bench.distributed import World, setup, teardown
 from bench.grid import write_grid
 from bench.metrics import Reference, evaluate
 from bench.metrics.extractors import inception_weights
@@ -73,8 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="model families (default all; ddpm includes its DDIM cells)")
     p.add_argument("--checkpoints", nargs="+", default=[], metavar="FAMILY=PATH",
                    help="checkpoints to measure instead of training (ddgan may be given once per T)")
-    p.add_argument("--n", type=int, help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for "
-                                         "stacked data, as Stacked MNIST; 10,000 for digits; 50,000 otherwise)")
+    p.add_argument("--n", "--num-samples", dest="n", type=int,
+                   help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for stacked data, as Stacked "
+                        "MNIST; 10,000 for digits; 50,000 otherwise); under torchrun write --num-samples, since "
+                        "torchrun's parser takes --n for its own options")
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
     p.add_argument("--train-steps", type=int, help="override the training iterations of every trained model")
@@ -146,6 +149,7 @@ def train_entry(entry: Entry, args: argparse.Namespace, device: torch.device) ->
     if marker.is_file() and json.loads(marker.read_text()).get("argv") == argv:
         return run / "checkpoint.pt"
     extra = (["--resume"] if (run / "checkpoint.pt").is_file() else []) + (["--quiet"] if args.quiet else [])
+    extra += ["--single-process"]  # under torchrun only rank 0 trains, alone
     print(f"training {entry.name}: python -m bench.train {' '.join(argv + extra)}", file=sys.stderr)
     checkpoint = bench_train.TRAINERS[entry.family](bench_train.parse_args(argv + extra))
     write_json_atomic({"argv": argv, "checkpoint": str(checkpoint)}, marker)
@@ -160,14 +164,41 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def measure(cell: Cell, model, args: argparse.Namespace, device: torch.device) -> dict:
-    """Samples, metrics, timing and a sample grid of one cell."""
+def draw_shared(model, steps: int, args: argparse.Namespace, world: World) -> torch.Tensor:
+    """The cell's n samples; under torchrun each rank draws its contiguous shard of whole batches (seeds seed + i)
+    and the shards are gathered: the single-process batches, so the single-process samples."""
+    part = world.shard(args.n, args.batch_size)
+    quiet = args.quiet or not world.main
+    return world.gather(draw(model, part.stop - part.start, steps, args.seed + part.start, args.batch_size, quiet))
+
+
+def measure(cell: Cell, model, args: argparse.Namespace, device: torch.device, world: World) -> dict:
+    """Samples, metrics, timing and a sample grid of one cell (timing and grid on rank 0 only)."""
     steps = cell.steps if cell.steps is not None else model.default_steps
     if steps not in model.supported_steps:
         raise ValueError(f"{cell.entry.name} does not support {steps} steps")
-    samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
+    samples = draw_shared(model, steps, args, world)
     result = evaluate(samples, Reference(args.dataset, root=args.root), weights=args.inception_weights,
-                      device=device)
+                      device=device, world=world if world.size > 1 else None)
+    config = getattr(model, "config", None)
+    out = {"steps": steps, "label": cell.label.format(steps=steps), "metrics": result["metrics"],
+           "protocol": result["protocol"], "world_size": world.size,
+           "model_config": asdict(config) if is_dataclass(config) else None}
+    error = None
+    if world.main:
+        try:
+            out.update(timed_and_drawn(cell, model, steps, samples, args, device))
+        except Exception as e:  # raised after the barrier, so the other ranks do not wait forever
+            error = e
+    world.barrier()
+    if error is not None:
+        raise error
+    return out
+
+
+def timed_and_drawn(cell: Cell, model, steps: int, samples: torch.Tensor, args: argparse.Namespace,
+                    device: torch.device) -> dict:
+    """The paper's timing (and throughput) and the cell's sample grid."""
     reference = None
     if samples.ndim == 2:
         ds = build_dataset(args.dataset, size=2000, seed=0)
@@ -177,33 +208,42 @@ def measure(cell: Cell, model, args: argparse.Namespace, device: torch.device) -
     timed = timing.paper_time(model, steps, device, batch=100, rounds=args.rounds, seed=args.seed)
     if args.throughput:
         timed["throughput"] = timing.throughput(model, steps, device, seed=args.seed)
-    return {"steps": steps, "label": cell.label.format(steps=steps), "metrics": result["metrics"],
-            "protocol": result["protocol"], "timing": timed, "grid": grid.name}
+    return {"timing": timed, "grid": grid.name}
 
 
 def run_cell(cell: Cell, checkpoint: Path | None, failure: str | None, args: argparse.Namespace,
-             device: torch.device, common: dict) -> dict:
+             device: torch.device, common: dict, world: World) -> dict:
     """Measure a cell (or record why it cannot be measured) and write its JSON."""
     key = {"cell": cell.id, "dataset": args.dataset, "n": args.n, "seed": args.seed, "rounds": args.rounds,
            "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None}
     previous = results.done(args.out, cell.id, key)
     if previous is not None:
-        print(f"{cell.id}: done before, kept ({results.cell_path(args.out, cell.id)})", file=sys.stderr)
+        if world.main:
+            print(f"{cell.id}: done before, kept ({results.cell_path(args.out, cell.id)})", file=sys.stderr)
         return previous
     record = {"cell": cell.id, "label": cell.label.format(steps=cell.steps or "?"), "steps": cell.steps,
-              "model": cell.entry.family, "checkpoint": str(checkpoint) if checkpoint else None, "key": key, **common}
+              "model": cell.entry.family, "checkpoint": str(checkpoint) if checkpoint else None, "key": key,
+              "training": _training_record(checkpoint), **common}
     try:
         if failure is not None:
             raise RuntimeError(failure)
-        print(f"{cell.id}: sampling {args.n}, evaluating, timing", file=sys.stderr)
+        if world.main:
+            print(f"{cell.id}: sampling {args.n}, evaluating, timing", file=sys.stderr)
         model = build_model(cell.entry.family, checkpoint=checkpoint, device=device)
-        record.update(measure(cell, model, args, device), status="ok")
+        record.update(measure(cell, model, args, device, world), status="ok")
     except Exception as e:  # a failed cell is reported in the table; the others still run
         record.update(status="failed", reason=f"{type(e).__name__}: {e}",
                       traceback=traceback.format_exc(limit=4))
         print(f"{cell.id}: FAILED: {record['reason']}", file=sys.stderr)
-    results.write(args.out, cell.id, record)
+    if world.main:
+        results.write(args.out, cell.id, record)
     return record
+
+
+def _training_record(checkpoint: Path | None) -> dict | None:
+    """How the harness trained this checkpoint (bench.train arguments), if it did."""
+    marker = checkpoint.parent / "trained.json" if checkpoint else None
+    return json.loads(marker.read_text()) if marker and marker.is_file() else None
 
 
 def prepare(args: argparse.Namespace) -> argparse.Namespace:
@@ -219,6 +259,17 @@ def replace_ns(ns: argparse.Namespace, **changes) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(ns), **changes})
 
 
+def trained(entry: Entry, args: argparse.Namespace, device: torch.device, world: World) -> tuple:
+    """(checkpoint, None) or (None, why training failed); rank 0 trains, every rank gets its answer."""
+    answer = None
+    if world.main:
+        try:
+            answer = (train_entry(entry, args, device), None)
+        except Exception as e:  # training failed or diverged: its cells are reported as failed
+            answer = (None, f"training failed: {type(e).__name__}: {e}")
+    return world.broadcast(answer)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -227,23 +278,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     device = resolve_device(args.device)
+    world = setup(device)
     args.out.mkdir(parents=True, exist_ok=True)
     common = {"command": ["python", "-m", "bench.trilemma", *(sys.argv[1:] if argv is None else argv)],
               "device_info": timing.device_info(device), **provenance(device)}
     plan = [(e, c) for e in entries(args) for c in cells(e, args.quick)]
-    print(f"trilemma on {args.dataset}: {len(plan)} cells, n={args.n} -> {args.out}", file=sys.stderr)
+    if world.main:
+        print(f"trilemma on {args.dataset}: {len(plan)} cells, n={args.n}, {world.size} process(es) -> {args.out}",
+              file=sys.stderr)
     checkpoints: dict[str, tuple[Path | None, str | None]] = {}
     records = []
     for entry, cell in plan:
         if entry.name not in checkpoints:
-            try:
-                checkpoints[entry.name] = (train_entry(entry, args, device), None)
-            except Exception as e:  # training failed or diverged: its cells are reported as failed
-                checkpoints[entry.name] = (None, f"training failed: {type(e).__name__}: {e}")
-        records.append(run_cell(cell, *checkpoints[entry.name], args, device, common))
-    written = report.write(args.out, records, f"{args.dataset}: quality vs sampling time")
-    print(report.markdown(report.table(records)), end="")
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+            checkpoints[entry.name] = trained(entry, args, device, world)
+        records.append(run_cell(cell, *checkpoints[entry.name], args, device, common, world))
+    if world.main:
+        written = report.write(args.out, records, f"{args.dataset}: quality vs sampling time")
+        print(report.markdown(report.table(records)), end="")
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    teardown(world)
     return 0 if all(r["status"] == "ok" for r in records) else 1
 
 

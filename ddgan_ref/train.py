@@ -292,11 +292,15 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
 
 def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
           resume: bool = False, max_steps: int | None = None, num_workers: int = 0,
-          progress: Callable[[TrainState, dict[str, float]], None] | None = None) -> TrainState:
-    """Train to config.train.num_epoch epochs (or max_steps), checkpointing to out_dir/checkpoint.pt."""
+          progress: Callable[[TrainState, dict[str, float]], None] | None = None,
+          world: World | None = None) -> TrainState:
+    """Train to config.train.num_epoch epochs (or max_steps), checkpointing to out_dir/checkpoint.pt.
+
+    world: the processes training together; default from the torchrun environment (World() trains alone).
+    """
     device, out_dir = torch.device(device), Path(out_dir)
     cfg, d = config.train, config.diffusion
-    world = world_from_env(device)
+    world = world or world_from_env(device)
     coeffs = diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
     pos = posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
     state, ckpt = start(config, out_dir, device, world, resume), out_dir / CHECKPOINT_NAME

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 import torch_fidelity
@@ -109,10 +110,24 @@ class Reference:
 Progress = Callable[[str, int], Callable[[int], None]]  # (stage, total) -> update(k), given by a CLI
 
 
+class Sharding(Protocol):
+    """Several processes (bench.distributed.World): each embeds shard(n) of the data, gather() joins the parts
+    in order on every process."""
+
+    main: bool
+
+    def shard(self, n: int, align: int = 1) -> slice: ...
+
+    def gather(self, part: Tensor) -> Tensor: ...
+
+
 def _features(data: Tensor, module, name: str, batch_size: int, device, progress: Progress | None,
-              stage: str) -> dict[str, Tensor]:
-    update = progress(stage, len(data)) if progress is not None else None
-    out = extract(data, module, name, batch_size=batch_size, device=device, progress=update)
+              stage: str, world: Sharding | None = None) -> dict[str, Tensor]:
+    part = data if world is None else data[world.shard(len(data), batch_size)]
+    update = progress(stage, len(part)) if progress is not None else None
+    out = extract(part, module, name, batch_size=batch_size, device=device, progress=update)
+    if world is not None:
+        out = {k: world.gather(v) for k, v in out.items()}
     if len(out["features"]) >= 2:
         stats = statistics(out["features"])
         out.update(mu=torch.from_numpy(stats["mu"]), sigma=torch.from_numpy(stats["sigma"]))
@@ -121,7 +136,7 @@ def _features(data: Tensor, module, name: str, batch_size: int, device, progress
 
 def reference_features(ref: Reference, ds, module, name: str, weights_sha256: str | None, *, batch_size: int,
                        device, cache_root: Path | None, use_cache: bool, progress: Progress | None,
-                       ) -> dict[str, Tensor]:
+                       world: Sharding | None = None) -> dict[str, Tensor]:
     """Features (+ logits, mu, sigma) of the reference set, from the cache when its key matches."""
     key = {"dataset": ref.dataset, "split": ref.split, "n": len(ds), "seed": ref.seed, "shape": list(ds.shape),
            "root": str(Path(ref.root).resolve()) if ref.root else None, "extractor": name,
@@ -130,8 +145,9 @@ def reference_features(ref: Reference, ds, module, name: str, weights_sha256: st
     cached = cache.load(root, key) if use_cache else None
     if cached is not None:
         return cached
-    out = _features(stack_items(ds), module, name, batch_size, device, progress, f"features of {ref.dataset}")
-    if use_cache:
+    out = _features(stack_items(ds), module, name, batch_size, device, progress, f"features of {ref.dataset}",
+                    world)
+    if use_cache and (world is None or world.main):
         cache.store(root, key, out)
     return out
 
@@ -175,7 +191,8 @@ def _classifier_pass(ref: Reference, ds, images: Tensor, weights, opts: dict) ->
     name = MODE_CLASSIFIER[ref.dataset]
     module = fe.build(name, weights)
     sha = digits_cnn.sha256(fe.weights_file(name, weights))
-    gen = _features(images, module, name, opts["batch_size"], opts["device"], opts["progress"], "classifying samples")
+    gen = _features(images, module, name, opts["batch_size"], opts["device"], opts["progress"], "classifying samples",
+                    opts["world"])
     refd = reference_features(ref, ds, module, name, sha, **opts)
     return gen["logits"], refd["logits"], module.meta
 
@@ -184,11 +201,12 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
              weights: str | Path | None = None, classifier_weights: str | Path | None = None,
              download_inception: bool = False, knobs: Knobs = Knobs(), batch_size: int = 100,
              device: torch.device | str = "cpu", cache_root: str | Path | None = None, use_cache: bool = True,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, world: Sharding | None = None) -> dict:
     """Metrics of samples (images [N, C, H, W] float in [-1, 1] or uint8, or points [N, 2]) against a dataset
     split: {'metrics': {name: number}, 'protocol': {what was measured, how}}. `weights` is the extractor's
     weights file (for Inception, the --inception-weights file), `classifier_weights` the mode classifier's when
-    it is not the extractor. Reference features are cached under `cache_root` (default cache.default_root())."""
+    it is not the extractor. Reference features are cached under `cache_root` (default cache.default_root()).
+    With `world` (several processes), each embeds its shard and every process gets the same numbers."""
     ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
     if ref.dataset not in DEFAULT_EXTRACTOR:
         raise KeyError(f"unknown dataset {ref.dataset!r}; choose from {sorted(DEFAULT_EXTRACTOR)}")
@@ -199,9 +217,10 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
                        None if images.ndim == 2 else images.shape[-1])
     images = _check_samples(images, ds, ref.dataset)
     weights_path = fe.weights_file(name, weights)
-    sha = digits_cnn.sha256(weights_path) if weights_path else None
-    opts = dict(batch_size=batch_size, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress)
-    gen = _features(images, module, name, batch_size, device, progress, "features of samples")
+    sha = weights_path and digits_cnn.sha256(weights_path)
+    opts = dict(batch_size=batch_size, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress,
+                world=world)
+    gen = _features(images, module, name, batch_size, device, progress, "features of samples", world)
     refd = reference_features(ref, ds, module, name, sha, **opts)
     metrics = {}
     for key, fn in METRICS.items():
@@ -214,8 +233,11 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
     protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
                 "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
-                "feature_dim": gen["features"].shape[1], "knobs": asdict(knobs),
-                "sample_format": "points" if images.ndim == 2 else f"{images.dtype} tensor -> uint8 as save_image",
+                "feature_dim": gen["features"].shape[1], "knobs": asdict(knobs), "sample_format": _format(images),
                 "classifier": classifier if ref.dataset in MODE_CLASSIFIER else None,
                 "torch_fidelity": torch_fidelity.__version__}
     return {"metrics": metrics, "protocol": protocol}
+
+
+def _format(images: Tensor) -> str:
+    return "points" if images.ndim == 2 else f"{images.dtype} tensor -> uint8 as save_image"

@@ -27,10 +27,10 @@ def kl_to_uniform(counts: Tensor) -> float:
 
 
 def coverage(modes: Tensor, num_modes: int) -> dict[str, float]:
-    """{'modes': modes seen at least once, 'mode_kl': KL of their histogram to uniform}."""
+    """{'modes': modes seen at least once, 'mode_kl': KL of their histogram to uniform (None: no sample)}."""
     counts = histogram(modes, num_modes)
     if counts.sum() == 0:
-        return {"modes": 0, "mode_kl": float("nan")}
+        return {"modes": 0, "mode_kl": None}
     return {"modes": int((counts > 0).sum()), "mode_kl": kl_to_uniform(counts)}
 
 

@@ -1,6 +1,9 @@
 """The trilemma harness end to end on the embedded 2D mixture, at test size: files, determinism, resume, failures."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ from bench import timing
 from bench.registry import build_model
 from bench.trilemma import main
 
-TINY = ["--quick", "--train-steps", "30", "--n", "200", "--rounds", "1", "--quiet"]
+TINY = ["--quick", "--train-steps", "30", "--n", "200", "--batch-size", "50", "--rounds", "1", "--quiet"]
 CELLS = {"ddgan-t4", "ddgan-t2", "ddpm", "ddpm-10", "ddpm-50", "stylegan2"}
 
 
@@ -89,3 +92,32 @@ def test_network_calls_are_counted_by_a_hook():
     assert record["nfe"] == 5 and len(record["seconds_all"]) == 2 and record["seconds"] > 0
     with pytest.raises(TypeError, match="no network"):
         timing.network(object())
+
+
+def test_trilemma_two_gloo_processes_equal_one_process(two_runs, tmp_path):
+    """torchrun with 2 CPU processes (gloo): each draws and embeds half of every cell's samples (whole batches
+    of 50); the metrics equal the single-process run's exactly (tolerance 0)."""
+    (single, _), _ = two_runs
+    out = tmp_path / "two"
+    # torchrun sets OMP_NUM_THREADS=1 unless it is set; CPU numerics depend on the thread count, so give each
+    # process the single-process run's count.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    args = [a if a != "--n" else "--num-samples" for a in TINY]  # torchrun's own parser would take --n
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(29500 + os.getpid() % 1000), "-m", "bench.trilemma", *args,
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = cell_records(single), cell_records(out)
+    assert set(two) == CELLS
+    for cell in CELLS:
+        assert two[cell]["world_size"] == 2 and one[cell]["world_size"] == 1
+        assert two[cell]["metrics"] == one[cell]["metrics"], cell
+
+
+def test_world_shards_cover_every_index_once_on_batch_boundaries():
+    from bench.distributed import World
+
+    for n, size, align in [(200, 2, 50), (1001, 3, 100), (7, 4, 1), (30, 4, 50)]:
+        parts = [World(r, size).shard(n, align) for r in range(size)]
+        assert [i for p in parts for i in range(n)[p]] == list(range(n))
+        assert all(p.start % align == 0 or p.start == n for p in parts)
