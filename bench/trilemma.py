@@ -106,9 +106,9 @@ def entries(args: argparse.Namespace) -> list[Entry]:
     have = {e.family for e in out}
     missing = [f for f in args.models if f not in have]
     if missing and args.dataset not in EMBEDDED:
-        raise SystemExit(f"--dataset {args.dataset} is not embedded, so nothing is trained here: pass "
-                         f"--checkpoints for {', '.join(missing)} (FAMILY=PATH; train them with python -m bench.train "
-                         f"or convert official ones), or leave them out of --models")
+        raise SystemExit(f"nothing is trained for --dataset {args.dataset} (small presets for every model exist for "
+                         f"{', '.join(EMBEDDED)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
+                         f"them with python -m bench.train or convert official ones), or leave them out of --models")
     for family in missing:
         ts = DDGAN_T if family == "ddgan" else (None,)
         out += [Entry(f"{family}-t{t}" if t else family, family, t) for t in ts]
