@@ -36,7 +36,7 @@ from bench.metrics.extractors import inception_weights
 from bench.registry import build_model
 from bench.sample import draw
 from ddgan_ref.checkpoints import write_json_atomic
-from ddgan_ref.provenance import provenance
+from ddgan_ref.provenance import file_sha256, provenance
 
 EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # presets exist for all three families
 DDIM_STEPS, QUICK_DDIM_STEPS = (10, 20, 50, 100), (10, 50)
@@ -154,14 +154,6 @@ def train_entry(entry: Entry, args: argparse.Namespace, device: torch.device) ->
     checkpoint = bench_train.TRAINERS[entry.family](bench_train.parse_args(argv + extra))
     write_json_atomic({"argv": argv, "checkpoint": str(checkpoint)}, marker)
     return checkpoint
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def draw_shared(model, steps: int, args: argparse.Namespace, world: World) -> torch.Tensor:

@@ -3,13 +3,14 @@ whose argmax labels the modes of (stacked) digits; trained by `python -m bench.m
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ddgan_ref.provenance import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = {"digits-cnn": WEIGHTS_DIR / "digits-cnn.pt"}  # committed; mnist-cnn is trained by its user
@@ -54,14 +55,6 @@ def build(config: ClassifierConfig) -> DigitsCNN:
     return DigitsCNN(**asdict(config))
 
 
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load(path: str | Path) -> tuple[DigitsCNN, dict]:
     """The classifier in eval mode and its file's meta (command, accuracy, dataset, ...); weights_only load."""
     path = Path(path)
@@ -80,4 +73,4 @@ def load(path: str | Path) -> tuple[DigitsCNN, dict]:
         net.load_state_dict(payload["state_dict"])
     except RuntimeError as e:
         raise ClassifierWeightsError(f"{path}: weights do not fit {config}: {e}") from e
-    return net.eval().requires_grad_(False), dict(payload["meta"], sha256=sha256(path))
+    return net.eval().requires_grad_(False), dict(payload["meta"], sha256=file_sha256(path))

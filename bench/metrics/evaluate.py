@@ -18,11 +18,12 @@ import torch_fidelity
 from torch import Tensor
 
 from bench.data import build_dataset
-from bench.metrics import cache, digits_cnn, modes
+from bench.metrics import cache, modes
 from bench.metrics import extractors as fe
 from bench.metrics.features import extract
 from bench.metrics.fid import frechet_distance, inception_score, kernel_distance, statistics
 from bench.metrics.neighbours import prdc
+from ddgan_ref.provenance import file_sha256
 
 DEFAULT_EXTRACTOR = {
     "gaussians25": "identity", "ring8": "identity", "digits": "digits-cnn", "stacked-digits": "digits-cnn",
@@ -45,9 +46,15 @@ class Knobs:
     seed: int = 2020  # KID subsets and IS shuffling (torch-fidelity's default)
 
 
+def _stats(features: dict) -> dict:
+    """mu and Sigma as computed with the features (statistics() raises the clear error when N < 2)."""
+    if "mu" not in features:
+        return statistics(features["features"])
+    return {"mu": features["mu"].numpy(), "sigma": features["sigma"].numpy()}
+
+
 def fd_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
-    ref_stats = {"mu": ref["mu"].numpy(), "sigma": ref["sigma"].numpy()}
-    return {"fd": frechet_distance(statistics(gen["features"]), ref_stats)}
+    return {"fd": frechet_distance(_stats(gen), _stats(ref))}
 
 
 def kd_metric(gen: dict, ref: dict, knobs: Knobs, device) -> dict[str, float]:
@@ -190,7 +197,7 @@ def _classifier_pass(ref: Reference, ds, images: Tensor, weights, opts: dict) ->
     """Logits of samples and reference from the dataset's mode classifier (when it is not the extractor)."""
     name = MODE_CLASSIFIER[ref.dataset]
     module = fe.build(name, weights)
-    sha = digits_cnn.sha256(fe.weights_file(name, weights))
+    sha = file_sha256(fe.weights_file(name, weights))
     gen = _features(images, module, name, opts["batch_size"], opts["device"], opts["progress"], "classifying samples",
                     opts["world"])
     refd = reference_features(ref, ds, module, name, sha, **opts)
@@ -217,7 +224,7 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
                        None if images.ndim == 2 else images.shape[-1])
     images = _check_samples(images, ds, ref.dataset)
     weights_path = fe.weights_file(name, weights)
-    sha = weights_path and digits_cnn.sha256(weights_path)
+    sha = weights_path and file_sha256(weights_path)
     opts = dict(batch_size=batch_size, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress,
                 world=world)
     gen = _features(images, module, name, batch_size, device, progress, "features of samples", world)
