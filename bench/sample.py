@@ -56,6 +56,14 @@ def draw(model, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> 
     return torch.cat(chunks)
 
 
+def resolve_steps(model, steps: int | None) -> int:
+    """`steps`, or the model's default when None; ValueError if the model does not support it."""
+    steps = steps if steps is not None else model.default_steps
+    if steps not in model.supported_steps:
+        raise ValueError(f"--steps {steps} is not supported by this model; it supports {model.supported_steps}")
+    return steps
+
+
 LOADERS = {DDGAN_FORMAT: ddgan_model.load, ddpm_model.FORMAT: ddpm_model.load, sg2_model.FORMAT: sg2_model.load}
 
 
@@ -76,9 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         model = load_model(args.checkpoint, resolve_device(args.device))
-        steps = args.steps if args.steps is not None else model.default_steps
-        if steps not in model.supported_steps:
-            raise ValueError(f"--steps {steps} is not supported by this model; it supports {model.supported_steps}")
+        steps = resolve_steps(model, args.steps)
     except (CheckpointError, BaselineCheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -86,14 +86,12 @@ def read_samples(path: Path) -> torch.Tensor:
 
 
 def draw_samples(args: argparse.Namespace, device: torch.device) -> tuple[torch.Tensor, dict]:
-    from bench.sample import draw, load_model
+    from bench.sample import draw, load_model, resolve_steps
 
     if args.n is None:
         raise ValueError("--checkpoint needs --n (how many samples to draw)")
     model = load_model(args.checkpoint, device)
-    steps = args.steps if args.steps is not None else model.default_steps
-    if steps not in model.supported_steps:
-        raise ValueError(f"--steps {steps} is not supported by this model; it supports {model.supported_steps}")
+    steps = resolve_steps(model, args.steps)
     samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
     return samples, {"checkpoint": str(args.checkpoint), "model": model.name, "steps": steps, "seed": args.seed}
 
