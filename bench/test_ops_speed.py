@@ -38,28 +38,39 @@ BIAS_ACT = {  # case: (x shape, act)
 IMPLS = [("cpu", "ref"), ("cpu", "cpu")] + ([("cuda", "ref"), ("cuda", "cuda")] if torch.cuda.is_available() else [])
 
 
-def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> None:
-    """Time fn(*inputs) forward + backward; inputs and the upstream gradient are made once (untimed),
-    and CUDA is synchronised."""
+CUDA_CALLS_PER_ROUND = 20  # CUDA: calls queued back to back, as inside a network; one synchronisation per round
+
+
+def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
+    """Time fn(*inputs) forward + backward; inputs and the upstream gradient are made once (untimed).
+
+    CPU: small ops repeat inside a round so it lasts about a millisecond or more. CUDA: each round queues
+    CUDA_CALLS_PER_ROUND calls and synchronises once at its end, so the time per call is what a network pays
+    (kernel time, or launch overhead where that is larger), not one host-device round trip per call.
+    Returns the calls per timed round."""
     with torch.no_grad():
         dy = torch.randn_like(fn(*inputs))
+    wrt = [t for t in inputs if t.requires_grad]
+    calls = CUDA_CALLS_PER_ROUND if device == "cuda" else 1
 
     def once():
-        torch.autograd.grad(fn(*inputs), [t for t in inputs if t.requires_grad], dy)
+        for _ in range(calls):
+            torch.autograd.grad(fn(*inputs), wrt, dy)
         if device == "cuda":
             torch.cuda.synchronize()
 
-    # Small ops repeat inside a round so each timed round lasts about a millisecond or more.
-    iterations = max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
+    iterations = 1 if device == "cuda" else max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
     benchmark.pedantic(once, rounds=rounds, iterations=iterations, warmup_rounds=max(1, rounds // 5))
+    return calls
 
 
-def describe(benchmark, op: str, case: str, device: str, impl: str, shape) -> None:
-    seconds = benchmark.stats.stats.median
+def describe(benchmark, op: str, case: str, device: str, impl: str, shape, calls: int) -> None:
+    seconds = benchmark.stats.stats.median / calls
     benchmark.extra_info.update({
         "op": op, "case": case, "device": device, "device_name": device_description(torch.device(device)),
         "impl": impl, "shape": list(shape), "direction": "forward+backward", "median_s": seconds,
-        "threads": torch.get_num_threads(), "elements_per_s": torch.Size(shape).numel() / seconds,
+        "calls_per_round": calls, "threads": torch.get_num_threads(),
+        "elements_per_s": torch.Size(shape).numel() / seconds,
     })
 
 
@@ -71,8 +82,8 @@ def test_upfirdn2d_speed(benchmark, case, device, impl):
     x = torch.randn(shape, device=device, requires_grad=True)
     f = FIR.to(device)
     fn = lambda x: upfirdn2d(x, f, up=up, down=down, pad=pad, gain=gain, impl=impl)
-    run_timed(benchmark, fn, (x,), device, rounds=3 if impl == "ref" and device == "cpu" else 5)
-    describe(benchmark, "upfirdn2d", case, device, impl, shape)
+    calls = run_timed(benchmark, fn, (x,), device, rounds=3 if impl == "ref" and device == "cpu" else 5)
+    describe(benchmark, "upfirdn2d", case, device, impl, shape, calls)
 
 
 @pytest.mark.parametrize("device,impl", IMPLS, ids=[f"{d}-{i}" for d, i in IMPLS])
@@ -83,5 +94,5 @@ def test_bias_act_speed(benchmark, case, device, impl):
     x = torch.randn(shape, device=device, requires_grad=True)
     b = torch.randn(shape[1], device=device, requires_grad=True)
     fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
-    run_timed(benchmark, fn, (x, b), device, rounds=100)
-    describe(benchmark, "bias_act", case, device, impl, shape)
+    calls = run_timed(benchmark, fn, (x, b), device, rounds=100 if device == "cpu" else 20)
+    describe(benchmark, "bias_act", case, device, impl, shape, calls)

@@ -1,5 +1,8 @@
-// upfirdn2d CUDA kernel: one thread per output element (grid-stride), polyphase taps only, any strides on
-// input (NCHW and channels_last), output written in the input's layout, float accumulation for half/bfloat16.
+// upfirdn2d CUDA kernel: one thread per output element, polyphase taps only, any strides on input (NCHW and
+// channels_last), output written in the input's layout, float accumulation for half/bfloat16. Indices are 32-bit
+// (the binding checks sizes): blockIdx.x walks the output's outer index (n * C + c for NCHW, n for channels_last)
+// and blockIdx.y/threadIdx.x the elements inside it, so a thread does one or two 32-bit divisions, not int64 ones.
+// The filter is read as given: flip and gain are applied here, so a call launches one kernel and nothing else.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
@@ -13,7 +16,9 @@ namespace {
 struct Geometry {
   int n, c, in_h, in_w, out_h, out_w, kh, kw, up_x, up_y, down_x, down_y, pad_x0, pad_y0;
   int64_t sx_n, sx_c, sx_h, sx_w;  // input strides
-  bool channels_last;              // output layout, also the order of the linear output index
+  bool channels_last;              // output layout
+  bool flip_filter;                // correlate with f as given (true) or with f rotated by 180 degrees
+  unsigned inner;                  // output elements per outer index: out_h * out_w (NCHW) or that * C
 };
 
 __device__ __forceinline__ int floor_mod(int a, int m) { return ((a % m) + m) % m; }
@@ -21,18 +26,18 @@ __device__ __forceinline__ int floor_mod(int a, int m) { return ((a % m) + m) % 
 // UX/KX/UY/KY: compile-time up factors and filter sizes (0: read from g at run time).
 template <typename T, int UX, int KX, int UY, int KY>
 __global__ void upfirdn2d_kernel(const T* __restrict__ x, const at::opmath_type<T>* __restrict__ w,
-                                 T* __restrict__ y, Geometry g, int64_t total) {
+                                 T* __restrict__ y, Geometry g, at::opmath_type<T> gain) {
   using acc_t = at::opmath_type<T>;
   const int ux = UX ? UX : g.up_x, uy = UY ? UY : g.up_y, kw = KX ? KX : g.kw, kh = KY ? KY : g.kh;
-  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
-       idx += (int64_t)gridDim.x * blockDim.x) {
-    int64_t r = idx;
-    int c, ox, oy, n;
+  const unsigned outer = blockIdx.x, out_w = g.out_w, channels = g.c;
+  for (unsigned r = blockIdx.y * blockDim.x + threadIdx.x; r < g.inner; r += gridDim.y * blockDim.x) {
+    unsigned n, c, pixel;
     if (g.channels_last) {
-      c = r % g.c, r /= g.c, ox = r % g.out_w, r /= g.out_w, oy = r % g.out_h, n = r / g.out_h;
+      n = outer, pixel = r / channels, c = r - pixel * channels;
     } else {
-      ox = r % g.out_w, r /= g.out_w, oy = r % g.out_h, r /= g.out_h, c = r % g.c, n = r / g.c;
+      n = outer / channels, c = outer - n * channels, pixel = r;
     }
+    const int oy = pixel / out_w, ox = pixel - oy * out_w;
     const int sx = ox * g.down_x - g.pad_x0, sy = oy * g.down_y - g.pad_y0;
     const int tx0 = floor_mod(-sx, ux), ty0 = floor_mod(-sy, uy);
     const int ix0 = (sx + tx0) / ux, iy0 = (sy + ty0) / uy;
@@ -41,38 +46,39 @@ __global__ void upfirdn2d_kernel(const T* __restrict__ x, const at::opmath_type<
 #pragma unroll
     for (int ty = ty0, iy = iy0; ty < (KY ? KY : kh); ty += uy, ++iy) {
       if (iy < 0 || iy >= g.in_h) continue;
+      const acc_t* row = w + (g.flip_filter ? ty : kh - 1 - ty) * kw;
 #pragma unroll
       for (int tx = tx0, ix = ix0; tx < (KX ? KX : kw); tx += ux, ++ix) {
         if (ix < 0 || ix >= g.in_w) continue;
-        acc += static_cast<acc_t>(plane[iy * g.sx_h + ix * g.sx_w]) * w[ty * kw + tx];
+        acc += static_cast<acc_t>(plane[iy * g.sx_h + ix * g.sx_w]) * row[g.flip_filter ? tx : kw - 1 - tx];
       }
     }
-    y[idx] = static_cast<T>(acc);
+    y[(int64_t)outer * g.inner + r] = static_cast<T>(acc * gain);
   }
 }
 
 template <typename T, int UX, int KX, int UY, int KY>
-void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& y, const Geometry& g) {
-  const int64_t total = y.numel();
+void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& y, const Geometry& g, double gain) {
   const int threads = 256;
-  const int64_t blocks = std::min<int64_t>((total + threads - 1) / threads, 65535LL * 8);
+  const unsigned outer = g.channels_last ? g.n : g.n * g.c;
+  const dim3 blocks(outer, std::min<unsigned>((g.inner + threads - 1) / threads, 65535u));
   auto stream = c10::cuda::getCurrentCUDAStream();
   upfirdn2d_kernel<T, UX, KX, UY, KY><<<blocks, threads, 0, stream>>>(
-      x.data_ptr<T>(), w.data_ptr<at::opmath_type<T>>(), y.data_ptr<T>(), g, total);
+      x.data_ptr<T>(), w.data_ptr<at::opmath_type<T>>(), y.data_ptr<T>(), g, static_cast<at::opmath_type<T>>(gain));
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename T>
-void run(const at::Tensor& x, const at::Tensor& taps, at::Tensor& y, const Geometry& g) {
-  const auto w = taps.to(c10::CppTypeToScalarType<at::opmath_type<T>>::value).contiguous();
+void run(const at::Tensor& x, const at::Tensor& f, at::Tensor& y, const Geometry& g, double gain) {
+  const auto w = f.to(c10::CppTypeToScalarType<at::opmath_type<T>>::value).contiguous();  // no-op as Python calls it
   const auto is = [&](int ux, int kx, int uy, int ky) {
     return g.up_x == ux && g.kw == kx && g.up_y == uy && g.kh == ky;
   };
-  if (is(2, 4, 2, 4)) return launch<T, 2, 4, 2, 4>(x, w, y, g);
-  if (is(1, 4, 1, 4)) return launch<T, 1, 4, 1, 4>(x, w, y, g);
-  if (is(2, 4, 1, 1)) return launch<T, 2, 4, 1, 1>(x, w, y, g);
-  if (is(1, 1, 2, 4)) return launch<T, 1, 1, 2, 4>(x, w, y, g);
-  launch<T, 0, 0, 0, 0>(x, w, y, g);
+  if (is(2, 4, 2, 4)) return launch<T, 2, 4, 2, 4>(x, w, y, g, gain);
+  if (is(1, 4, 1, 4)) return launch<T, 1, 4, 1, 4>(x, w, y, g, gain);
+  if (is(2, 4, 1, 1)) return launch<T, 2, 4, 1, 1>(x, w, y, g, gain);
+  if (is(1, 1, 2, 4)) return launch<T, 1, 1, 2, 4>(x, w, y, g, gain);
+  launch<T, 0, 0, 0, 0>(x, w, y, g, gain);
 }
 
 }  // namespace
@@ -84,13 +90,12 @@ at::Tensor upfirdn2d_cuda(const at::Tensor& x, const at::Tensor& f, const Upfird
   auto y = at::empty({x.size(0), x.size(1), p.out_h, p.out_w}, x.options().memory_format(format));
   TORCH_CHECK(y.numel() < (1LL << 31), "upfirdn2d: the output has ", y.numel(), " elements; the CUDA kernel takes < 2^31");
   if (y.numel() == 0) return y;
-  // Correlation taps: f rotated by 180 degrees (true convolution) unless flip_filter, times gain.
-  const auto w = (p.flip_filter ? f : f.flip({0, 1})).to(at::kDouble).mul(p.gain);
   Geometry g{(int)x.size(0), (int)x.size(1), (int)p.in_h, (int)p.in_w, (int)p.out_h, (int)p.out_w,
              (int)p.kernel_h, (int)p.kernel_w, (int)p.up_x, (int)p.up_y, (int)p.down_x, (int)p.down_y,
              (int)p.pad_x0, (int)p.pad_y0, x.stride(0), x.stride(1), x.stride(2), x.stride(3),
-             format == at::MemoryFormat::ChannelsLast};
+             format == at::MemoryFormat::ChannelsLast, p.flip_filter, 0u};
+  g.inner = static_cast<unsigned>(g.channels_last ? y.numel() / g.n : (int64_t)p.out_h * p.out_w);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "upfirdn2d_cuda",
-                                  [&] { run<scalar_t>(x, w, y, g); });
+                                  [&] { run<scalar_t>(x, f, y, g, p.gain); });
   return y;
 }

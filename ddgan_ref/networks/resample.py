@@ -13,18 +13,33 @@ from ddgan_ref.ops import upfirdn2d
 FIR_KERNEL = (1, 3, 3, 1)
 
 
-def fir_filter(k: Sequence[float], like: Tensor) -> Tensor:
-    """outer(k, k) / sum, as a [len(k), len(k)] tensor with the dtype and device of `like`."""
+_FILTERS: dict[tuple, Tensor] = {}  # eager-mode cache: a filter made on a GPU costs a synchronising copy per call
+
+
+def fir_filter(k: Sequence[float], like: Tensor, scale: float = 1.0) -> Tensor:
+    """outer(k, k) / sum * scale, as a [len(k), len(k)] tensor with the dtype and device of `like`.
+
+    Made once per (k, scale, dtype, device) and reused (read-only) in eager mode; built inline while compiling."""
+    if torch.compiler.is_compiling():
+        return _make_filter(k, like.dtype, like.device, scale)
+    key = (tuple(float(v) for v in k), float(scale), like.dtype, like.device)
+    if key not in _FILTERS:
+        with torch.inference_mode(False), torch.no_grad():  # a plain tensor, usable by autograd later
+            _FILTERS[key] = _make_filter(k, like.dtype, like.device, scale)
+    return _FILTERS[key]
+
+
+def _make_filter(k: Sequence[float], dtype: torch.dtype, device: torch.device, scale: float) -> Tensor:
     k1 = torch.as_tensor(k, dtype=torch.float64)
     f = torch.outer(k1, k1)
-    return (f / f.sum()).to(dtype=like.dtype, device=like.device)
+    return (f / f.sum() * scale).to(dtype=dtype, device=device)
 
 
 def upsample_2d(x: Tensor, k: Sequence[float] = FIR_KERNEL, factor: int = 2) -> Tensor:
     """[N, C, H, W] -> [N, C, H*factor, W*factor], FIR-interpolated (gain factor^2 keeps DC)."""
     p = len(k) - factor
     a, b = (p + 1) // 2 + factor - 1, p // 2
-    return upfirdn2d(x, fir_filter(k, x) * factor**2, up=factor, pad=(a, b, a, b))
+    return upfirdn2d(x, fir_filter(k, x, factor**2), up=factor, pad=(a, b, a, b))
 
 
 def downsample_2d(x: Tensor, k: Sequence[float] = FIR_KERNEL, factor: int = 2) -> Tensor:

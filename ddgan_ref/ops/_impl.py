@@ -100,3 +100,12 @@ def using(impl: Impl) -> Iterator[None]:
         yield
     finally:
         _DEFAULT.reset(token)
+
+
+def call(eager: bool, op, function: type[torch.autograd.Function], *args):
+    """The custom op (traceable: torch.compile, opcheck, fake tensors), or in eager mode the same kernel and
+    backward through a plain autograd.Function, which costs microseconds per call instead of tens (and
+    nothing when grad mode is off, as in sampling or a first-order backward pass: then the kernel runs directly)."""
+    if not eager:
+        return op(*args)
+    return function.apply(*args) if torch.is_grad_enabled() else function.kernel(*args)

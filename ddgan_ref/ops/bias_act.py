@@ -2,7 +2,9 @@
 
 `bias_act_ref` is the readable PyTorch oracle; `bias_act` dispatches to it or to the csrc/ kernels,
 registered as the custom ops `ddgan::bias_act` and `ddgan::bias_act_grad` (fake functions and autograd
-included; the gradient op is differentiable once more, so second-order gradients such as R1 work).
+included; the gradient op is differentiable once more, so second-order gradients such as R1 work). Those
+registrations serve torch.compile and opcheck; eager calls use the extension's `bias_act_autograd`, the same
+formulas as C++ autograd Functions (csrc/bias_act.cpp), with no Python frame in the backward pass.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class Activation:
     fn: Callable[[Tensor, float], Tensor]
     alpha: float = 0.0
     gain: float = 1.0
-    piecewise_linear: bool = False  # zero second derivative; vectorised by the C++ CPU kernel
+    piecewise_linear: bool = False  # zero second derivative
+    scalar_on_cpu: bool = False  # the C++ CPU kernel calls scalar libm (log1p) for it: "auto" keeps the reference
 
 
 ACTIVATIONS: dict[str, Activation] = {
@@ -38,7 +41,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation(4, lambda x, a: torch.sigmoid(x)),
     "elu": Activation(5, lambda x, a: F.elu(x)),
     "selu": Activation(6, lambda x, a: F.selu(x)),
-    "softplus": Activation(7, lambda x, a: F.softplus(x)),
+    "softplus": Activation(7, lambda x, a: F.softplus(x), scalar_on_cpu=True),
     "silu": Activation(8, lambda x, a: F.silu(x), gain=math.sqrt(2)),
     "swish": Activation(8, lambda x, a: F.silu(x), gain=math.sqrt(2)),  # StyleGAN2's name for silu
 }
@@ -103,29 +106,21 @@ def bias_act(
 
     `impl` picks the implementation ("auto", "ref", "cpu", "cuda"); None takes the `using()` default.
     The compiled kernels support gradients up to second order. On CPU, "auto" runs the reference for
-    the transcendental activations (tanh, sigmoid, elu, selu, softplus, silu): ATen's vectorised
-    exp/tanh beat the kernel's scalar loops there (see results/README.md).
+    softplus, whose log1p the kernel evaluates with scalar libm calls (slower than ATen's vectorised op);
+    the other activations run vectorised in the kernel (see results/README.md).
     """
     spec, alpha, gain, clamp = _resolve_args(x, b, dim, act, alpha, gain, clamp)
     chosen = resolve(impl, x, "bias_act")
-    if chosen == "cpu" and not spec.piecewise_linear and (impl or default()) == "auto":
+    if chosen == "cpu" and spec.scalar_on_cpu and (impl or default()) == "auto":
         chosen = "ref"
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)
     b = x.new_empty(0) if b is None else b.to(dtype=x.dtype)
     if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
-    eager = type(x) is torch.Tensor and not torch.compiler.is_compiling()
-    return _call(eager, _bias_act_op, _BiasAct, x, b, dim, spec.id, alpha, gain, clamp)
-
-
-def _call(eager: bool, op, function: type[torch.autograd.Function], *args):
-    """The custom op (traceable: torch.compile, opcheck, fake tensors), or in eager mode the same kernels and
-    backward through a plain autograd.Function, which costs microseconds per call instead of tens (and
-    nothing when grad mode is off, as in a first-order backward pass: then the kernel is called directly)."""
-    if not eager:
-        return op(*args)
-    return function.apply(*args) if torch.is_grad_enabled() else function.kernel(*args)
+    if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: autograd in C++, microseconds less
+        return _kernel(x).bias_act_autograd(x, b, dim, spec.id, alpha, gain, clamp)
+    return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
 
 
 def _kernel(x: Tensor):
@@ -138,7 +133,7 @@ def _bias_shape(ndim: int, dim: int) -> list[int]:
 
 def _bias_act_kernel(x: Tensor, b: Tensor, dim: int, act: int, alpha: float, gain: float, clamp: float) -> Tensor:
     """The compiled kernel: y. b: [x.shape[dim]] or empty; act: an ACTIVATIONS id; clamp < 0: none."""
-    return _kernel(x).bias_act(x, b, x.new_empty(0), dim, act, alpha, gain, clamp, 0, False)[0]
+    return _kernel(x).bias_act(x, b, x, dim, act, alpha, gain, clamp, 0, False)[0]  # g is unused at order 0
 
 
 _bias_act_op = torch.library.custom_op("ddgan::bias_act", _bias_act_kernel, mutates_args=())
@@ -149,8 +144,7 @@ def _bias_act_fake(x, b, dim, act, alpha, gain, clamp):
     return torch.empty_like(x)
 
 
-def _bias_act_setup(ctx, inputs, output, eager=False):
-    ctx.eager = eager
+def _bias_act_setup(ctx, inputs, output):
     x, b, *ctx.args = inputs
     ctx.save_for_backward(x, b)
 
@@ -164,7 +158,7 @@ def _bias_act_backward(ctx, dy):
         gs = dy * gain if gain != 1 else dy
         db = gs.sum([i for i in range(gs.ndim) if i != dim]) if want_db else None
     else:
-        gs, db = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dy, x, b, *ctx.args, 1, want_db)
+        gs, db = _bias_act_grad_op(dy, x, b, *ctx.args, 1, want_db)
     return (gs if ctx.needs_input_grad[0] else None), (db if want_db else None), None, None, None, None, None
 
 
@@ -189,8 +183,7 @@ def _bias_act_grad_fake(g, x, b, dim, act, alpha, gain, clamp, order, reduce_bia
     return torch.empty_like(x), x.new_empty((x.shape[dim] if reduce_bias else 0,))
 
 
-def _bias_act_grad_setup(ctx, inputs, output, eager=False):
-    ctx.eager = eager
+def _bias_act_grad_setup(ctx, inputs, output):
     g, x, b, *ctx.args, ctx.order, ctx.reduce_bias = inputs
     ctx.save_for_backward(g, x, b)
 
@@ -206,46 +199,14 @@ def _bias_act_grad_backward(ctx, dr, d_db):
         dr = d_r if dr is None else dr + d_r
     if dr is None:
         return (None,) * 10
-    dg = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr, x, b, *ctx.args, 1, False)[0] \
-        if ctx.needs_input_grad[0] else None
+    dg = _bias_act_grad_op(dr, x, b, *ctx.args, 1, False)[0] if ctx.needs_input_grad[0] else None
     second = not any(s.piecewise_linear for s in ACTIVATIONS.values() if s.id == act)
     want_db = bool(b.numel()) and ctx.needs_input_grad[2]
     ds, db = (None, None)
     if second and any(ctx.needs_input_grad[1:3]):
-        ds, db = _call(ctx.eager, _bias_act_grad_op, _BiasActGrad, dr * g, x, b, *ctx.args, 2, want_db)
+        ds, db = _bias_act_grad_op(dr * g, x, b, *ctx.args, 2, want_db)
     dx = ds if ctx.needs_input_grad[1] else None
     return dg, dx, (db if want_db else None), None, None, None, None, None, None, None
 
 
 _bias_act_grad_op.register_autograd(_bias_act_grad_backward, setup_context=_bias_act_grad_setup)
-
-
-class _BiasAct(torch.autograd.Function):
-    """Eager twin of ddgan::bias_act: same kernel, same backward."""
-
-    kernel = staticmethod(_bias_act_kernel)
-
-    @staticmethod
-    def forward(ctx, *inputs):
-        _bias_act_setup(ctx, inputs, None, eager=True)
-        return _bias_act_kernel(*inputs)
-
-    @staticmethod
-    def backward(ctx, dy):
-        return _bias_act_backward(ctx, dy)
-
-
-class _BiasActGrad(torch.autograd.Function):
-    """Eager twin of ddgan::bias_act_grad: same kernel, same backward."""
-
-    kernel = staticmethod(_bias_act_grad_kernel)
-
-    @staticmethod
-    def forward(ctx, *inputs):
-        ctx.set_materialize_grads(False)
-        _bias_act_grad_setup(ctx, inputs, None, eager=True)
-        return _bias_act_grad_kernel(*inputs)
-
-    @staticmethod
-    def backward(ctx, dr, d_db):
-        return _bias_act_grad_backward(ctx, dr, d_db)

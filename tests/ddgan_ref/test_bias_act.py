@@ -14,6 +14,7 @@ from scipy import special
 
 from ddgan_ref.ops import ACTIVATIONS, _build, bias_act, bias_act_ref
 from ddgan_ref.ops.bias_act import _bias_act_grad_op, _bias_act_op
+from tests.ddgan_ref.closeness import assert_close_to_ref, gaussian_like, rounded_like
 
 GOLDEN_DIR = Path(os.environ.get("GOLDEN_DIR", Path(__file__).resolve().parents[1] / "golden"))
 ORACLE = {  # textbook definitions, independent of torch
@@ -82,21 +83,28 @@ def check_against_ref(impl, x, b, dim, act, tol, **kwargs):
     torch.testing.assert_close(y.double(), y_ref, **tol)
     dense = x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))
     assert y.dtype == x.dtype and (y.stride() == x.stride() if dense else y.is_contiguous())
-    dy = torch.randn_like(y_ref)
+    dy, dy64 = rounded_like(gaussian_like(y_ref, 1), y.dtype)  # kernel and reference see the same gradient
     inputs, inputs64 = [t for t in (x, b) if t is not None], [t for t in (x64, b64) if t is not None]
-    d1 = torch.autograd.grad(y, inputs, dy.to(y.dtype), create_graph=True)
-    d1_ref = torch.autograd.grad(y_ref, inputs64, dy, create_graph=True)
-    for got, want in zip(d1, d1_ref, strict=True):
-        torch.testing.assert_close(got.double(), want, **tol)
+    d1 = torch.autograd.grad(y, inputs, dy, create_graph=True)
+    d1_ref = torch.autograd.grad(y_ref, inputs64, dy64, create_graph=True)
+    check_grads(d1, d1_ref, dim, tol, x.dtype)
     if d1_ref[0].requires_grad:  # second order: d/d(x, b) of sum(dx * w) + sum(db * v)
-        ws = [torch.randn_like(d) for d in d1_ref]
-        loss = sum((d * w.to(d.dtype)).sum() for d, w in zip(d1, ws, strict=True))
-        loss_ref = sum((d * w).sum() for d, w in zip(d1_ref, ws, strict=True))
+        ws = [rounded_like(gaussian_like(d, 2 + i), x.dtype) for i, d in enumerate(d1_ref)]
+        loss = sum((d * w).sum() for d, (w, _) in zip(d1, ws, strict=True))
+        loss_ref = sum((d * w64).sum() for d, (_, w64) in zip(d1_ref, ws, strict=True))
         d2 = torch.autograd.grad(loss, inputs, allow_unused=True)
         d2_ref = torch.autograd.grad(loss_ref, inputs64, allow_unused=True)
-        for got, want in zip(d2, d2_ref, strict=True):
-            torch.testing.assert_close(torch.zeros_like(want) if got is None else got.double(),
-                                       torch.zeros_like(want) if want is None else want, **tol)
+        zeros = [torch.zeros_like(t) for t in inputs64]
+        check_grads([z if g is None else g for g, z in zip(d2, zeros, strict=True)],
+                    [z if g is None else g for g, z in zip(d2_ref, zeros, strict=True)], dim, tol, x.dtype)
+
+
+def check_grads(got, want, dim, tol, dtype):
+    """(dx, db) against the reference; db sums dx over every dim but `dim`, so its rounding bound is sum |dx|."""
+    assert_close_to_ref(got[0], want[0], tol, dtype)
+    if len(got) == 2:
+        others = [i for i in range(want[0].ndim) if i != dim]
+        assert_close_to_ref(got[1], want[1], tol, dtype, want[0].abs().sum(others))
 
 
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
