@@ -98,3 +98,28 @@ def write(out: Path, records: list[dict], title: str) -> list[Path]:
     written = [out / "trilemma.csv", out / "trilemma.md", out / "trilemma.tex"]
     image = plot(df, out / "trilemma.png", title)
     return written + ([image] if image else [])
+
+
+USAGE = """usage: python -m bench.report compare BASE.json NEW.json [options]
+
+Commands:
+  compare   speed and quality changes between two `pytest bench/ --benchmark-json` runs, as a Markdown
+            report; exits 1 when a change passes the thresholds (see `python -m bench.report compare --help`)
+
+The trilemma tables and plot are written by `python -m bench.trilemma` through this module's functions."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "compare":
+        from bench import compare
+
+        return compare.main(argv[1:])
+    print(USAGE, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
+    return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,23 +12,35 @@ import time
 
 import torch
 
-from baselines.ddpm import model as ddpm_model
-from baselines.stylegan2 import model as sg2_model
-from ddgan_ref import model as ddgan_model
+from bench.registry import MODELS, build_model
+from ddgan_ref.ops import _impl
 from ddgan_ref.provenance import device_description
 
 BATCH = 8
 ROUNDS = 5
 
 
+def network_call(name: str, model, x: torch.Tensor):
+    """One network call of registered model `name` on a batch shaped like x (inputs made now, untimed)."""
+    n = len(x)
+    if name == "ddgan":
+        z, t = torch.randn(n, model.G.z_dim), torch.full((n,), model.default_steps - 1)
+        return lambda: model.G(x, t, z)
+    if name == "ddpm":
+        t = torch.full((n,), 500)
+        return lambda: model.net(x, t)
+    if name == "stylegan2":
+        z = torch.randn(n, model.G.z_dim)
+        return lambda: model.G(z, None, noise_mode="const")
+    raise KeyError(f"no network call defined for registered model {name!r}; add it to network_call()")
+
+
 def test_seconds_per_network_call_cifar10(benchmark):
     torch.manual_seed(0)
-    ddgan, ddpm, sg2 = ddgan_model.build("cifar10"), ddpm_model.build("cifar10"), sg2_model.build("cifar10")
+    models = {name: build_model(name, preset_name="cifar10") for name in MODELS}
+    ddgan, ddpm, sg2 = models["ddgan"], models["ddpm"], models["stylegan2"]
     x = torch.randn(BATCH, 3, 32, 32)
-    z, t_ddgan = torch.randn(BATCH, ddgan.G.z_dim), torch.full((BATCH,), ddgan.default_steps - 1)
-    t_ddpm, z_sg2 = torch.full((BATCH,), 500), torch.randn(BATCH, sg2.G.z_dim)
-    calls = {"ddgan": lambda: ddgan.G(x, t_ddgan, z), "ddpm": lambda: ddpm.net(x, t_ddpm),
-             "stylegan2": lambda: sg2.G(z_sg2, None, noise_mode="const")}
+    calls = {name: network_call(name, model, x) for name, model in models.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.no_grad():
         for call in calls.values():
@@ -43,7 +55,8 @@ def test_seconds_per_network_call_cifar10(benchmark):
     nets = (("ddgan", ddgan.G), ("ddpm", ddpm.net), ("stylegan2", sg2.G))
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets}
     benchmark.extra_info.update({
-        "batch": BATCH, "device": device_description("cpu"), "rounds": ROUNDS,
+        "batch": BATCH, "device": device_description("cpu"), "rounds": ROUNDS, "impl": _impl.default(), "nfe": 1,
+        **{f"{name}_images_per_s": BATCH / s for name, s in median.items()},
         **{f"{name}_call_s": s for name, s in median.items()}, **{f"{name}_params": n for name, n in params.items()},
         "ddpm_over_ddgan_call": median["ddpm"] / median["ddgan"],
         "stylegan2_over_ddgan_call": median["stylegan2"] / median["ddgan"],

@@ -10,7 +10,8 @@ Examples:
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
   python -m bench.trilemma --dataset stacked-digits --out runs/trilemma-sd
   python -m bench.trilemma --dataset cifar10 --root ~/data --checkpoints ddgan=ddgan.pt ddpm=ddpm.pt \\
-      stylegan2=sg2.pt --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda
+      stylegan2=sg2.pt --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda --paper
+  (--paper: also measured vs the paper's Table 1 / ablation / Stacked-MNIST numbers, paper.md and paper.csv)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from bench import report, results, timing
+from bench import paper, report, results, timing
 from bench import train as bench_train
 from bench.data import DATASETS, build_dataset
 from bench.devices import resolve_device
@@ -90,6 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--paper", action="store_true", help="also print and write (paper.md, paper.csv) measured vs the "
+                   "paper's numbers with deltas and sources (bench/paper.py): cifar10 Table 1 and the T ablation, "
+                   "Stacked-MNIST on stacked data; time rows say when the hardware is not the paper's V100")
     return p.parse_args(argv)
 
 
@@ -262,6 +266,20 @@ def trained(entry: Entry, args: argparse.Namespace, device: torch.device, world:
     return world.broadcast(answer)
 
 
+def write_paper(out: Path, records: list[dict], dataset: str) -> list[Path]:
+    """Measured vs paper (bench.paper.compare), printed and written as paper.md and paper.csv."""
+    df = paper.compare(records, dataset)
+    if df.empty:
+        print(f"\nthe paper reports no numbers that these cells measure on {dataset} (it has cifar10 Table 1 and "
+              f"ablation rows, and Stacked-MNIST)", file=sys.stderr)
+        return []
+    text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + report.markdown(df)
+    print("\n" + text, end="")
+    (out / "paper.md").write_text(text)
+    df.to_csv(out / "paper.csv", index=False)
+    return [out / "paper.md", out / "paper.csv"]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -287,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     if world.main:
         written = report.write(args.out, records, f"{args.dataset}: quality vs sampling time")
         print(report.markdown(report.table(records)), end="")
+        if args.paper:
+            written += write_paper(args.out, records, args.dataset)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     teardown(world)
     return 0 if all(r["status"] == "ok" for r in records) else 1

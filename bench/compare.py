@@ -1,0 +1,159 @@
+"""`python -m bench.report compare BASE.json NEW.json`: speed and quality changes between two pytest-benchmark runs.
+
+Three tables (Markdown, through pandas):
+- speed: every benchmark in both runs, median time per call (extra_info["median_s"] where a benchmark records
+  it, else the median of its rounds), new / base. With --ratio-to NAME each time is first divided by the time
+  of benchmark NAME *in the same run*, so a machine that is uniformly slower or faster (shared CI runners)
+  cancels out and only changes of one benchmark against the other are judged;
+- kernel speed-ups: pairs measured side by side in one run (extra_info op/case/device/impl, "ref" against a
+  compiled impl): the speed-up in each run and its change;
+- quality: numbers in extra_info["quality"] (metric values), with their change.
+A row is flagged when time grows (or a speed-up shrinks) by more than --max-slowdown times, or a quality
+number moves by more than --max-quality-change (relative). Exit status: 0 nothing flagged, 1 something
+flagged, 2 unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import markdown
+
+
+class CompareError(ValueError):
+    """A benchmark file that cannot be compared (missing, not pytest-benchmark JSON, unknown --ratio-to)."""
+
+
+def load(path: Path) -> list[dict]:
+    """The `benchmarks` list of a pytest-benchmark JSON file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise CompareError(f"{path}: no such file (write one with `pytest bench/ --benchmark-json {path}`)") from e
+    except json.JSONDecodeError as e:
+        raise CompareError(f"{path}: not JSON ({e}); is the file complete?") from e
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise CompareError(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
+    return data["benchmarks"]
+
+
+def seconds(bench: dict) -> float:
+    """Median seconds per call: extra_info median_s (per call where a round holds several), else stats median."""
+    return float(bench.get("extra_info", {}).get("median_s", bench["stats"]["median"]))
+
+
+def times(benchmarks: list[dict], ratio_to: str | None) -> pd.Series:
+    """Seconds per benchmark name, or multiples of benchmark `ratio_to`'s time in the same run."""
+    s = pd.Series({b["name"]: seconds(b) for b in benchmarks}, dtype=float)
+    if ratio_to is None:
+        return s
+    if ratio_to not in s.index:
+        raise CompareError(f"--ratio-to {ratio_to!r} is not a benchmark of this run; names: {sorted(s.index)}")
+    return s / s[ratio_to]
+
+
+def speed_table(base: list[dict], new: list[dict], ratio_to: str | None, max_slowdown: float) -> pd.DataFrame:
+    b, n = times(base, ratio_to), times(new, ratio_to)
+    unit = "s" if ratio_to is None else "x ref"
+    df = pd.DataFrame({"benchmark": b.index.union(n.index)})
+    df[f"base ({unit})"] = df["benchmark"].map(b)
+    df[f"new ({unit})"] = df["benchmark"].map(n)
+    df["new / base"] = df[f"new ({unit})"] / df[f"base ({unit})"]
+    df["status"] = [_speed_status(r, max_slowdown) for r in df["new / base"]]
+    if ratio_to is not None:
+        df.loc[df["benchmark"] == ratio_to, "status"] = "reference"
+    return df
+
+
+def _speed_status(ratio: float, max_slowdown: float) -> str:
+    if pd.isna(ratio):
+        return "only in one run"
+    if ratio > max_slowdown:
+        return f"SLOWER ({ratio:.2f}x)"
+    return f"faster ({1 / ratio:.2f}x)" if ratio < 1 / max_slowdown else "ok"
+
+
+def speedups(benchmarks: list[dict]) -> pd.Series:
+    """Reference time / compiled time for each (op, case, device, impl) measured side by side in one run."""
+    cells: dict[tuple, dict[str, float]] = {}
+    for bench in benchmarks:
+        info = bench.get("extra_info", {})
+        if {"op", "case", "device", "impl"} <= info.keys():
+            cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds(bench)
+    return pd.Series({f"{op} {case} {device} {impl}": t["ref"] / s for (op, case, device), t in cells.items()
+                      for impl, s in t.items() if impl != "ref" and "ref" in t}, dtype=float)
+
+
+def speedup_table(base: list[dict], new: list[dict], max_slowdown: float) -> pd.DataFrame:
+    b, n = speedups(base), speedups(new)
+    df = pd.DataFrame({"kernel": b.index.union(n.index)})
+    df["base speed-up"], df["new speed-up"] = df["kernel"].map(b), df["kernel"].map(n)
+    ratio = df["base speed-up"] / df["new speed-up"]  # > 1: the kernel lost ground against its reference
+    df["status"] = [_speed_status(r, max_slowdown) for r in ratio]
+    return df
+
+
+def quality(benchmarks: list[dict]) -> pd.Series:
+    return pd.Series({f"{b['name']} {k}": float(v) for b in benchmarks
+                      for k, v in b.get("extra_info", {}).get("quality", {}).items()}, dtype=float)
+
+
+def quality_table(base: list[dict], new: list[dict], max_change: float) -> pd.DataFrame:
+    b, n = quality(base), quality(new)
+    df = pd.DataFrame({"metric": b.index.union(n.index)})
+    df["base"], df["new"] = df["metric"].map(b), df["metric"].map(n)
+    change = (df["new"] - df["base"]).abs() / df["base"].abs().clip(lower=1e-12)
+    df["relative change"] = change
+    df["status"] = ["only in one run" if pd.isna(c) else (f"CHANGED ({c:.2%})" if c > max_change else "ok")
+                    for c in change]
+    return df
+
+
+def compare(base_path: Path, new_path: Path, *, ratio_to: str | None = None, max_slowdown: float = 1.5,
+            max_quality_change: float = 0.05) -> tuple[str, bool]:
+    """(Markdown report, whether anything was flagged)."""
+    base, new = load(base_path), load(new_path)
+    tables = {"Speed": speed_table(base, new, ratio_to, max_slowdown),
+              "Kernel speed-ups (measured side by side in each run)": speedup_table(base, new, max_slowdown),
+              "Quality": quality_table(base, new, max_quality_change)}
+    flagged = any(df["status"].str.startswith(("SLOWER", "CHANGED")).any() for df in tables.values() if len(df))
+    judged = f"time relative to `{ratio_to}` in the same run" if ratio_to else "absolute time per call"
+    lines = [f"# Benchmark comparison: {new_path} against {base_path}", "",
+             f"Judged on {judged}; flagged beyond {max_slowdown}x slower or {max_quality_change:.0%} quality "
+             f"change. Result: **{'REGRESSION' if flagged else 'no regression'}**.", ""]
+    for title, df in tables.items():
+        if len(df):
+            lines += [f"## {title}", "", markdown(df)]
+    return "\n".join(lines), flagged
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.report compare", description=__doc__.split("\n\n")[0])
+    p.add_argument("base", type=Path, help="baseline pytest-benchmark JSON (e.g. a committed one)")
+    p.add_argument("new", type=Path, help="the run to judge")
+    p.add_argument("--ratio-to", metavar="NAME", help="judge each time as a multiple of benchmark NAME's time in the "
+                   "same run (e.g. 'test_sampling_speed[ddpm-T]'): immune to a uniformly slower machine")
+    p.add_argument("--max-slowdown", type=float, default=1.5, help="flag a time (or lost speed-up) beyond this "
+                   "factor (default 1.5)")
+    p.add_argument("--max-quality-change", type=float, default=0.05, help="flag a quality number moving by more "
+                   "than this fraction (default 0.05)")
+    p.add_argument("--out", type=Path, help="also write the Markdown report here")
+    args = p.parse_args(argv)
+    if args.max_slowdown <= 1:
+        p.error(f"--max-slowdown must be > 1, got {args.max_slowdown}")
+    try:
+        text, flagged = compare(args.base, args.new, ratio_to=args.ratio_to, max_slowdown=args.max_slowdown,
+                                max_quality_change=args.max_quality_change)
+    except CompareError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 1 if flagged else 0

@@ -1,0 +1,104 @@
+"""python -m bench.report compare: a planted 2x slowdown is flagged, an unchanged run passes, a uniformly slower
+machine passes in --ratio-to mode, lost kernel speed-ups and quality changes are flagged, bad input exits 2."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import compare
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLING = {"test_sampling_speed[ddgan-T]": 0.011, "test_sampling_speed[ddpm-T]": 2.1,
+            "test_sampling_speed[ddpm-10]": 0.0077, "test_sampling_speed[stylegan2-1]": 0.0057}
+
+
+def run_json(times: dict[str, float] | None = None, ops: dict[tuple[str, str], float] | None = None,
+             quality: dict[str, float] | None = None) -> dict:
+    """A pytest-benchmark JSON document: sampling rows, (case, impl) kernel rows, a row with quality numbers."""
+    rows = [{"name": n, "fullname": f"bench/x.py::{n}", "group": "g", "stats": {"median": s}, "extra_info": {}}
+            for n, s in (SAMPLING if times is None else times).items()]
+    for (case, impl), s in (ops or {}).items():
+        rows.append({"name": f"test_bias_act_speed[{case}-cpu-{impl}]", "stats": {"median": s},
+                     "extra_info": {"op": "bias_act", "case": case, "device": "cpu", "impl": impl, "median_s": s}})
+    if quality:
+        rows.append({"name": "test_prdc_speed[10k-blocks]", "stats": {"median": 1.0},
+                     "extra_info": {"quality": quality}})
+    return {"machine_info": {}, "commit_info": {}, "benchmarks": rows}
+
+
+def write(tmp_path: Path, name: str, doc: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.report", "compare", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_unchanged_run_passes_and_planted_2x_slowdown_is_flagged(tmp_path):
+    base = write(tmp_path, "base.json", run_json())
+    slow = dict(SAMPLING, **{"test_sampling_speed[ddgan-T]": 2 * SAMPLING["test_sampling_speed[ddgan-T]"]})
+    new = write(tmp_path, "new.json", run_json(slow))
+    same = cli(base, write(tmp_path, "same.json", run_json()), "--out", tmp_path / "same.md")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression" in (tmp_path / "same.md").read_text()
+    flagged = cli(base, new)
+    assert flagged.returncode == 1, flagged.stdout
+    (row,) = [line for line in flagged.stdout.splitlines() if "SLOWER" in line]
+    assert "ddgan-T" in row and "2.00x" in row
+
+
+def test_ratio_mode_ignores_a_uniformly_slower_machine_but_not_a_planted_slowdown(tmp_path):
+    base = write(tmp_path, "base.json", run_json())
+    machine = {n: 1.8 * s for n, s in SAMPLING.items()}  # the whole runner is slower
+    uniform = write(tmp_path, "uniform.json", run_json(machine))
+    assert cli(base, uniform).returncode == 1  # absolute times: every row 1.8x
+    assert cli(base, uniform, "--ratio-to", "test_sampling_speed[ddpm-T]").returncode == 0
+    planted = dict(machine, **{"test_sampling_speed[stylegan2-1]": 2 * machine["test_sampling_speed[stylegan2-1]"]})
+    result = cli(base, write(tmp_path, "planted.json", run_json(planted)), "--ratio-to", "test_sampling_speed[ddpm-T]")
+    assert result.returncode == 1
+    assert [line for line in result.stdout.splitlines() if "SLOWER" in line][0].startswith(
+        "| test_sampling_speed[stylegan2-1]")
+
+
+def test_lost_kernel_speedup_is_flagged_even_when_absolute_times_improve(tmp_path):
+    ops = {("fc", "ref"): 0.10, ("fc", "cpu"): 0.05}
+    base = write(tmp_path, "base.json", run_json(ops=ops))
+    faster_machine = {("fc", "ref"): 0.05, ("fc", "cpu"): 0.05}  # the reference got faster, the kernel did not
+    text, flagged = compare.compare(base, write(tmp_path, "new.json", run_json(ops=faster_machine)))
+    assert flagged and "| bias_act fc cpu cpu | 2 | 1 | SLOWER (2.00x) |" in text
+
+
+def test_quality_change_is_flagged(tmp_path):
+    base = write(tmp_path, "base.json", run_json(quality={"precision": 0.80, "recall": 0.50}))
+    close = write(tmp_path, "a.json", run_json(quality={"precision": 0.81, "recall": 0.5}))
+    assert not compare.compare(base, close)[1]
+    moved = write(tmp_path, "b.json", run_json(quality={"precision": 0.6, "recall": 0.5}))
+    text, flagged = compare.compare(base, moved)
+    assert flagged and "CHANGED (25.00%)" in text
+
+
+def test_bad_input_exits_2_with_a_clear_message(tmp_path):
+    base = write(tmp_path, "base.json", run_json())
+    missing = cli(base, tmp_path / "nope.json")
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "--benchmark-json" in missing.stderr
+    truncated = tmp_path / "cut.json"
+    truncated.write_text(json.dumps(run_json())[:40])
+    assert "not JSON" in cli(base, truncated).stderr
+    unknown = cli(base, base, "--ratio-to", "test_nothing")
+    assert unknown.returncode == 2 and "is not a benchmark of this run" in unknown.stderr
+    with pytest.raises(compare.CompareError, match="no 'benchmarks' list"):
+        compare.load(write(tmp_path, "other.json", {"cells": []}))
+
+
+def test_per_call_time_comes_from_extra_info_when_rounds_hold_several_calls():
+    bench = {"stats": {"median": 0.02}, "extra_info": {"median_s": 0.001}}
+    assert compare.seconds(bench) == 0.001 and compare.seconds(copy.deepcopy({"stats": {"median": 0.02}})) == 0.02

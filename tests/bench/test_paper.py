@@ -1,0 +1,77 @@
+"""bench.paper: the paper's rows carry sources, harness cells find their rows, and the measured-vs-paper table has
+the right deltas and says when the time column was measured on other hardware than the paper's V100."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench import paper
+from bench.trilemma import write_paper
+
+
+def cell(name, family, nfe, metrics, seconds=0.5, device="NVIDIA H100 80GB HBM3", status="ok"):
+    return {"cell": name, "model": family, "status": status, "metrics": metrics,
+            "timing": {"nfe": nfe, "seconds": seconds, "batch": 100}, "device_info": {"gpu_name": device}}
+
+
+CIFAR = [
+    cell("ddgan-t4", "ddgan", 4, {"fid": 4.00, "is": 9.50, "recall": 0.55}, seconds=0.112),
+    cell("ddgan-t2", "ddgan", 2, {"fid": 5.00, "is": 9.00, "recall": 0.50}),
+    cell("ddpm", "ddpm", 1000, {"fid": 3.30, "is": 9.40, "recall": 0.57}, seconds=25.5),
+    cell("ddpm-50", "ddpm", 50, {"fid": 4.70, "is": 8.70, "recall": 0.52}),
+    cell("ddpm-10", "ddpm", 10, {"fid": 9.0}),  # the paper has no DDIM-10 row
+    cell("stylegan2", "stylegan2", 1, {"fid": 2.95}, status="failed"),
+]
+
+
+def test_every_row_names_its_sources():
+    for table in paper.TABLES.values():
+        for row in table:
+            ids = [s for s in row.sources.split(",") if s]
+            assert set(ids) <= set(paper.SOURCES), row
+            assert ids or "unverified" in row.note, row  # a value without a source says so
+    ddgan = paper.TABLE1[0]
+    assert ddgan.model == "DDGAN, T=4" and ddgan.values == {"is": 9.63, "fid": 3.75, "recall": 0.57, "nfe": 4,
+                                                            "time_s": 0.21}
+
+
+def test_cifar10_cells_against_table1_and_the_ablation():
+    df = paper.compare(CIFAR, "cifar10")
+    get = lambda c, m: df[(df["cell"] == c) & (df["metric"] == m)].iloc[0]
+    assert get("ddgan-t4", "fid")["paper row"] == "table1: DDGAN, T=4"
+    assert get("ddgan-t4", "fid")["delta"] == pytest.approx(0.25)
+    assert get("ddgan-t4", "time_s")["delta"] == pytest.approx(0.112 - 0.21)
+    assert "hardware differs: measured on NVIDIA H100 80GB HBM3" in get("ddgan-t4", "time_s")["note"]
+    assert get("ddgan-t4", "fid")["note"] == ""
+    assert get("ddgan-t2", "recall")["paper row"] == "ablation: T=2" and "time_s" not in set(
+        df[df["cell"] == "ddgan-t2"]["metric"])
+    assert get("ddpm", "nfe")["delta"] == 0 and get("ddpm", "time_s")["paper"] == 80.5
+    assert get("ddpm-50", "fid")["paper row"] == "table1: DDIM, T=50"
+    assert set(df["cell"]) == {"ddgan-t4", "ddgan-t2", "ddpm", "ddpm-50"}  # no DDIM-10 row; failed cells left out
+
+
+def test_time_on_a_v100_carries_no_hardware_note_and_stacked_data_uses_the_stacked_mnist_table():
+    v100 = [cell("ddgan-t4", "ddgan", 4, {"fid": 3.8}, device="Tesla V100-SXM2-32GB")]
+    assert paper.compare(v100, "cifar10").set_index("metric").loc["time_s", "note"] == ""
+    stacked = [cell("ddgan-t4", "ddgan", 4, {"modes": 998, "mode_kl": 0.09}),
+               cell("stylegan2", "stylegan2", 1, {"modes": 900, "mode_kl": 0.5})]
+    df = paper.compare(stacked, "stacked-digits").set_index(["cell", "metric"])
+    assert df.loc[("ddgan-t4", "modes"), "delta"] == -2 and df.loc[("ddgan-t4", "mode_kl"), "paper"] == 0.071
+    assert df.loc[("stylegan2", "modes"), "paper row"] == "stacked-mnist: StyleGAN2"
+
+
+def test_write_paper_files_and_a_dataset_without_paper_numbers(tmp_path, capsys):
+    written = write_paper(tmp_path, CIFAR, "cifar10")
+    assert [p.name for p in written] == ["paper.md", "paper.csv"]
+    assert "| ddgan-t4 | table1: DDGAN, T=4 | fid | 4 | 3.75 | 0.25 |" in (tmp_path / "paper.md").read_text()
+    assert len(pd.read_csv(tmp_path / "paper.csv")) == len(paper.compare(CIFAR, "cifar10"))
+    assert write_paper(tmp_path / "g", CIFAR, "gaussians25") == []
+    assert "the paper reports no numbers" in capsys.readouterr().err
+
+
+def test_paper_tables_render_with_sources(tmp_path):
+    assert paper.main(["--out", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| DDGAN, T=4 | 9.63 | 3.75 | 0.57 | 4 | 0.21 | S1,S2,S3 |  |" in text
+    assert "| T=2 | 9.8 | 4.08 | 0.54 | S2 |  |" in text and "| DDGAN | 1000 | 0.071 | S2,S4 |  |" in text
