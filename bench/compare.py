@@ -23,6 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report import markdown
+from bench.speedups import seconds_per_call
+from bench.speedups import speedups as speedup_rows
 
 
 class CompareError(ValueError):
@@ -42,14 +44,9 @@ def load(path: Path) -> list[dict]:
     return data["benchmarks"]
 
 
-def seconds(bench: dict) -> float:
-    """Median seconds per call: extra_info median_s (per call where a round holds several), else stats median."""
-    return float(bench.get("extra_info", {}).get("median_s", bench["stats"]["median"]))
-
-
 def times(benchmarks: list[dict], ratio_to: str | None) -> pd.Series:
     """Seconds per benchmark name, or multiples of benchmark `ratio_to`'s time in the same run."""
-    s = pd.Series({b["name"]: seconds(b) for b in benchmarks}, dtype=float)
+    s = pd.Series({b["name"]: seconds_per_call(b) for b in benchmarks}, dtype=float)
     if ratio_to is None:
         return s
     if ratio_to not in s.index:
@@ -80,13 +77,8 @@ def _speed_status(ratio: float, max_slowdown: float) -> str:
 
 def speedups(benchmarks: list[dict]) -> pd.Series:
     """Reference time / compiled time for each (op, case, device, impl) measured side by side in one run."""
-    cells: dict[tuple, dict[str, float]] = {}
-    for bench in benchmarks:
-        info = bench.get("extra_info", {})
-        if {"op", "case", "device", "impl"} <= info.keys():
-            cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds(bench)
-    return pd.Series({f"{op} {case} {device} {impl}": t["ref"] / s for (op, case, device), t in cells.items()
-                      for impl, s in t.items() if impl != "ref" and "ref" in t}, dtype=float)
+    rows = speedup_rows(benchmarks)
+    return pd.Series({f"{r['op']} {r['case']} {r['device']} {r['impl']}": r["speedup"] for r in rows}, dtype=float)
 
 
 def speedup_table(base: list[dict], new: list[dict], max_slowdown: float) -> pd.DataFrame:

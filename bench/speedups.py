@@ -8,14 +8,19 @@ import json
 from pathlib import Path
 
 
+def seconds_per_call(bench: dict) -> float:
+    """Median seconds per call of one benchmark: extra_info median_s where it records one (CUDA rounds of
+    bench/test_ops_speed.py hold several calls), else the median of its rounds."""
+    return float(bench.get("extra_info", {}).get("median_s", bench["stats"]["median"]))
+
+
 def speedups(benchmarks: list[dict]) -> list[dict]:
     """One row per (op, case, device): the reference's median time over each compiled impl's median time."""
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
     for bench in benchmarks:
         info = bench.get("extra_info", {})
         if {"op", "case", "device", "impl"} <= info.keys():
-            seconds = info.get("median_s", bench["stats"]["median"])  # per call (CUDA rounds hold several)
-            cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds
+            cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds_per_call(bench)
     rows = []
     for (op, case, device), times in sorted(cells.items()):
         for impl, seconds in sorted(times.items()):
