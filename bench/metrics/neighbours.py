@@ -1,15 +1,15 @@
 """Precision, recall, density and coverage (Naeem et al., ICML 2020) with the values of prdc 0.2, in blocks.
 
-prdc 0.2 (`prdc.compute_prdc`) builds three dense distance matrices with scikit-learn. For float32 features its
-distance is d = sqrt(v), v = max(f32(-2 x.y + |x|^2 + |y|^2 computed in float64), 0), square root correctly
-rounded in float32, and 0 on the diagonal of a set against itself; for any other dtype the same in float64.
-A radius is the (k+1)-th smallest distance of a row (self included) and every test is a strict `<`.
-
-This module gets the same values block by block, in O((N + M) x block) memory:
+prdc 0.2 (`prdc.compute_prdc`) builds three dense distance matrices with scikit-learn (the formula is in
+`bench.metrics.distances`). A radius is the (k+1)-th smallest distance of a row (self included, at 0) and every
+test is a strict `<`. This module gets the same values block by block, in O((N + M) x block) memory:
 - a test d < r is done as v < t(r), t(r) the smallest representable v with sqrt(v) >= r (no square roots);
-- float32 features on CPU: each block is first computed with a float32 matrix product, whose error against
-  the float64 formula is at most gamma_D (|x|^2 + |y|^2). Only entries that this bound leaves undecided (a
-  comparison, or the rank of a radius) are recomputed in float64; a block with many is recomputed whole;
+- float32 features on CPU: each block gets a first pass (`FirstPass`): one matrix product in bfloat16 (on CPUs
+  with bfloat16 matrix instructions: about twice float32's speed) or float32, whose error against the float64
+  formula is bounded per entry. Entries the bound decides are final; the others (a comparison, or the rank of a
+  radius) go to a float32 recount of those pairs after a bfloat16 pass, then to float64; a block with many
+  undecided entries is recomputed whole. The compiled `neighbours` kernel (csrc/) merges nearest-candidate
+  lists and runs the tests in one pass over each product; without it torch ops do the same in several passes;
 - float32 on CUDA, and every other dtype: blocks in float64, cast as scikit-learn casts (no TF32 anywhere).
 Ties behave as in prdc (strict `<`, self at 0): on exactly representable features (integer-valued, constant)
 the results are identical; for duplicated rows of arbitrary floats prdc's own result depends on BLAS rounding.
@@ -18,113 +18,125 @@ the results are identical; for duplicated rows of arbitrary floats prdc's own re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+from typing import NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
-U32 = 2.0**-24  # float32 unit roundoff
-EXTRA_CANDIDATES = 4  # approximate nearest neighbours kept beyond the k + 1 a radius needs
-REFINE_LIMIT = 0.02  # above this fraction of undecided entries a block is recomputed whole in float64
+from bench.metrics.distances import (
+    U32,
+    Points,
+    bfloat16_is_fast,
+    exact_block,
+    exact_pairs,
+    float32_pairs,
+    product,
+    root,
+    threshold,
+    to_float32,
+)
+from ddgan_ref.ops import _build, _impl
+
+EXTRA_CANDIDATES = 4  # approximate nearest neighbours kept beyond the k + 1 a radius needs (float32 pass)
+BF16_EXTRA_CANDIDATES = 12  # the same after a bfloat16 pass, whose wider bounds blur more ranks
+REFINE_LIMIT = 0.02  # above this fraction of undecided entries a block is recomputed whole
+FIRST_PASSES = ("auto", "float32", "bfloat16")
 
 
-@dataclass
-class Points:
-    """A feature set: x [n, D] (float32, or float64 for any other input dtype) and |x|^2 [n] in float64."""
+@dataclass(frozen=True)
+class FirstPass:
+    """How blocks of two float32 CPU feature sets are first computed (active; otherwise float64 blocks): the
+    product's precision, and the compiled kernel that merges and tests them (None: torch ops)."""
 
-    x: Tensor
-    sq: Tensor
+    active: bool
+    bfloat16: bool = False
+    kernel: ModuleType | None = None
 
     @classmethod
-    def of(cls, features, device: torch.device | str | None = None) -> Points:
-        x = features if isinstance(features, Tensor) else torch.from_numpy(np.asarray(features))
-        if x.ndim != 2:
-            raise ValueError(f"features must be [N, D], got shape {tuple(x.shape)}")
-        x = x.to(device or x.device)
-        x = (x if x.dtype == torch.float32 else x.to(torch.float64)).contiguous()
-        return cls(x, torch.cat([(c.double() ** 2).sum(1) for c in x.split(4096)]))
+    def choose(cls, a: Points, b: Points, impl: str = "auto", first_pass: str = "auto") -> FirstPass:
+        """impl: "auto" (the kernel if it builds, else torch ops with one warning), "cpu" (the kernel or an
+        error), "ref" (torch ops); first_pass: "auto" (bfloat16 where `bfloat16_is_fast`), "bfloat16", "float32"."""
+        if first_pass not in FIRST_PASSES:
+            raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
+        if not (a.approximate and b.approximate):
+            if impl == "cpu":
+                raise ValueError("impl='cpu' (the compiled first pass) needs float32 features on the CPU, got "
+                                 f"{a.x.dtype} on {a.x.device} and {b.x.dtype} on {b.x.device}; use 'auto' or 'ref'")
+            return cls(False)
+        bf16 = first_pass == "bfloat16" or (first_pass == "auto" and bfloat16_is_fast())
+        kernel = _build.extension("neighbours", "cpu") if _impl.resolve(impl, a.x, "neighbours") == "cpu" else None
+        return cls(True, bf16, kernel)
 
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def part(self, s) -> Points:
-        return Points(self.x[s], self.sq[s])
-
-    @property
-    def approximate(self) -> bool:
-        """Whether blocks are first computed in float32 (float32 features on CPU)."""
-        return self.x.dtype == torch.float32 and self.x.device.type == "cpu"
-
-    def bound(self, other: Points) -> Tensor:
-        """[n, 1] float64 bound on |float32 product formula - float64 formula| for rows of self against other:
-        gamma_D (|x|^2 + |y|^2) for the product, plus 16 u (|x|^2 + |y|^2) for the roundings around it."""
-        return (((self.x.shape[1] + 16) * U32) * (self.sq + other.sq.max()))[:, None]
+    def describe(self) -> str:
+        if not self.active:
+            return "float64 blocks"
+        return f"{'bfloat16' if self.bfloat16 else 'float32'} first pass, {'cpu kernel' if self.kernel else 'torch'}"
 
 
-def squares(d2: Tensor, dtype: torch.dtype) -> Tensor:
-    """v = max(d2 rounded to dtype, 0): the quantity prdc's distances are square roots of."""
-    return d2.to(dtype).clamp_min_(0)
+class Approx(NamedTuple):
+    """A block's first pass for the torch path: v' [n, m] float32, float64 bounds per row [n, 1] and column
+    [m, 1] on the error of each of its entries, and whether the product was bfloat16."""
+
+    d2: Tensor
+    row_bound: Tensor
+    col_bound: Tensor
+    bfloat16: bool
 
 
-def root(v: Tensor) -> Tensor:
-    """Correctly rounded sqrt (torch's vectorised float32 sqrt is not; float64 sqrt rounded to float32 is)."""
-    return v.double().sqrt().to(v.dtype)
+def approximate(a: Points, b: Points, bfloat16: bool, diagonal: bool = False) -> Approx:
+    """The first pass of block (a, b) with torch ops; diagonal: a and b are the same points (self at 0)."""
+    prod = product(a, b, bfloat16)
+    if diagonal:
+        prod.c.fill_diagonal_(0)
+    d2 = (a.sq[:, None].float() + b.sq[None, :].float()).add_(prod.c, alpha=-2)
+    if diagonal:
+        d2.fill_diagonal_(0)
+    row, col = prod.pa + prod.qb.max(), prod.qb + prod.pa.max()
+    if prod.kappa:
+        c_abs = prod.c.abs()  # then amax: 10x faster than aminmax or an inf-norm on bfloat16
+        row, col = row + prod.kappa * c_abs.amax(1).double(), col + prod.kappa * c_abs.amax(0).double()
+    return Approx(d2, row[:, None], col[:, None], bfloat16)
 
 
-def threshold(r: Tensor) -> Tensor:
-    """t(r): the smallest v >= 0 of r's dtype with root(v) >= r, so that root(v) < r exactly when v < t."""
-    t = (r.double() ** 2).to(r.dtype)
-    inf = torch.tensor(float("inf"), dtype=r.dtype, device=r.device)
-    zero = torch.zeros((), dtype=r.dtype, device=r.device)
-    for _ in range(4):
-        t = torch.where(root(t) < r, torch.nextafter(t, inf), t)
-        below = torch.nextafter(t, -inf).clamp_min(0)
-        t = torch.where((t > 0) & (root(below) >= r), below, t)
-    return torch.where(r > 0, t, zero)
+def _limits(t: Tensor) -> tuple[Tensor, Tensor]:
+    """float64 (lo, hi) for the exact test v < t: v' + e < lo proves it (nothing is below t = 0; the float32
+    rounding of v), v' - e >= hi disproves it (hi covers float64 roundings of v' and e)."""
+    t = t.double()
+    return torch.where(t > 0, t * (1 - 2 * U32), -float("inf")), t * (1 + 2.0**-48)
 
 
-def exact_block(a: Points, b: Points) -> Tensor:
-    """v [len(a), len(b)] as scikit-learn computes it (float32 for float32 features)."""
-    return squares(torch.addmm(a.sq[:, None], a.x.double(), b.x.double().T, alpha=-2) + b.sq[None, :], a.x.dtype)
+def _split(v: Tensor, bound: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """(sure, unsure) masks for the exact test v_exact < t from an approximation v (float32) within `bound`
+    (float64) of the float64 formula: sure = surely true, unsure = undecided."""
+    lo, hi = _limits(t)
+    sure = v < to_float32(lo - bound, -float("inf"))
+    return sure, (v < to_float32(hi + bound, float("inf"))) ^ sure
 
 
-def exact_pairs(a: Points, i: Tensor, b: Points, j: Tensor, chunk: int = 1 << 16) -> Tensor:
-    """v of the pairs (a[i], b[j]); i, j: index tensors of one shape. Small chunks keep the float64 copies in cache."""
-    i, j = i.flatten(), j.flatten()
-    step = max(1, chunk // a.x.shape[1])
-    dots = [torch.linalg.vecdot(a.x[i[s:s + step]].double(), b.x[j[s:s + step]].double())
-            for s in range(0, len(i), step)]
-    dot = torch.cat(dots) if dots else torch.zeros(0, dtype=torch.float64, device=a.x.device)
-    return squares((-2 * dot + a.sq[i]) + b.sq[j], a.x.dtype)
-
-
-def approximate(a: Points, b: Points) -> tuple[Tensor, Tensor]:
-    """Float32 squared distances [len(a), len(b)] and the float64 bound [len(a), 1] on their error."""
-    return torch.addmm(a.sq[:, None].float() + b.sq[None, :].float(), a.x, b.x.T, alpha=-2), a.bound(b)
-
-
-def _float32(x: Tensor, towards: float) -> Tensor:
-    """float64 -> float32, rounded towards -inf or +inf (never across x)."""
-    y = x.float()
-    return torch.where((y.double() - x) * towards < 0, torch.nextafter(y, torch.tensor(towards)), y)
-
-
-def less_than(a: Points, b: Points, t: Tensor, along_rows: bool, approx: tuple[Tensor, Tensor] | None) -> Tensor:
+def less_than(a: Points, b: Points, t: Tensor, along_rows: bool, approx: Approx | None) -> Tensor:
     """Bool [len(a), len(b)]: d(a_i, b_j) < r exactly as prdc, r = radii[i] (along_rows) or radii[j], given
-    t = threshold(radii) for those rows or columns."""
+    t = threshold(radii) for those rows or columns and approx = approximate(a, b) (None: float64 blocks)."""
     t_b = t[:, None] if along_rows else t[None, :]
     if approx is None:
         return exact_block(a, b) < t_b
-    d2, bound = approx
-    slack = bound if along_rows else bound.max()  # one value per row, or the largest for column thresholds
-    sure = d2 < _float32(t_b.double() * (1 - 2 * U32) - slack, -float("inf"))
-    unsure = (d2 < _float32(t_b.double() + slack, float("inf"))) ^ sure
+    sure, unsure = _split(approx.d2, approx.row_bound if along_rows else approx.col_bound.T, t_b)
     if not unsure.any():
         return sure
     i, j = unsure.nonzero(as_tuple=True)
     if len(i) > REFINE_LIMIT * unsure.numel():
         return exact_block(a, b) < t_b
-    sure[i, j] = exact_pairs(a, i, b, j) < (t[i] if along_rows else t[j])
+    sure[i, j] = _pairs_less_than(a, i, b, j, t[i] if along_rows else t[j], approx.bfloat16)
+    return sure
+
+
+def _pairs_less_than(a: Points, i: Tensor, b: Points, j: Tensor, t: Tensor, bfloat16: bool) -> Tensor:
+    """v(a[i], b[j]) < t exactly; after a bfloat16 first pass a float32 one decides most pairs, float64 the rest."""
+    if not bfloat16:
+        return exact_pairs(a, i, b, j) < t
+    sure, unsure = _split(*float32_pairs(a, i, b, j), t)
+    k = unsure.nonzero().flatten()
+    sure[k] = exact_pairs(a, i[k], b, j[k]) < t[k]
     return sure
 
 
@@ -135,71 +147,6 @@ def _merge(best: tuple[Tensor, Tensor], rows: slice, d2: Tensor, offset: int) ->
     v, i = torch.cat([best[0][rows], v], 1), torch.cat([best[1][rows], i + offset], 1)
     top = v.topk(k, dim=1, largest=False, sorted=True)
     best[0][rows], best[1][rows] = top.values, i.gather(1, top.indices)
-
-
-def _candidates(p: Points, k: int, block: int) -> tuple[Tensor, Tensor]:
-    """Approximate k nearest points (self included, at 0) of every point, ascending: float32 squared distances
-    [n, k] and indices [n, k]. Each block of the symmetric matrix is computed once."""
-    n = len(p)
-    best = (torch.full((n, k), float("inf")), torch.zeros(n, k, dtype=torch.long))
-    for s in range(0, n, block):
-        rows = slice(s, min(s + block, n))
-        for t in range(s, n, block):
-            cols = slice(t, min(t + block, n))
-            a, b = p.part(rows), p.part(cols)
-            d2 = torch.addmm(a.sq[:, None].float() + b.sq[None, :].float(), a.x, b.x.T, alpha=-2)
-            if s == t:
-                d2.fill_diagonal_(0)
-            _merge(best, rows, d2, t)
-            if s != t:
-                _merge(best, cols, d2.T.contiguous(), s)  # topk along rows is 3x faster
-    return best
-
-
-def _kth_exact_rows(p: Points, rows: Tensor, k: int, block: int) -> Tensor:
-    """v of the (k+1)-th smallest distance of the given rows (self at 0), computed whole in float64."""
-    out = [torch.zeros(0, dtype=p.x.dtype, device=p.x.device)]
-    for s in range(0, len(rows), block):
-        r = rows[s:s + block]
-        v = exact_block(p.part(r), p)
-        v[torch.arange(len(r), device=v.device), r] = 0
-        out.append(v.kthvalue(k + 1, dim=1).values)
-    return torch.cat(out)
-
-
-def _kth_from_candidates(p: Points, approx: Tensor, idx: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """v of each row's (k+1)-th smallest distance from its ascending approximate candidates, and a mask of the
-    rows where the float32 bound cannot guarantee it (those need a whole-row recount)."""
-    n, kk = idx.shape
-    delta = p.bound(p).float()
-    # Candidates whose error intervals chain into the k-th one's form its cluster: everything before the cluster
-    # is surely smaller, everything after surely larger, so only the cluster is recounted in float64.
-    breaks = torch.cat([(approx[:, 1:] - approx[:, :-1]) > 2 * delta, torch.ones(n, 1, dtype=torch.bool)], 1)
-    pos = torch.arange(kk)  # breaks[:, j]: a gap after candidate j (and always after the last one)
-    first = torch.where(breaks[:, :k], pos[1:k + 1], 0).amax(dim=1)
-    last = torch.where(breaks[:, k:], pos[k:], kk - 1).amin(dim=1)
-    member = (pos >= first[:, None]) & (pos <= last[:, None])
-    i, j = member.nonzero(as_tuple=True)
-    v = torch.full((n, kk), float("inf"), dtype=p.x.dtype)
-    v[i, j] = exact_pairs(p, i, p, idx[i, j]).masked_fill(idx[i, j] == i, 0)
-    kth = v.sort(dim=1).values.gather(1, (k - first)[:, None])[:, 0]
-    # Points outside the candidates have approx >= the last candidate's; they cannot rank before the kth
-    # if even their lowest possible value is above it.
-    floor = approx[:, -1] - delta[:, 0]
-    doubtful = (floor <= kth.float() * (1 + 4 * U32)) if kk < len(p) else torch.zeros(n, dtype=torch.bool)
-    return kth, doubtful
-
-
-def radii(p: Points, k: int, block: int = 2048) -> Tensor:
-    """[n] distance from each point to its k-th nearest other point, as prdc's
-    compute_nearest_neighbour_distances: the (k+1)-th smallest of its row, self at distance 0."""
-    if not p.approximate:
-        return root(_kth_exact_rows(p, torch.arange(len(p), device=p.x.device), k, block))
-    approx, idx = _candidates(p, min(k + 1 + EXTRA_CANDIDATES, len(p)), block)
-    kth, doubtful = _kth_from_candidates(p, approx, idx, k)
-    rows = doubtful.nonzero().flatten()
-    kth[rows] = _kth_exact_rows(p, rows, k, block)
-    return root(kth)
 
 
 def _check(real: Points, fake: Points, nearest_k: int) -> None:
@@ -217,14 +164,162 @@ def _common(p: Points, other: Points) -> Points:
     return p if p.x.dtype == other.x.dtype else Points(p.x.double(), p.sq)
 
 
+def _candidates(p: Points, kk: int, block: int, first: FirstPass) -> tuple[Tensor, Tensor, Tensor]:
+    """Approximate kk nearest points (self included, at 0) of every point, ascending: squared distances [n, kk]
+    (float32), indices [n, kk], and a float64 bound [n] on the error of every approximate distance of each row.
+    Each block of the symmetric matrix is computed once."""
+    n = len(p)
+    best = (torch.full((n, kk), float("inf")), torch.zeros(n, kk, dtype=torch.long))
+    delta = torch.zeros(n, dtype=torch.float64)
+    nothing = (torch.empty(0, 0), torch.empty(0, 0, dtype=torch.long), torch.empty(0, dtype=torch.float64))
+    for s in range(0, n, block):
+        rows = slice(s, min(s + block, n))
+        for t in range(s, n, block):
+            cols = slice(t, min(t + block, n))
+            a, b = p.part(rows), p.part(cols)
+            if first.kernel is not None:
+                prod = product(a, b, first.bfloat16)
+                col_lists = (best[0][cols], best[1][cols], delta[cols]) if s != t else nothing
+                first.kernel.knn_update(prod.c, a.sq, b.sq, prod.pa, prod.qb, prod.kappa, s == t, best[0][rows],
+                                        best[1][rows], delta[rows], *col_lists, s, t)
+                continue
+            approx = approximate(a, b, first.bfloat16, diagonal=s == t)
+            delta[rows] = torch.maximum(delta[rows], approx.row_bound[:, 0])
+            _merge(best, rows, approx.d2, t)
+            if s != t:
+                delta[cols] = torch.maximum(delta[cols], approx.col_bound[:, 0])
+                _merge(best, cols, approx.d2.T.contiguous(), s)  # topk along rows is 3x faster
+    return *best, delta
+
+
+def _kth_exact_rows(p: Points, rows: Tensor, k: int, block: int) -> Tensor:
+    """v of the (k+1)-th smallest distance of the given rows (self at 0), computed whole in float64."""
+    out = [torch.zeros(0, dtype=p.x.dtype, device=p.x.device)]
+    for s in range(0, len(rows), block):
+        r = rows[s:s + block]
+        v = exact_block(p.part(r), p)
+        v[torch.arange(len(r), device=v.device), r] = 0
+        out.append(v.kthvalue(k + 1, dim=1).values)
+    return torch.cat(out)
+
+
+def _kth_from_candidates(p: Points, approx: Tensor, idx: Tensor, delta: Tensor, k: int,
+                         rows: Tensor | None = None) -> Tensor:
+    """v of each row's (k+1)-th smallest distance among its ascending approximate candidates, delta [n] a bound
+    on the error of every approximate value of the row; rows: the points the rows belong to (default: all)."""
+    n, kk = idx.shape
+    delta = delta[:, None]
+    # Candidates whose error intervals chain into the k-th one's form its cluster: everything before the cluster
+    # is surely smaller, everything after surely larger, so only the cluster is recounted in float64.
+    breaks = torch.cat([(approx[:, 1:] - approx[:, :-1]) > 2 * delta, torch.ones(n, 1, dtype=torch.bool)], 1)
+    pos = torch.arange(kk)  # breaks[:, j]: a gap after candidate j (and always after the last one)
+    first = torch.where(breaks[:, :k], pos[1:k + 1], 0).amax(dim=1)
+    last = torch.where(breaks[:, k:], pos[k:], kk - 1).amin(dim=1)
+    member = (pos >= first[:, None]) & (pos <= last[:, None])
+    i, j = member.nonzero(as_tuple=True)
+    v = torch.full((n, kk), float("inf"), dtype=p.x.dtype)
+    point = i if rows is None else rows[i]
+    v[i, j] = exact_pairs(p, point, p, idx[i, j]).masked_fill(idx[i, j] == point, 0)
+    return v.sort(dim=1).values.gather(1, (k - first)[:, None])[:, 0]
+
+
+def _doubtful(floor: Tensor, kth: Tensor, kk: int, n: int) -> Tensor:
+    """Rows whose k-th value a point outside their kk candidates (all at least `floor`) could still undercut."""
+    return floor <= kth.double() * (1 + 4 * U32) if kk < n else torch.zeros(len(kth), dtype=torch.bool)
+
+
+def _kth_float32_rows(p: Points, rows: Tensor, k: int, kk: int, block: int) -> tuple[Tensor, Tensor]:
+    """The k-th values of the given rows from a float32 pass over whole rows, and the rows it cannot prove."""
+    out, left = [torch.zeros(0, dtype=p.x.dtype)], [torch.zeros(0, dtype=torch.long)]
+    for s in range(0, len(rows), block):
+        r = rows[s:s + block]
+        a = p.part(r)
+        d2 = torch.addmm(a.sq[:, None].float() + p.sq[None, :].float(), a.x, p.x.T, alpha=-2)
+        d2[torch.arange(len(r)), r] = 0
+        approx, idx = d2.topk(kk, dim=1, largest=False)
+        delta = ((p.x.shape[1] + 16) * U32) * (a.sq + p.sq.max())
+        out.append(_kth_from_candidates(p, approx, idx, to_float32(delta, float("inf")), k, rows=r))
+        left.append(r[_doubtful(approx[:, -1].double() - delta, out[-1], kk, len(p))])
+    return torch.cat(out), torch.cat(left)
+
+
+def _float32_candidates(p: Points, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The candidates idx [n, kk] again with float32 approximate values (self at 0), ascending, and a float64
+    bound [n] on their error (`Points.bound`'s, per row)."""
+    n, kk = idx.shape
+    step = max(1, (1 << 20) // (kk * p.x.shape[1]))  # a few MiB of gathered rows at a time
+    dots = [torch.linalg.vecdot(p.x[idx[s:s + step]], p.x[s:s + step, None]) for s in range(0, n, step)]
+    v = (p.sq[:, None].float() + p.sq[idx].float()) - 2 * torch.cat(dots)
+    v = v.masked_fill_(idx == torch.arange(n)[:, None], 0)
+    v, order = v.sort(dim=1)
+    return v, idx.gather(1, order), ((p.x.shape[1] + 16) * U32) * (p.sq + p.sq[idx].amax(1))
+
+
+def radii(p: Points, k: int, block: int = 2048, first: FirstPass | None = None) -> Tensor:
+    """[n] distance from each point to its k-th nearest other point, as prdc's
+    compute_nearest_neighbour_distances: the (k+1)-th smallest of its row, self at distance 0."""
+    first = FirstPass.choose(p, p) if first is None else first
+    if not first.active:
+        return root(_kth_exact_rows(p, torch.arange(len(p), device=p.x.device), k, block))
+    if first.bfloat16 and p.lo is None:
+        p = p.with_bfloat16()
+    kk = min(k + 1 + (BF16_EXTRA_CANDIDATES if first.bfloat16 else EXTRA_CANDIDATES), len(p))
+    approx, idx, delta = _candidates(p, kk, block, first)
+    floor = approx[:, -1].double() - delta  # no point outside the candidates is nearer than this
+    if first.bfloat16:  # a float32 pass over the candidates narrows their bfloat16 bounds
+        approx, idx, delta = _float32_candidates(p, idx)
+    kth = _kth_from_candidates(p, approx, idx, to_float32(delta, float("inf")), k)
+    rows = _doubtful(floor, kth, kk, len(p)).nonzero().flatten()
+    if first.bfloat16 and len(rows):  # a float32 pass over the whole rows proves most of them
+        kth[rows], rows = _kth_float32_rows(p, rows, k, min(k + 1 + EXTRA_CANDIDATES, len(p)), block)
+    kth[rows] = _kth_exact_rows(p, rows, k, block)
+    return root(kth)
+
+
+def _kernel_tests(a: Points, b: Points, t_row: Tensor, t_col: Tensor, bfloat16: bool,
+                  kernel: ModuleType) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The block's tests with the compiled kernel: (counts [m], covered [n], recalled [n]), None if too many
+    entries are undecided."""
+    prod = product(a, b, bfloat16)
+    counts, covered, recalled, und_row, und_col = kernel.classify(prod.c, a.sq, b.sq, prod.pa, prod.qb, prod.kappa,
+                                                                  *_limits(t_row), *_limits(t_col))
+    if len(und_row) + len(und_col) > REFINE_LIMIT * prod.c.numel():
+        return None
+    i, j = und_row.unbind(1)
+    inside = _pairs_less_than(a, i, b, j, t_row[i], bfloat16)
+    counts.index_add_(0, j[inside], torch.ones(len(j[inside]), dtype=torch.int32))
+    covered[i[inside]] = True
+    i, j = und_col.unbind(1)
+    recalled[i[_pairs_less_than(a, i, b, j, t_col[j], bfloat16)]] = True
+    return counts, covered, recalled
+
+
+def _block_tests(a: Points, b: Points, t_row: Tensor, t_col: Tensor, first: FirstPass) -> tuple[Tensor, ...]:
+    """counts [m] (reals i with fake j inside ball i), covered [n] (real i's ball holds a fake), recalled [n]
+    (real i inside some fake's ball) for a real x fake block; t_row, t_col: thresholds of the real and fake radii."""
+    if first.kernel is not None:
+        for bfloat16 in (True, False) if first.bfloat16 else (False,):  # many undecided: a float32 pass, then float64
+            out = _kernel_tests(a, b, t_row, t_col, bfloat16, first.kernel)
+            if out is not None:
+                return out
+    approx = approximate(a, b, first.bfloat16) if first.active and first.kernel is None else None
+    inside = less_than(a, b, t_row, True, approx)
+    recalled = less_than(a, b, t_col, False, approx).any(1)
+    return inside.view(torch.uint8).sum(0, dtype=torch.int32), inside.any(1), recalled  # 5x a bool sum
+
+
 def prdc(real_features, fake_features, nearest_k: int = 5, *, block: int = 2048,
-         device: torch.device | str | None = None) -> dict[str, float]:
+         device: torch.device | str | None = None, impl: str = "auto", first_pass: str = "auto") -> dict[str, float]:
     """Precision, recall, density and coverage of fake [M, D] against real [N, D] features (numpy or torch),
-    k = nearest_k: prdc.compute_prdc's argument order, keys and values, in O((N + M) x block) memory."""
+    k = nearest_k: prdc.compute_prdc's argument order, keys and values, in O((N + M) x block) memory.
+    impl and first_pass (float32 features on CPU): see `FirstPass.choose`; they change the speed, not the values."""
     real, fake = Points.of(real_features, device), Points.of(fake_features, device)
     _check(real, fake, nearest_k)
-    r_real, r_fake = radii(real, nearest_k, block), radii(fake, nearest_k, block)
+    first_real, first_fake = (FirstPass.choose(p, p, impl, first_pass) for p in (real, fake))
+    real, fake = (p.with_bfloat16() if f.bfloat16 else p for p, f in ((real, first_real), (fake, first_fake)))
+    r_real, r_fake = radii(real, nearest_k, block, first_real), radii(fake, nearest_k, block, first_fake)
     real, fake = _common(real, fake), _common(fake, real)
+    first = FirstPass.choose(real, fake, impl, first_pass)
     t_real, t_fake = threshold(r_real.to(real.x.dtype)), threshold(r_fake.to(real.x.dtype))
     counts = torch.zeros(len(fake), dtype=torch.long, device=real.x.device)
     covered = torch.zeros(len(real), dtype=torch.bool, device=real.x.device)
@@ -233,12 +328,11 @@ def prdc(real_features, fake_features, nearest_k: int = 5, *, block: int = 2048,
         rows = slice(s, min(s + block, len(real)))
         for t in range(0, len(fake), block):
             cols = slice(t, min(t + block, len(fake)))
-            a, b = real.part(rows), fake.part(cols)
-            approx = approximate(a, b) if a.approximate else None
-            inside_real = less_than(a, b, t_real[rows], True, approx)  # fake j inside real i's ball
-            counts[cols] += inside_real.view(torch.uint8).sum(0, dtype=torch.int32)  # 5x a bool sum
-            covered[rows] |= inside_real.any(1)
-            recalled[rows] |= less_than(a, b, t_fake[cols], False, approx).any(1)
+            block_counts, block_covered, block_recalled = _block_tests(real.part(rows), fake.part(cols),
+                                                                       t_real[rows], t_fake[cols], first)
+            counts[cols] += block_counts
+            covered[rows] |= block_covered
+            recalled[rows] |= block_recalled
     return {"precision": (counts > 0).double().mean().item(), "recall": recalled.double().mean().item(),
             "density": (1.0 / float(nearest_k)) * counts.double().mean().item(),
             "coverage": covered.double().mean().item()}

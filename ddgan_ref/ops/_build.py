@@ -19,8 +19,10 @@ CSRC = next((p for p in (_HERE.parents[1] / "csrc", _HERE / "csrc") if (p / "upf
 SOURCES: dict[str, tuple[str, ...]] = {
     "upfirdn2d": ("upfirdn2d.cpp", "upfirdn2d_cpu.cpp"),
     "bias_act": ("bias_act.cpp", "bias_act_cpu.cpp"),
+    "neighbours": ("neighbours.cpp", "neighbours_cpu.cpp"),  # CPU only: bench.metrics.prdc's first pass
 }
 VARIANTS: tuple[str, ...] = ("cpu", "cuda")  # "cuda" adds csrc/<op>.cu and builds the CPU kernel too
+CUDA_OPS: tuple[str, ...] = ("upfirdn2d", "bias_act")  # the ops with a csrc/<op>.cu
 # OpenMP makes at::parallel_for use threads; -fno-trapping-math lets branchy elementwise loops vectorise.
 CXX_FLAGS: tuple[str, ...] = ("-O3", "-fopenmp", "-fno-trapping-math")
 # No --use_fast_math: its approximate tanh put float32 derivatives ~2e-5 off the reference on an H100 (2026-11-26),
@@ -71,8 +73,9 @@ def failure(op: str, variant: str) -> KernelBuildError | None:
 def build(op: str, variant: str, csrc: Path | None = None) -> ModuleType:
     """Compile and load csrc/<op> (default CSRC) for `variant` with ninja; raise KernelBuildError with a diagnosis."""
     csrc = CSRC if csrc is None else csrc
-    if op not in SOURCES or variant not in VARIANTS:
-        raise ValueError(f"unknown kernel {op!r}/{variant!r}; ops {sorted(SOURCES)}, variants {list(VARIANTS)}")
+    if op not in SOURCES or variant not in VARIANTS or (variant == "cuda" and op not in CUDA_OPS):
+        raise ValueError(f"unknown kernel {op!r}/{variant!r}; ops {sorted(SOURCES)}, variants {list(VARIANTS)}, "
+                         f"CUDA for {list(CUDA_OPS)}")
     problems = diagnose(op, variant, csrc)
     if problems:
         raise KernelBuildError(op, variant, problems, log="(not attempted: prerequisites missing)", csrc=csrc)

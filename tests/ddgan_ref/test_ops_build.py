@@ -144,9 +144,9 @@ def test_cuda_sources_compile_with_nvcc(tmp_path):
         pytest.skip("no CUDA toolkit on this machine (set CUDA_HOME or put nvcc on PATH)")
     env = dict(os.environ, TORCH_EXTENSIONS_DIR=str(tmp_path))
     env.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
-    script = "from ddgan_ref.ops import _build\nfor op in _build.SOURCES:\n    print(op, _build.extension(op, 'cuda'))"
+    script = "from ddgan_ref.ops import _build\nfor op in _build.CUDA_OPS:\n    print(op, _build.extension(op, 'cuda'))"
     run = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True,
                          timeout=1200)
     assert run.returncode == 0, f"nvcc build failed:\n{run.stdout}\n{run.stderr}"
-    for op in _build.SOURCES:
+    for op in _build.CUDA_OPS:
         assert f"ddgan_{op}_cuda.so" in run.stdout, run.stdout

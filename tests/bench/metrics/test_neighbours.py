@@ -8,10 +8,13 @@ import prdc as prdc_package
 import pytest
 import torch
 
-from bench.metrics import neighbours, prdc
-from bench.metrics.neighbours import Points, radii
+from bench.metrics import distances, neighbours, prdc
+from bench.metrics.distances import Points, product
+from bench.metrics.neighbours import FirstPass, radii
 
 KEYS = ("precision", "recall", "density", "coverage")
+# Every way float32 CPU blocks can be computed: compiled kernel or torch ops, bfloat16 or float32 first pass.
+WAYS = [pytest.param(impl, first, id=f"{impl}-{first}") for impl in ("cpu", "ref") for first in ("bfloat16", "float32")]
 
 
 def oracle(real, fake, k: int = 5) -> dict[str, float]:
@@ -29,11 +32,21 @@ def gaussian(n: int, d: int, seed: int, shift: float = 0.0, dtype=np.float32) ->
     return (np.random.default_rng(seed).standard_normal((n, d)) + shift).astype(dtype)
 
 
+@pytest.mark.parametrize(("impl", "first_pass"), WAYS)
 @pytest.mark.parametrize(("n", "m", "d", "k"), [(8, 9, 3, 5), (300, 200, 16, 5), (1500, 1700, 64, 5),
                                                  (1200, 900, 512, 3), (2500, 2500, 2048, 5)])
-def test_prdc_equals_prdc_package(n, m, d, k):
+def test_prdc_equals_prdc_package(n, m, d, k, impl, first_pass):
     real, fake = gaussian(n, d, 0), gaussian(m, d, 1, shift=0.05) * 1.1
-    assert_same(prdc(real, fake, k, block=512), oracle(real, fake, k))
+    assert_same(prdc(real, fake, k, block=512, impl=impl, first_pass=first_pass), oracle(real, fake, k))
+
+
+@pytest.mark.parametrize(("impl", "first_pass"), WAYS)
+def test_prdc_of_nonnegative_features_equals_prdc_package(impl, first_pass):
+    """Inception-like features (post-ReLU, norms that vary): the bounds scale with the norms."""
+    rng = np.random.default_rng(14)
+    real = np.maximum(rng.standard_normal((1800, 256)) * rng.uniform(0.2, 3, (1800, 1)), 0).astype(np.float32)
+    fake = np.maximum(rng.standard_normal((1600, 256)) * rng.uniform(0.2, 3, (1600, 1)) + 0.1, 0).astype(np.float32)
+    assert_same(prdc(real, fake, 5, block=600, impl=impl, first_pass=first_pass), oracle(real, fake, 5))
 
 
 def test_prdc_float64_and_mixed_dtypes_equal_prdc_package():
@@ -42,10 +55,13 @@ def test_prdc_float64_and_mixed_dtypes_equal_prdc_package():
     assert_same(prdc(real.astype(np.float32), fake), oracle(real.astype(np.float32), fake))
 
 
-def test_radii_equal_prdc_package_exactly():
+@pytest.mark.parametrize(("impl", "first_pass"), WAYS)
+def test_radii_equal_prdc_package_exactly(impl, first_pass):
     x = gaussian(3000, 256, 4)
     expected = prdc_package.prdc.compute_nearest_neighbour_distances(x, 5)
-    np.testing.assert_array_equal(radii(Points.of(x), 5, block=700).numpy(), expected)
+    p = Points.of(x)
+    got = radii(p, 5, block=700, first=FirstPass.choose(p, p, impl, first_pass))
+    np.testing.assert_array_equal(got.numpy(), expected)
 
 
 @pytest.mark.parametrize("case", ["constant", "integer-grid", "duplicated-integers", "one-hot"])
@@ -59,7 +75,9 @@ def test_prdc_ties_as_prdc_package(case):
     }[case]
     for dtype in (np.float32, np.float64):
         r, f = real.astype(dtype), fake.astype(dtype)
-        assert_same(prdc(r, f, 5, block=64), oracle(r, f, 5))
+        for impl, first_pass in (("cpu", "bfloat16"), ("ref", "bfloat16"), ("cpu", "float32"), ("ref", "float32")):
+            if dtype == np.float32 or impl == "ref":
+                assert_same(prdc(r, f, 5, block=64, impl=impl, first_pass=first_pass), oracle(r, f, 5))
 
 
 def test_prdc_constant_features_give_zero_as_prdc():
@@ -73,23 +91,56 @@ def test_prdc_does_not_depend_on_block_size_or_input_type():
     assert all(r == results[0] for r in results)
 
 
+@pytest.mark.parametrize(("impl", "first_pass"), WAYS)
 @pytest.mark.parametrize("patch", ["wide-bounds", "whole-block-recount", "few-candidates", "exact-blocks"])
-def test_prdc_fallback_paths_equal_prdc_package(monkeypatch, patch):
-    """Force every slow path: huge error bounds (most entries undecided), whole-block float64 recounts,
-    candidate lists too short to prove a radius (whole-row recounts), and float64 blocks throughout (the path
-    CUDA takes)."""
-    if patch == "wide-bounds":
-        monkeypatch.setattr(neighbours, "U32", 2.0**-12)
+def test_prdc_fallback_paths_equal_prdc_package(monkeypatch, patch, impl, first_pass):
+    """Force every slow path: huge error bounds (most entries undecided), whole-block recounts, candidate lists
+    too short to prove a radius (whole-row recounts), and float64 blocks throughout (the path CUDA takes)."""
+    if patch in ("wide-bounds", "whole-block-recount", "few-candidates"):
+        u = 2.0**-16 if patch == "few-candidates" else 2.0**-12
+        monkeypatch.setattr(distances, "U32", u)  # every bound grows
+        monkeypatch.setattr(neighbours, "U32", u)
     if patch == "whole-block-recount":
-        monkeypatch.setattr(neighbours, "U32", 2.0**-12)
         monkeypatch.setattr(neighbours, "REFINE_LIMIT", 0.0)
     if patch == "few-candidates":
         monkeypatch.setattr(neighbours, "EXTRA_CANDIDATES", 0)
-        monkeypatch.setattr(neighbours, "U32", 2.0**-16)
+        monkeypatch.setattr(neighbours, "BF16_EXTRA_CANDIDATES", 0)
     if patch == "exact-blocks":
         monkeypatch.setattr(Points, "approximate", property(lambda self: False))
+        impl = "ref"  # the compiled first pass refuses non-approximate points
     real, fake = gaussian(600, 128, 8), gaussian(500, 128, 9, 0.1)
-    assert_same(prdc(real, fake, block=128), oracle(real, fake))
+    assert_same(prdc(real, fake, block=128, impl=impl, first_pass=first_pass), oracle(real, fake))
+
+
+@pytest.mark.parametrize("bfloat16", [True, False])
+@pytest.mark.parametrize("case", ["gaussian-2048", "nonnegative-64", "scaled-1e3"])
+def test_first_pass_bound_holds(case, bfloat16):
+    """|v' - v| <= pa + qb + kappa |c| on every entry, v the float64 formula: the assumption every shortcut rests on
+    (bfloat16: that torch's bfloat16 product sums exact products in float32 and rounds once)."""
+    rng = np.random.default_rng(15)
+    n, d = (300, 2048) if case == "gaussian-2048" else (500, 64)
+    x = rng.standard_normal((2 * n, d))
+    x = np.maximum(x, 0) if case == "nonnegative-64" else x * (1e3 if case == "scaled-1e3" else 1)
+    p = Points.of(x.astype(np.float32))
+    p = p.with_bfloat16() if bfloat16 else p
+    a, b = p.part(slice(0, n)), p.part(slice(n, 2 * n))
+    prod = product(a, b, bfloat16)
+    approx = a.sq[:, None] + b.sq[None, :] - 2 * prod.c.double()
+    exact = torch.addmm(a.sq[:, None], a.x.double(), b.x.double().T, alpha=-2) + b.sq[None, :]
+    bound = prod.pa[:, None] + prod.qb[None, :] + prod.kappa * prod.c.double().abs()
+    assert ((approx - exact).abs() <= bound).all()
+    assert ((approx - exact).abs().max() > 0.01 * bound.min()) or not bfloat16  # the bound is not vacuous
+
+
+def test_first_pass_choice_and_errors():
+    p32, p64 = Points.of(gaussian(50, 4, 16)), Points.of(gaussian(50, 4, 16, dtype=np.float64))
+    assert FirstPass.choose(p32, p32, "cpu", "float32").describe() == "float32 first pass, cpu kernel"
+    assert FirstPass.choose(p32, p32, "ref", "bfloat16").describe() == "bfloat16 first pass, torch"
+    assert FirstPass.choose(p32, p64, "ref").describe() == "float64 blocks"
+    with pytest.raises(ValueError, match="impl='cpu' .* needs float32 features on the CPU"):
+        FirstPass.choose(p64, p64, "cpu")
+    with pytest.raises(ValueError, match="first_pass must be one of auto, float32, bfloat16, got 'fp8'"):
+        prdc(gaussian(50, 4, 16), gaussian(50, 4, 17), first_pass="fp8")
 
 
 def test_prdc_self_is_perfect_and_disjoint_sets_score_zero():
