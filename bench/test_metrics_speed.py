@@ -69,6 +69,7 @@ def test_prdc_speed(benchmark, case, impl):
     points = Points.of(real[:10])
     first_pass = FirstPass.choose(points, points).describe()  # builds the kernel, untimed
     fn = run_prdc_package if impl == "ref" else lambda r, f: prdc(r, f, 5)
+    fn(real[:2500], fake[:2500])  # untimed warm-up at a quarter size: oneDNN generates its product code on first use
     out = benchmark.pedantic(fn, args=(real, fake), rounds=2, warmup_rounds=0)
     benchmark.extra_info.update({"op": "prdc", "case": case, "device": "cpu", "impl": impl, "n": n, "d": d,
                                  "first_pass": "prdc 0.2 (scikit-learn)" if impl == "ref" else first_pass,
