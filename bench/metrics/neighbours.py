@@ -245,7 +245,7 @@ def _kth_float32_rows(p: Points, rows: Tensor, k: int, kk: int, block: int) -> t
 
 def _float32_candidates(p: Points, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The candidates idx [n, kk] again with float32 approximate values (self at 0), ascending, and a float64
-    bound [n] on their error (`Points.bound`'s, per row)."""
+    bound [n] on their error (the float32 product's, per row)."""
     n, kk = idx.shape
     step = max(1, (1 << 20) // (kk * p.x.shape[1]))  # a few MiB of gathered rows at a time
     dots = [torch.linalg.vecdot(p.x[idx[s:s + step]], p.x[s:s + step, None]) for s in range(0, n, step)]
