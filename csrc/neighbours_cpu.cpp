@@ -193,37 +193,25 @@ struct Kernels {
     return classify_row<C>(b, t, i, counts, flags);
   }
 #endif
-  static int level() {  // 2: AVX-512, 1: AVX2 + FMA, 0: baseline
+  template <typename F>
+  static F pick(F avx512, F avx2, F baseline) {  // the widest clone this CPU runs
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
-      return 2;
+      return avx512;
     }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
 #endif
-    return 0;
+    return baseline;
   }
-  static KnnRowFn knn_row_fn() {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (level() == 2) return knn_row_avx512;
-    if (level() == 1) return knn_row_avx2;
+#define NB_PICK(name) pick(name##_avx512, name##_avx2, name##_default)
+#else
+#define NB_PICK(name) name##_default
 #endif
-    return knn_row_default;
-  }
-  static KnnColsFn knn_cols_fn() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (level() == 2) return knn_cols_avx512;
-    if (level() == 1) return knn_cols_avx2;
-#endif
-    return knn_cols_default;
-  }
-  static ClassifyFn classify_fn() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (level() == 2) return classify_avx512;
-    if (level() == 1) return classify_avx2;
-#endif
-    return classify_default;
-  }
+  static KnnRowFn knn_row_fn() { return NB_PICK(knn_row); }
+  static KnnColsFn knn_cols_fn() { return NB_PICK(knn_cols); }
+  static ClassifyFn classify_fn() { return NB_PICK(classify); }
 };
 
 Block block_of(const at::Tensor& c, const at::Tensor& sa, const at::Tensor& sb, const at::Tensor& pa,
