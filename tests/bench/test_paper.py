@@ -59,6 +59,8 @@ def test_time_on_a_v100_carries_no_hardware_note_and_stacked_data_uses_the_stack
     df = paper.compare(stacked, "stacked-digits").set_index(["cell", "metric"])
     assert df.loc[("ddgan-t4", "modes"), "delta"] == -2 and df.loc[("ddgan-t4", "mode_kl"), "paper"] == 0.071
     assert df.loc[("stylegan2", "modes"), "paper row"] == "stacked-mnist: StyleGAN2"
+    assert df.loc[("ddgan-t4", "modes"), "note"].startswith("data differs: stacked-digits")
+    assert not paper.compare(stacked, "stacked-mnist")["note"].str.contains("data differs").any()
 
 
 def test_write_paper_files_and_a_dataset_without_paper_numbers(tmp_path, capsys):
