@@ -42,6 +42,7 @@ EXTRA_CANDIDATES = 4  # approximate nearest neighbours kept beyond the k + 1 a r
 BF16_EXTRA_CANDIDATES = 12  # the same after a bfloat16 pass, whose wider bounds blur more ranks
 REFINE_LIMIT = 0.02  # above this fraction of undecided entries a block is recomputed whole
 FIRST_PASSES = ("auto", "float32", "bfloat16")
+BF16_MIN_DIM = 64  # "auto" takes bfloat16 from this many dims on: below, products are cheap and recounts are not
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class FirstPass:
     @classmethod
     def choose(cls, a: Points, b: Points, impl: str = "auto", first_pass: str = "auto") -> FirstPass:
         """impl: "auto" (the kernel if it builds, else torch ops with one warning), "cpu" (the kernel or an
-        error), "ref" (torch ops); first_pass: "auto" (bfloat16 where `bfloat16_is_fast`), "bfloat16", "float32"."""
+        error), "ref" (torch ops); first_pass: "auto" (bfloat16 where `bfloat16_is_fast` and features have at
+        least BF16_MIN_DIM dims), "bfloat16", "float32"."""
         if first_pass not in FIRST_PASSES:
             raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
         if not (a.approximate and b.approximate):
@@ -64,7 +66,8 @@ class FirstPass:
                 raise ValueError("impl='cpu' (the compiled first pass) needs float32 features on the CPU, got "
                                  f"{a.x.dtype} on {a.x.device} and {b.x.dtype} on {b.x.device}; use 'auto' or 'ref'")
             return cls(False)
-        bf16 = first_pass == "bfloat16" or (first_pass == "auto" and bfloat16_is_fast())
+        wide = a.x.shape[1] >= BF16_MIN_DIM
+        bf16 = first_pass == "bfloat16" or (first_pass == "auto" and wide and bfloat16_is_fast())
         kernel = _build.extension("neighbours", "cpu") if _impl.resolve(impl, a.x, "neighbours") == "cpu" else None
         return cls(True, bf16, kernel)
 
