@@ -84,10 +84,6 @@ class Product:
     qb: Tensor
     kappa: float
 
-    @property
-    def bfloat16(self) -> bool:
-        return self.c.dtype == torch.bfloat16
-
 
 def product(a: Points, b: Points, bfloat16: bool) -> Product:
     """The first pass of block (a, b): a bfloat16 product (a and b carry lo) or a float32 one."""
