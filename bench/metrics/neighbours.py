@@ -55,10 +55,10 @@ class FirstPass:
     kernel: ModuleType | None = None
 
     @classmethod
-    def choose(cls, a: Points, b: Points, impl: str = "auto", first_pass: str = "auto") -> FirstPass:
+    def choose(cls, a: Points, b: Points, impl: str | None = None, first_pass: str = "auto") -> FirstPass:
         """impl: "auto" (the kernel if it builds, else torch ops with one warning), "cpu" (the kernel or an
-        error), "ref" (torch ops); first_pass: "auto" (bfloat16 where `bfloat16_is_fast` and features have at
-        least BF16_MIN_DIM dims), "bfloat16", "float32"."""
+        error), "ref" (torch ops), None (the `ddgan_ref.ops.using()` default, "auto"); first_pass: "auto"
+        (bfloat16 where `bfloat16_is_fast` and features have at least BF16_MIN_DIM dims), "bfloat16", "float32"."""
         if first_pass not in FIRST_PASSES:
             raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
         if not (a.approximate and b.approximate):
@@ -312,7 +312,8 @@ def _block_tests(a: Points, b: Points, t_row: Tensor, t_col: Tensor, first: Firs
 
 
 def prdc(real_features, fake_features, nearest_k: int = 5, *, block: int = 2048,
-         device: torch.device | str | None = None, impl: str = "auto", first_pass: str = "auto") -> dict[str, float]:
+         device: torch.device | str | None = None, impl: str | None = None,
+         first_pass: str = "auto") -> dict[str, float]:
     """Precision, recall, density and coverage of fake [M, D] against real [N, D] features (numpy or torch),
     k = nearest_k: prdc.compute_prdc's argument order, keys and values, in O((N + M) x block) memory.
     impl and first_pass (float32 features on CPU): see `FirstPass.choose`; they change the speed, not the values."""

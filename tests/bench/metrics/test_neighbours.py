@@ -8,6 +8,7 @@ import prdc as prdc_package
 import pytest
 import torch
 
+import ddgan_ref.ops
 from bench.metrics import distances, neighbours, prdc
 from bench.metrics.distances import Points, product
 from bench.metrics.neighbours import FirstPass, radii
@@ -138,6 +139,8 @@ def test_first_pass_choice_and_errors():
     assert FirstPass.choose(p32, p32, "ref", "bfloat16").describe() == "bfloat16 first pass, torch"
     assert FirstPass.choose(p32, p64, "ref").describe() == "float64 blocks"
     assert FirstPass.choose(p32, p32, "ref").describe() == "float32 first pass, torch"  # 4 dims: never bfloat16
+    with ddgan_ref.ops.using("ref"):
+        assert FirstPass.choose(p32, p32).kernel is None
     with pytest.raises(ValueError, match="impl='cpu' .* needs float32 features on the CPU"):
         FirstPass.choose(p64, p64, "cpu")
     with pytest.raises(ValueError, match="first_pass must be one of auto, float32, bfloat16, got 'fp8'"):
