@@ -251,7 +251,7 @@ def _float32_candidates(p: Points, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]
     bound [n] on their error (the float32 product's, per row)."""
     n, kk = idx.shape
     step = max(1, (1 << 20) // (kk * p.x.shape[1]))  # a few MiB of gathered rows at a time
-    dots = [torch.linalg.vecdot(p.x[idx[s:s + step]], p.x[s:s + step, None]) for s in range(0, n, step)]
+    dots = [(p.x[idx[s:s + step]] * p.x[s:s + step, None]).sum(2) for s in range(0, n, step)]
     v = (p.sq[:, None].float() + p.sq[idx].float()) - 2 * torch.cat(dots)
     v = v.masked_fill_(idx == torch.arange(n)[:, None], 0)
     v, order = v.sort(dim=1)
