@@ -9,6 +9,8 @@ The CUDA rows run only where a GPU is visible.
 
 from __future__ import annotations
 
+import resource
+
 import pytest
 import torch
 
@@ -47,7 +49,8 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
     CPU: small ops repeat inside a round so it lasts about a millisecond or more. CUDA: each round queues
     CUDA_CALLS_PER_ROUND calls and synchronises once at its end, so the time per call is what a network pays
     (kernel time, or launch overhead where that is larger), not one host-device round trip per call.
-    Returns the calls per timed round."""
+    Records the process's minor page faults per call (extra_info): fresh pages for large outputs are much of
+    the time at these shapes, and vary with the allocator's state. Returns the calls per timed round."""
     with torch.no_grad():
         dy = torch.randn_like(fn(*inputs))
     wrt = [t for t in inputs if t.requires_grad]
@@ -60,7 +63,11 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
             torch.cuda.synchronize()
 
     iterations = 1 if device == "cuda" else max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
-    benchmark.pedantic(once, rounds=rounds, iterations=iterations, warmup_rounds=max(1, rounds // 5))
+    warmup = max(1, rounds // 5)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    benchmark.pedantic(once, rounds=rounds, iterations=iterations, warmup_rounds=warmup)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    benchmark.extra_info["minor_faults_per_call"] = faults / ((rounds + warmup) * iterations * calls)
     return calls
 
 

@@ -39,7 +39,8 @@ at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Ten
 // exp, expm1 and tanh for float32 in straight-line code (selects, no calls) that compilers vectorise, for the
 // CPU kernel; libm's scalar calls kept those loops scalar, 3x slower than ATen's reference ops. Cephes' expf
 // (Cody-Waite reduction, degree-6 polynomial; 2^n applied in two halves so results down to the denormals and
-// up to FLT_MAX come out right), Taylor expm1 and Cephes' tanhf polynomial near 0 where exp would cancel.
+// up to FLT_MAX come out right, and 0 or inf beyond), Taylor expm1 and Cephes' tanhf polynomial near 0 where exp
+// would cancel.
 // Relative error a few float32 ulp (the tests hold them to 1e-5 of float64).
 namespace vecmath {
 
@@ -49,9 +50,18 @@ inline float from_bits(int32_t i) {
   return f;
 }
 
+inline int32_t to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+
 inline float exp(float x) {
-  const float xc = x < -103.9f ? -103.9f : (x > 88.72283f ? 88.72283f : x);
-  const float n = std::floor(xc * 1.44269504088896341f + 0.5f);
+  // Clamped so that 2^n below underflows to 0 (x <= -110) or overflows to inf (x >= 89) by itself, with no selects
+  // after the polynomial (a NaN select there made GCC evaluate sigmoid's division twice per vector).
+  const float xc = x < -110.0f ? -110.0f : (x > 89.0f ? 89.0f : x);  // NaN passes and leaves p, so y, NaN
+  const float t = xc * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to an integer n, held in t's low bits
+  const float n = t - 12582912.0f;
   const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -60,9 +70,8 @@ inline float exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  const int32_t k = static_cast<int32_t>(n), h = k >> 1;
-  const float y = p * from_bits((h + 127) << 23) * from_bits((k - h + 127) << 23);
-  return x != x ? x : (x > 88.72283f ? INFINITY : (x < -103.9f ? 0.0f : y));
+  const int32_t k = to_bits(t) - 0x4B400000, h = k >> 1;  // n; |n| <= 159, so both halves are normal
+  return p * from_bits((h + 127) << 23) * from_bits((k - h + 127) << 23);
 }
 
 inline float expm1(float x) {
@@ -116,14 +125,14 @@ struct Activation {
 
   DDGAN_HOST_DEVICE static T f(T s, T alpha) {
     if (A == Act::Linear) return s;
-    if (A == Act::Relu) return s > T(0) ? s : T(0);
+    if (A == Act::Relu) return s < T(0) ? T(0) : s;  // NaN stays NaN, as torch.relu
     if (A == Act::Lrelu) return s > T(0) ? s : s * alpha;
     if (A == Act::Tanh) return M::tanh(s);
     if (A == Act::Sigmoid) return sigmoid(s);
     if (A == Act::Elu) return s > T(0) ? s : M::expm1(s);
     if (A == Act::Selu) return T(1.0507009873554805) * (s > T(0) ? s : T(1.6732632423543772) * M::expm1(s));
     if (A == Act::Softplus) return s > T(20) ? s : std::log1p(M::exp(s));
-    return s * sigmoid(s);  // Silu
+    return s / (T(1) + M::exp(-s));  // Silu: one division, no multiply; as torch's kernel
   }
 
   DDGAN_HOST_DEVICE static T df(T s, T alpha) {

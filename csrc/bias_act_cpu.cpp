@@ -35,12 +35,15 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
       for (int64_t k = 0; k < n; ++k) total += y[k];
       sums[0] += total;
     }
+  } else if (sums) {
+    for (int64_t k = 0; k < n; ++k) {
+      const T v = Op::template apply<ORDER>(x[k] + bias[k], ORDER ? g[k] : T(0), alpha, gain, c);
+      y[k] = v;
+      sums[k] += v;
+    }
   } else {
     for (int64_t k = 0; k < n; ++k) {
       y[k] = Op::template apply<ORDER>(x[k] + bias[k], ORDER ? g[k] : T(0), alpha, gain, c);
-    }
-    if (sums) {
-      for (int64_t k = 0; k < n; ++k) sums[k] += y[k];
     }
   }
 }
@@ -137,8 +140,8 @@ at::Tensor empty_output(const at::Tensor& like) {
 std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g,
                                      const BiasActParams& p) {
   auto y = empty_output(x);
-  auto db = p.reduce_bias ? at::zeros({p.channels}, x.options()) : at::empty({0}, x.options());
-  if (x.numel() == 0) return {y, db};
+  auto db = p.reduce_bias ? at::empty({p.channels}, x.options()) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {y, db.zero_()};  // db is written channel by channel below, so zero it here
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;

@@ -50,7 +50,7 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
         return "ref"
     if chosen == "auto":
         return _auto(x, op)
-    if x.device.type != chosen:
+    if device_type(x) != chosen:
         raise RuntimeError(
             f"{op}: impl={chosen!r} runs on {chosen} tensors, but x is on {x.device}; move x, or use "
             f"impl={x.device.type!r} (if compiled kernels exist for it), 'auto' or 'ref'"
@@ -62,6 +62,11 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
     if not _builds(op, chosen):
         _build.extension(op, chosen)  # re-raises the cached KernelBuildError: diagnosis and build log
     return chosen
+
+
+def device_type(x: Tensor) -> str:
+    """x.device.type without building a torch.device (the attribute costs microseconds per call in a graph)."""
+    return "cuda" if x.is_cuda else ("cpu" if x.is_cpu else x.device.type)
 
 
 @torch.compiler.assume_constant_result
@@ -76,7 +81,7 @@ def _builds(op: str, variant: str) -> bool:
 
 
 def _auto(x: Tensor, op: str) -> str:
-    variant = x.device.type
+    variant = device_type(x)
     if variant not in COMPILED or x.dtype not in DTYPES[variant]:
         return "ref"
     if _builds(op, variant):

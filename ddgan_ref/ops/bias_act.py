@@ -115,7 +115,7 @@ def bias_act(
         chosen = "ref"
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)
-    b = x.new_empty(0) if b is None else b.to(dtype=x.dtype)
+    b = x.new_empty(0) if b is None else (b if b.dtype == x.dtype else b.to(x.dtype))
     if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
     if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: autograd in C++, microseconds less

@@ -139,6 +139,23 @@ def test_bias_act_cpu_third_order_is_refused():
         torch.autograd.grad(ddx.sum(), x)
 
 
+EXTREMES = [-math.inf, -200, -103.95, -103.8, -90, -88.8, -88.7, -30, -10, -0.7, -0.3, -1e-20, 0.0, 1e-20, 0.3, 0.7,
+            10, 30, 88.7, 88.8, 90, 103.8, 200, math.inf, math.nan]  # the edges of float32 exp, signed zero, inf, NaN
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_bias_act_cpu_extreme_float32_values(act):
+    """Values at exp's overflow/underflow edges, +-inf and NaN as the reference gives them (the kernel's vectorised
+    float32 exp handles those ranges with selects; NaN stays NaN), and first derivatives at all but NaN (where
+    torch's own elu backward gives NaN in its vector loop and 1 in its tail)."""
+    x = torch.tensor(EXTREMES * 3, dtype=torch.float32)  # 75 values: full 16-wide vectors and a tail
+    xs = [x.clone().requires_grad_(True), x.double().requires_grad_(True)]
+    ys = [bias_act(xs[0], None, 0, act, impl="cpu"), bias_act_ref(xs[1], None, 0, act)]
+    torch.testing.assert_close(ys[0].detach(), ys[1].detach().float(), rtol=1e-5, atol=1e-5, equal_nan=True)
+    grads = [torch.autograd.grad(y.sum(), t)[0][~x.isnan()] for y, t in zip(ys, xs, strict=True)]
+    torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
 def test_bias_act_non_contiguous_input():
     x = torch.randn(4, 6, 5, dtype=torch.float64).transpose(1, 2)[:, ::2].requires_grad_(True)  # not dense
     b = torch.randn(3, dtype=torch.float64, requires_grad=True)
