@@ -5,10 +5,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #endif
 
 #include "bias_act.h"
@@ -48,6 +52,88 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define DDGAN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+
+// sigmoid and silu (value and first derivative, no clamp) for float32 written with AVX-512 intrinsics: the generic
+// span compiles them to ~45 instructions per 16 values (the exp clamp's constant arms become blends), this to ~25,
+// and at the NCSN++ shapes they are compute-bound on a 2-core machine. Same Cephes exp as vecmath::exp; vscalefps
+// applies 2^n (overflow to inf, gradual underflow) and min/max clamp with x as the operand that NaN passes through.
+namespace avx512 {
+
+DDGAN_AVX512 inline __m512 exp(__m512 x) {
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  for (const float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f}) {
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  }
+  p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// The op for 16 values, as Activation<A, float>::apply<ORDER> without clamp: s = x + b, g the upstream gradient.
+template <Act A, int ORDER>
+DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain) {
+  const __m512 one = _mm512_set1_ps(1.0f), e = exp(_mm512_sub_ps(_mm512_setzero_ps(), s));
+  if (ORDER == 0 && A == Act::Silu) return _mm512_mul_ps(_mm512_div_ps(s, _mm512_add_ps(one, e)), gain);
+  const __m512 y = _mm512_div_ps(one, _mm512_add_ps(one, e)), not_y = _mm512_sub_ps(one, y);
+  if (ORDER == 0) return _mm512_mul_ps(y, gain);
+  const __m512 d = A == Act::Silu ? _mm512_mul_ps(y, _mm512_fmadd_ps(s, not_y, one)) : _mm512_mul_ps(y, not_y);
+  return _mm512_mul_ps(_mm512_mul_ps(g, gain), d);
+}
+
+// 16 values of span() at y + k (the first `m` lanes where the tail is shorter); full vectors load and store
+// without masks (masked stores are slow on some CPUs). Adds the outputs to the bias-gradient sums as span() does.
+template <bool FULL>
+DDGAN_AVX512 inline __m512 load(const float* p, int64_t k, __mmask16 m) {
+  return FULL ? _mm512_loadu_ps(p + k) : _mm512_maskz_loadu_ps(m, p + k);
+}
+
+template <Act A, int ORDER, bool FULL>
+DDGAN_AVX512 inline void step(const float* x, const float* g, float* y, int64_t k, __mmask16 m, const float* bias,
+                              int64_t bias_step, __m512 bv, __m512 gain, double* sums, __m512d& total) {
+  const __m512 s = _mm512_add_ps(load<FULL>(x, k, m), bias_step ? load<FULL>(bias, k, m) : bv);
+  __m512 v = apply<A, ORDER>(s, ORDER ? load<FULL>(g, k, m) : s, gain);
+  if (FULL) {
+    _mm512_storeu_ps(y + k, v);
+  } else {
+    v = _mm512_maskz_mov_ps(m, v);  // lanes past the end hold f(0), not 0
+    _mm512_mask_storeu_ps(y + k, m, v);
+  }
+  if (!sums) return;
+  const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+  const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  if (bias_step == 0) {
+    total = _mm512_add_pd(total, _mm512_add_pd(lo, hi));
+  } else if (FULL) {
+    _mm512_storeu_pd(sums + k, _mm512_add_pd(_mm512_loadu_pd(sums + k), lo));
+    _mm512_storeu_pd(sums + k + 8, _mm512_add_pd(_mm512_loadu_pd(sums + k + 8), hi));
+  } else {
+    _mm512_mask_storeu_pd(sums + k, __mmask8(m), _mm512_add_pd(_mm512_maskz_loadu_pd(__mmask8(m), sums + k), lo));
+    _mm512_mask_storeu_pd(sums + k + 8, __mmask8(m >> 8),
+                          _mm512_add_pd(_mm512_maskz_loadu_pd(__mmask8(m >> 8), sums + k + 8), hi));
+  }
+}
+
+// span() for A = Sigmoid or Silu, ORDER 0 or 1, no clamp, T = float.
+template <Act A, int ORDER>
+DDGAN_AVX512 void span(const float* x, const float* g, float* y, int64_t n, const float* bias, int64_t bias_step,
+                       float gain, double* sums) {
+  const __m512 gv = _mm512_set1_ps(gain), bv = _mm512_set1_ps(bias && !bias_step ? bias[0] : 0.0f);
+  __m512d total = _mm512_setzero_pd();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) step<A, ORDER, true>(x, g, y, k, 0xFFFF, bias, bias_step, bv, gv, sums, total);
+  if (k < n) step<A, ORDER, false>(x, g, y, k, __mmask16((1u << (n - k)) - 1), bias, bias_step, bv, gv, sums, total);
+  if (sums && bias_step == 0) sums[0] += _mm512_reduce_add_pd(total);
+}
+
+}  // namespace avx512
+#endif
+
 // The same span compiled three times: for AVX-512 and for AVX2 + FMA (chosen at run time where the CPU has them)
 // and for the baseline x86-64 / other architectures, so one build runs everywhere and uses 16- or 8-wide vectors
 // where it can.
@@ -55,7 +141,11 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
 template <typename T, Act A, int ORDER, bool CLAMP>
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,prefer-vector-width=512"))) void span_avx512(
     const T* x, const T* g, T* y, int64_t n, const T* bias, int64_t bias_step, T alpha, T gain, T clamp, double* sums) {
-  span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp, sums);
+  if constexpr (std::is_same_v<T, float> && (A == Act::Sigmoid || A == Act::Silu) && ORDER < 2 && !CLAMP) {
+    avx512::span<A, ORDER>(x, g, y, n, bias, bias_step, gain, sums);
+  } else {
+    span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp, sums);
+  }
 }
 
 template <typename T, Act A, int ORDER, bool CLAMP>

@@ -51,15 +51,15 @@ def _resolve_args(
     x: Tensor, b: Tensor | None, dim: int, act: str, alpha: float | None, gain: float | None, clamp: float | None
 ) -> tuple[Activation, float, float, float]:
     """Check the arguments and fill in the activation's defaults; clamp -1 means no clamp."""
-    if act not in ACTIVATIONS:
+    spec = ACTIVATIONS.get(act)  # the checks are written to cost little: eager calls pay them every time
+    if spec is None:
         raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
-    if not 0 <= dim < x.ndim:
+    if not 0 <= dim < x.dim():
         raise ValueError(f"dim must be in [0, {x.ndim}) for x of shape {tuple(x.shape)}; got {dim}")
-    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
+    if b is not None and b.shape != (x.size(dim),):
         raise ValueError(f"b must be 1-D with x.shape[dim] = {x.shape[dim]} elements; got shape {tuple(b.shape)}")
     if clamp is not None and clamp < 0:
         raise ValueError(f"clamp must be None (no clamp) or >= 0; got {clamp}")
-    spec = ACTIVATIONS[act]
     alpha = spec.alpha if alpha is None else float(alpha)
     gain = spec.gain if gain is None else float(gain)
     return spec, alpha, gain, -1.0 if clamp is None else float(clamp)
