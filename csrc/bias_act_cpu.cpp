@@ -16,6 +16,7 @@
 #endif
 
 #include "bias_act.h"
+#include "cpu_isa.h"
 
 namespace {
 
@@ -167,11 +168,8 @@ using SpanFn = void (*)(const T*, const T*, T*, int64_t, const T*, int64_t, T, T
 template <typename T, Act A, int ORDER, bool CLAMP>
 SpanFn<T> pick_span() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512bw")) {
-    return span_avx512<T, A, ORDER, CLAMP>;
-  }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return span_avx2<T, A, ORDER, CLAMP>;
+  if (cpu_isa() == CpuIsa::Avx512) return span_avx512<T, A, ORDER, CLAMP>;
+  if (cpu_isa() == CpuIsa::Avx2) return span_avx2<T, A, ORDER, CLAMP>;
 #endif
   return span_default<T, A, ORDER, CLAMP>;
 }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "cpu_isa.h"
 #include "neighbours.h"
 
 namespace {
@@ -194,15 +195,8 @@ struct Kernels {
   }
 #endif
   template <typename F>
-  static F pick(F avx512, F avx2, F baseline) {  // the widest clone this CPU runs
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) {
-      return avx512;
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return avx2;
-#endif
-    return baseline;
+  static F pick(F avx512, F avx2, F baseline) {  // the widest clone this process may run (cpu_isa.h)
+    return cpu_isa() == CpuIsa::Avx512 ? avx512 : (cpu_isa() == CpuIsa::Avx2 ? avx2 : baseline);
   }
 #if defined(__x86_64__) && defined(__GNUC__)
 #define NB_PICK(name) pick(name##_avx512, name##_avx2, name##_default)

@@ -14,6 +14,7 @@ from scipy import special
 
 from ddgan_ref.ops import ACTIVATIONS, _build, bias_act, bias_act_ref
 from ddgan_ref.ops.bias_act import _bias_act_grad_op, _bias_act_op
+from tests.clones import NARROWER, isa_error, run_tests_with_isa
 from tests.ddgan_ref.closeness import assert_close_to_ref, gaussian_like, rounded_like
 
 GOLDEN_DIR = Path(os.environ.get("GOLDEN_DIR", Path(__file__).resolve().parents[1] / "golden"))
@@ -154,6 +155,18 @@ def test_bias_act_cpu_extreme_float32_values(act):
     torch.testing.assert_close(ys[0].detach(), ys[1].detach().float(), rtol=1e-5, atol=1e-5, equal_nan=True)
     grads = [torch.autograd.grad(y.sum(), t)[0][~x.isnan()] for y, t in zip(ys, xs, strict=True)]
     torch.testing.assert_close(grads[0], grads[1].float(), rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("isa", NARROWER)
+def test_bias_act_cpu_narrower_clones_match_ref(isa):
+    """The AVX2 and baseline clones of the kernel (hidden on an AVX-512 machine: DDGAN_CPU_ISA lowers the choice in
+    a child process) pass the same value, derivative and extreme-value tests against the reference."""
+    run_tests_with_isa(isa, __file__, "(cpu_matches_ref or extreme or gain_alpha or gradcheck) and not clones")
+
+
+def test_bias_act_cpu_isa_setting_is_checked():
+    assert "DDGAN_CPU_ISA must be avx512, avx2 or baseline" in isa_error("avx3")
+    assert isa_error("baseline") == ""
 
 
 def test_bias_act_non_contiguous_input():

@@ -5,6 +5,7 @@ import torch
 
 from bench.metrics.neighbours import _limits
 from ddgan_ref.ops import _build
+from tests.clones import NARROWER, run_tests_with_isa
 
 DTYPES = [torch.bfloat16, torch.float32]
 
@@ -96,3 +97,9 @@ def test_kernel_arguments_are_checked_by_name(kernel):
         kernel.knn_update(**b, diagonal=False, row_values=lists[0][:9], row_indices=lists[1], row_bound=lists[2],
                           col_values=nothing[0], col_indices=nothing[1], col_bound=nothing[2], row_offset=0,
                           col_offset=0)
+
+
+@pytest.mark.parametrize("isa", NARROWER)
+def test_kernel_narrower_clones_pass_the_same_tests(isa):
+    """The AVX2 and baseline clones (DDGAN_CPU_ISA lowers the choice in a child process) against the same rules."""
+    run_tests_with_isa(isa, __file__, "not narrower_clones")
