@@ -9,7 +9,9 @@ The CUDA rows run only where a GPU is visible.
 
 from __future__ import annotations
 
+import math
 import resource
+import time
 
 import pytest
 import torch
@@ -41,12 +43,17 @@ IMPLS = [("cpu", "ref"), ("cpu", "cpu")] + ([("cuda", "ref"), ("cuda", "cuda")] 
 
 
 CUDA_CALLS_PER_ROUND = 20  # CUDA: calls queued back to back, as inside a network; one synchronisation per round
+# CPU: each side is timed for at least this long (at most MAX_ROUNDS rounds), so that a slow spell of a shared machine
+# (spells of tens of ms were seen on the 2-core VM) falls on a small part of the rounds, not on most of a short run's.
+MIN_CPU_SECONDS = 1.0
+MAX_ROUNDS = 1000
 
 
 def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
     """Time fn(*inputs) forward + backward; inputs and the upstream gradient are made once (untimed).
 
-    CPU: small ops repeat inside a round so it lasts about a millisecond or more. CUDA: each round queues
+    CPU: small ops repeat inside a round so it lasts about a millisecond or more; at least `rounds` rounds and
+    MIN_CPU_SECONDS of them. CUDA: each round queues
     CUDA_CALLS_PER_ROUND calls and synchronises once at its end, so the time per call is what a network pays
     (kernel time, or launch overhead where that is larger), not one host-device round trip per call.
     Records the process's minor page faults per call (extra_info): fresh pages for large outputs are much of
@@ -63,6 +70,11 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
             torch.cuda.synchronize()
 
     iterations = 1 if device == "cuda" else max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
+    if device == "cpu":
+        start = time.perf_counter()
+        for _ in range(iterations):
+            once()
+        rounds = max(rounds, min(MAX_ROUNDS, math.ceil(MIN_CPU_SECONDS / (time.perf_counter() - start))))
     warmup = max(1, rounds // 5)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     benchmark.pedantic(once, rounds=rounds, iterations=iterations, warmup_rounds=warmup)
