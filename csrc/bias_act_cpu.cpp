@@ -56,11 +56,16 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
 #if defined(__x86_64__) && defined(__GNUC__)
 #define DDGAN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
 
-// sigmoid and silu (value and first derivative, no clamp) for float32 written with AVX-512 intrinsics: the generic
-// span compiles them to ~45 instructions per 16 values (the exp clamp's constant arms become blends), this to ~25,
-// and at the NCSN++ shapes they are compute-bound on a 2-core machine. Same Cephes exp as vecmath::exp; vscalefps
-// applies 2^n (overflow to inf, gradual underflow) and min/max clamp with x as the operand that NaN passes through.
+// linear, relu, lrelu, sigmoid and silu (value and first derivative, no clamp) for float32 with AVX-512 intrinsics:
+// the generic span compiles sigmoid and silu to ~45 instructions per 16 values (the exp clamp's constant arms become
+// blends), this to ~25, and at the NCSN++ shapes they are compute-bound on a 2-core machine; all five also sum the
+// bias gradient in the same loop and store full vectors unmasked. Same Cephes exp as vecmath::exp; vscalefps applies
+// 2^n (overflow to inf, gradual underflow), and min/max clamp with x as the operand that NaN passes through.
 namespace avx512 {
+
+constexpr bool has_intrinsics(Act a) {
+  return a == Act::Linear || a == Act::Relu || a == Act::Lrelu || a == Act::Sigmoid || a == Act::Silu;
+}
 
 DDGAN_AVX512 inline __m512 exp(__m512 x) {
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
@@ -78,13 +83,27 @@ DDGAN_AVX512 inline __m512 exp(__m512 x) {
 
 // The op for 16 values, as Activation<A, float>::apply<ORDER> without clamp: s = x + b, g the upstream gradient.
 template <Act A, int ORDER>
-DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain) {
-  const __m512 one = _mm512_set1_ps(1.0f), e = exp(_mm512_sub_ps(_mm512_setzero_ps(), s));
-  if (ORDER == 0 && A == Act::Silu) return _mm512_mul_ps(_mm512_div_ps(s, _mm512_add_ps(one, e)), gain);
-  const __m512 y = _mm512_div_ps(one, _mm512_add_ps(one, e)), not_y = _mm512_sub_ps(one, y);
-  if (ORDER == 0) return _mm512_mul_ps(y, gain);
-  const __m512 d = A == Act::Silu ? _mm512_mul_ps(y, _mm512_fmadd_ps(s, not_y, one)) : _mm512_mul_ps(y, not_y);
-  return _mm512_mul_ps(_mm512_mul_ps(g, gain), d);
+DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain, __m512 alpha) {
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+  if constexpr (A == Act::Linear || A == Act::Relu || A == Act::Lrelu) {
+    const __mmask16 pos = _mm512_cmp_ps_mask(s, zero, _CMP_GT_OQ);  // false for NaN, as s > 0
+    if (ORDER == 0) {
+      __m512 f = s;
+      if (A == Act::Relu) f = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(s, zero, _CMP_LT_OQ), zero);  // NaN stays
+      if (A == Act::Lrelu) f = _mm512_mask_mul_ps(s, __mmask16(~pos), s, alpha);
+      return _mm512_mul_ps(f, gain);
+    }
+    const __m512 gg = _mm512_mul_ps(g, gain);
+    if (A == Act::Relu) return _mm512_maskz_mov_ps(pos, gg);
+    return A == Act::Lrelu ? _mm512_mask_mul_ps(gg, __mmask16(~pos), gg, alpha) : gg;
+  } else {
+    const __m512 e = exp(_mm512_sub_ps(zero, s));
+    if (ORDER == 0 && A == Act::Silu) return _mm512_mul_ps(_mm512_div_ps(s, _mm512_add_ps(one, e)), gain);
+    const __m512 y = _mm512_div_ps(one, _mm512_add_ps(one, e)), not_y = _mm512_sub_ps(one, y);
+    if (ORDER == 0) return _mm512_mul_ps(y, gain);
+    const __m512 d = A == Act::Silu ? _mm512_mul_ps(y, _mm512_fmadd_ps(s, not_y, one)) : _mm512_mul_ps(y, not_y);
+    return _mm512_mul_ps(_mm512_mul_ps(g, gain), d);
+  }
 }
 
 // 16 values of span() at y + k (the first `m` lanes where the tail is shorter); full vectors load and store
@@ -96,9 +115,10 @@ DDGAN_AVX512 inline __m512 load(const float* p, int64_t k, __mmask16 m) {
 
 template <Act A, int ORDER, bool FULL>
 DDGAN_AVX512 inline void step(const float* x, const float* g, float* y, int64_t k, __mmask16 m, const float* bias,
-                              int64_t bias_step, __m512 bv, __m512 gain, double* sums, __m512d& total) {
+                              int64_t bias_step, __m512 bv, __m512 gain, __m512 alpha, double* sums,
+                              __m512d& total) {
   const __m512 s = _mm512_add_ps(load<FULL>(x, k, m), bias_step ? load<FULL>(bias, k, m) : bv);
-  __m512 v = apply<A, ORDER>(s, ORDER ? load<FULL>(g, k, m) : s, gain);
+  __m512 v = apply<A, ORDER>(s, ORDER ? load<FULL>(g, k, m) : s, gain, alpha);
   if (FULL) {
     _mm512_storeu_ps(y + k, v);
   } else {
@@ -120,15 +140,19 @@ DDGAN_AVX512 inline void step(const float* x, const float* g, float* y, int64_t 
   }
 }
 
-// span() for A = Sigmoid or Silu, ORDER 0 or 1, no clamp, T = float.
+// span() for the activations with an intrinsics version (has_intrinsics), ORDER 0 or 1, no clamp, T = float.
 template <Act A, int ORDER>
 DDGAN_AVX512 void span(const float* x, const float* g, float* y, int64_t n, const float* bias, int64_t bias_step,
-                       float gain, double* sums) {
-  const __m512 gv = _mm512_set1_ps(gain), bv = _mm512_set1_ps(bias && !bias_step ? bias[0] : 0.0f);
+                       float alpha, float gain, double* sums) {
+  const __m512 gv = _mm512_set1_ps(gain), av = _mm512_set1_ps(alpha);
+  const __m512 bv = _mm512_set1_ps(bias && !bias_step ? bias[0] : 0.0f);
   __m512d total = _mm512_setzero_pd();
   int64_t k = 0;
-  for (; k + 16 <= n; k += 16) step<A, ORDER, true>(x, g, y, k, 0xFFFF, bias, bias_step, bv, gv, sums, total);
-  if (k < n) step<A, ORDER, false>(x, g, y, k, __mmask16((1u << (n - k)) - 1), bias, bias_step, bv, gv, sums, total);
+  for (; k + 16 <= n; k += 16) step<A, ORDER, true>(x, g, y, k, 0xFFFF, bias, bias_step, bv, gv, av, sums, total);
+  if (k < n) {
+    const auto tail = __mmask16((1u << (n - k)) - 1);
+    step<A, ORDER, false>(x, g, y, k, tail, bias, bias_step, bv, gv, av, sums, total);
+  }
   if (sums && bias_step == 0) sums[0] += _mm512_reduce_add_pd(total);
 }
 
@@ -142,8 +166,8 @@ DDGAN_AVX512 void span(const float* x, const float* g, float* y, int64_t n, cons
 template <typename T, Act A, int ORDER, bool CLAMP>
 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma,prefer-vector-width=512"))) void span_avx512(
     const T* x, const T* g, T* y, int64_t n, const T* bias, int64_t bias_step, T alpha, T gain, T clamp, double* sums) {
-  if constexpr (std::is_same_v<T, float> && (A == Act::Sigmoid || A == Act::Silu) && ORDER < 2 && !CLAMP) {
-    avx512::span<A, ORDER>(x, g, y, n, bias, bias_step, gain, sums);
+  if constexpr (std::is_same_v<T, float> && avx512::has_intrinsics(A) && ORDER < 2 && !CLAMP) {
+    avx512::span<A, ORDER>(x, g, y, n, bias, bias_step, alpha, gain, sums);
   } else {
     span<T, A, ORDER, CLAMP>(x, g, y, n, bias, bias_step, alpha, gain, clamp, sums);
   }
