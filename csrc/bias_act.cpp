@@ -3,9 +3,10 @@
 
 #include "bias_act.h"
 
-static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim,
-                                        int64_t act, double alpha, double gain, double clamp, int64_t order,
-                                        bool reduce_bias) {
+// {out, db}: db (out summed over all dims but dim) only with reduce_bias, else an undefined tensor (no allocation).
+static std::vector<at::Tensor> compute(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim,
+                                       int64_t act, double alpha, double gain, double clamp, int64_t order,
+                                       bool reduce_bias) {
   TORCH_CHECK(x.is_floating_point(), "bias_act: x must be a floating-point tensor, got ", x.scalar_type());
   TORCH_CHECK(x.dim() >= 1, "bias_act: x must have at least one dimension");
   TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim must be in [0, ", x.dim(), ") for x of shape ", x.sizes(),
@@ -38,7 +39,7 @@ static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b
     for (int64_t i = 0; i < y.dim(); ++i) {
       if (i != dim) others.push_back(i);
     }
-    return {y, reduce_bias ? y.sum(others) : at::empty({0}, y.options())};
+    return {y, reduce_bias ? y.sum(others) : at::Tensor()};
 #else
     TORCH_CHECK(false, "bias_act: x is a CUDA tensor but this build of the extension has no CUDA kernel");
 #endif
@@ -47,6 +48,15 @@ static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble,
               "bias_act: the CPU kernel supports float32 and float64 x, got ", x.scalar_type());
   return bias_act_cpu(xd, bd, gd, p);
+}
+
+// The Python binding: db is an empty tensor when not asked for (the custom ops return tensors only).
+static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim,
+                                        int64_t act, double alpha, double gain, double clamp, int64_t order,
+                                        bool reduce_bias) {
+  auto out = compute(x, b, g, dim, act, alpha, gain, clamp, order, reduce_bias);
+  if (!out[1].defined()) out[1] = at::empty({0}, out[0].options());
+  return out;
 }
 
 // Eager-mode autograd in C++: the same formulas as the Python registration of the custom ops (ddgan_ref/ops/
@@ -61,13 +71,13 @@ struct Args {
   int64_t dim, act;
   double alpha, gain, clamp;
 
+  // One saved entry (a tuple), not five: each entry of saved_data is a string-keyed hash-map insert and lookup.
   void save(AutogradContext* ctx) const {
-    ctx->saved_data["dim"] = dim, ctx->saved_data["act"] = act, ctx->saved_data["alpha"] = alpha;
-    ctx->saved_data["gain"] = gain, ctx->saved_data["clamp"] = clamp;
+    ctx->saved_data["args"] = c10::ivalue::Tuple::create(dim, act, alpha, gain, clamp);
   }
   static Args load(AutogradContext* ctx) {
-    return {ctx->saved_data["dim"].toInt(), ctx->saved_data["act"].toInt(), ctx->saved_data["alpha"].toDouble(),
-            ctx->saved_data["gain"].toDouble(), ctx->saved_data["clamp"].toDouble()};
+    const auto& e = ctx->saved_data["args"].toTupleRef().elements();
+    return {e[0].toInt(), e[1].toInt(), e[2].toDouble(), e[3].toDouble(), e[4].toDouble()};
   }
 };
 
@@ -88,7 +98,7 @@ struct BiasActGrad : torch::autograd::Function<BiasActGrad> {
     ctx->save_for_backward({g, x, b});
     a.save(ctx);
     ctx->saved_data["order"] = order, ctx->saved_data["reduce"] = reduce;
-    return bias_act(x, b, g, a.dim, a.act, a.alpha, a.gain, a.clamp, order, reduce);
+    return bias_act(x, b, g, a.dim, a.act, a.alpha, a.gain, a.clamp, order, reduce);  // outputs must be defined
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -120,7 +130,7 @@ struct BiasAct : torch::autograd::Function<BiasAct> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& b, Args a) {
     ctx->save_for_backward({x, b});
     a.save(ctx);
-    return bias_act(x, b, x, a.dim, a.act, a.alpha, a.gain, a.clamp, 0, false)[0];  // g is unused at order 0
+    return compute(x, b, x, a.dim, a.act, a.alpha, a.gain, a.clamp, 0, false)[0];  // g is unused at order 0
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -139,7 +149,7 @@ struct BiasAct : torch::autograd::Function<BiasAct> {
         db = gs.sum(others);
       }
     } else if (!at::GradMode::is_enabled()) {  // no double backward asked for: the kernel, no graph node
-      auto r = bias_act(x, b, dy, a.dim, a.act, a.alpha, a.gain, a.clamp, 1, want_db);
+      auto r = compute(x, b, dy, a.dim, a.act, a.alpha, a.gain, a.clamp, 1, want_db);
       gs = r[0], db = r[1];
     } else {
       auto r = BiasActGrad::apply(dy, x, b, a, 1, want_db);

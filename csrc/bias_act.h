@@ -29,7 +29,7 @@ struct BiasActParams {
 };
 
 // x, b, g: float/double (CPU) or also half/bfloat16 (CUDA); b has x.size(dim) elements or none; g is like x.
-// Returns {out, out summed over all dims but `dim` (reduce_bias) or an empty tensor}.
+// Returns {out, out summed over all dims but `dim` (reduce_bias) or an undefined tensor}.
 std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g,
                                      const BiasActParams& p);
 #ifdef DDGAN_WITH_CUDA

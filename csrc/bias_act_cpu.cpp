@@ -253,8 +253,8 @@ at::Tensor empty_output(const at::Tensor& like) {
 std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g,
                                      const BiasActParams& p) {
   auto y = empty_output(x);
-  auto db = p.reduce_bias ? at::empty({p.channels}, x.options()) : at::empty({0}, x.options());
-  if (x.numel() == 0) return {y, db.zero_()};  // db is written channel by channel below, so zero it here
+  auto db = p.reduce_bias ? at::empty({p.channels}, x.options()) : at::Tensor();
+  if (x.numel() == 0) return {y, db.defined() ? db.zero_() : db};  // db is written channel by channel below
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;

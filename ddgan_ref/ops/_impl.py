@@ -45,11 +45,13 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
     device, unsupported dtype, failed build) raises. "auto" picks the compiled kernel of x's device when
     it supports x's dtype and builds; after a failed build it warns once per process and uses "ref".
     """
-    chosen = check(default() if impl is None else impl)
+    chosen = _DEFAULT.get() if impl is None else impl  # eager calls pay for every step here: kept to a few lookups
     if chosen == "ref":
         return "ref"
     if chosen == "auto":
         return _auto(x, op)
+    if chosen not in COMPILED:
+        check(chosen)  # raises: an unknown name
     if device_type(x) != chosen:
         raise RuntimeError(
             f"{op}: impl={chosen!r} runs on {chosen} tensors, but x is on {x.device}; move x, or use "

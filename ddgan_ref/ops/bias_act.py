@@ -56,7 +56,7 @@ def _resolve_args(
         raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
     if not 0 <= dim < x.dim():
         raise ValueError(f"dim must be in [0, {x.ndim}) for x of shape {tuple(x.shape)}; got {dim}")
-    if b is not None and b.shape != (x.size(dim),):
+    if b is not None and (b.ndim != 1 or b.shape[0] != x.shape[dim]):
         raise ValueError(f"b must be 1-D with x.shape[dim] = {x.shape[dim]} elements; got shape {tuple(b.shape)}")
     if clamp is not None and clamp < 0:
         raise ValueError(f"clamp must be None (no clamp) or >= 0; got {clamp}")
@@ -119,7 +119,7 @@ def bias_act(
     if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
     if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: autograd in C++, microseconds less
-        return _kernel(x).bias_act_autograd(x, b, dim, spec.id, alpha, gain, clamp)
+        return _build.extension("bias_act", chosen).bias_act_autograd(x, b, dim, spec.id, alpha, gain, clamp)
     return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
 
 
