@@ -4,7 +4,8 @@
 registered as the custom ops `ddgan::bias_act` and `ddgan::bias_act_grad` (fake functions and autograd
 included; the gradient op is differentiable once more, so second-order gradients such as R1 work). Those
 registrations serve torch.compile and opcheck; eager calls use the extension's `bias_act_autograd`, the same
-formulas as C++ autograd Functions (csrc/bias_act.cpp), with no Python frame in the backward pass.
+formulas in C++ (csrc/bias_act.cpp: a graph node of its own on torch 2.14, a torch::autograd::Function on other
+versions), with no Python frame in the backward pass.
 """
 
 from __future__ import annotations
