@@ -15,25 +15,38 @@ def seconds_per_call(bench: dict) -> float:
 
 
 def speedups(benchmarks: list[dict]) -> list[dict]:
-    """One row per (op, case, device): the reference's median time over each compiled impl's median time."""
+    """One row per (op, case, device, impl): the reference's median time over the compiled impl's (separate
+    benchmarks), and `paired_speedup` (None if not measured): the median ratio of alternating rounds
+    (extra_info method "paired", bench/test_ops_speed.py)."""
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
+    paired: dict[tuple[str, str, str, str], float] = {}
     for bench in benchmarks:
         info = bench.get("extra_info", {})
-        if {"op", "case", "device", "impl"} <= info.keys():
+        if not {"op", "case", "device", "impl"} <= info.keys():
+            continue
+        if info.get("method") == "paired":
+            paired[info["op"], info["case"], info["device"], info["impl"]] = float(info["paired_speedup"])
+        else:
             cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds_per_call(bench)
     rows = []
     for (op, case, device), times in sorted(cells.items()):
         for impl, seconds in sorted(times.items()):
             if impl != "ref" and "ref" in times:
                 rows.append({"op": op, "case": case, "device": device, "impl": impl, "ref_ms": 1e3 * times["ref"],
-                             "impl_ms": 1e3 * seconds, "speedup": times["ref"] / seconds})
+                             "impl_ms": 1e3 * seconds, "speedup": times["ref"] / seconds,
+                             "paired_speedup": paired.get((op, case, device, impl))})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| op | case | device | impl | ref (ms) | impl (ms) | speed-up |", "|---|---|---|---|---:|---:|---:|"]
-    lines += [f"| {r['op']} | {r['case']} | {r['device']} | {r['impl']} | {r['ref_ms']:.2f} | {r['impl_ms']:.2f} "
-              f"| {r['speedup']:.2f}x |" for r in rows]
+    with_paired = any(r.get("paired_speedup") is not None for r in rows)
+    head = "| op | case | device | impl | ref (ms) | impl (ms) | speed-up |" + (" paired |" if with_paired else "")
+    lines = [head, "|---|---|---|---|---:|---:|---:|" + ("---:|" if with_paired else "")]
+    for r in rows:
+        paired = r.get("paired_speedup")
+        cell = (f" {paired:.2f}x |" if paired is not None else " - |") if with_paired else ""
+        lines.append(f"| {r['op']} | {r['case']} | {r['device']} | {r['impl']} | {r['ref_ms']:.2f} "
+                     f"| {r['impl_ms']:.2f} | {r['speedup']:.2f}x |{cell}")
     return "\n".join(lines)
 
 

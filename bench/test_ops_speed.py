@@ -5,12 +5,15 @@ Every case runs once per impl in the same session (reference and compiled side b
 warmed-up steady state), at the NCSN++ cifar10 shapes (batch 64; 128-256 channels at 32/16/8 px) and
 StyleGAN2 cifar shapes (512 channels).
 The CUDA rows run only where a GPU is visible.
+`test_bias_act_paired_cpu` also times reference and kernel alternately, round by round (extra_info
+`paired_speedup`), so that a slow spell of a shared machine slows both sides alike.
 """
 
 from __future__ import annotations
 
 import math
 import resource
+import statistics
 import time
 
 import pytest
@@ -115,3 +118,54 @@ def test_bias_act_speed(benchmark, case, device, impl):
     fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
     calls = run_timed(benchmark, fn, (x, b), device, rounds=100 if device == "cpu" else 20)
     describe(benchmark, "bias_act", case, device, impl, shape, calls)
+
+
+def timed_block(fn, inputs, dy, calls: int):
+    """A function that runs fn forward + backward once untimed (the allocator settles after the other side's
+    calls) and then `calls` times, returning seconds per call of the timed ones."""
+    wrt = [t for t in inputs if t.requires_grad]
+
+    def block() -> float:
+        torch.autograd.grad(fn(*inputs), wrt, dy)
+        start = time.perf_counter()
+        for _ in range(calls):
+            torch.autograd.grad(fn(*inputs), wrt, dy)
+        return (time.perf_counter() - start) / calls
+
+    return block
+
+
+@pytest.mark.parametrize("case", sorted(BIAS_ACT))
+def test_bias_act_paired_cpu(benchmark, case):
+    """Reference and C++ kernel alternating: each round times a block of reference calls, then one of kernel calls
+    (about a millisecond or more each). The speed-up is the median of the rounds' ratios; a slow spell of the
+    machine (seconds long on the 2-core VM) slows both blocks of a round alike, where the separate benchmarks
+    above can catch it on one side only. At least MIN_CPU_SECONDS of each side."""
+    shape, act = BIAS_ACT[case]
+    benchmark.group = f"bias_act {case} cpu paired"
+    x = torch.randn(shape, requires_grad=True)
+    b = torch.randn(shape[1], requires_grad=True)
+    dy = torch.randn(shape)
+    calls = max(1, 1_000_000 // x.numel())
+    blocks = {impl: timed_block(lambda x, b, impl=impl: bias_act(x, b, 1, act, impl=impl), (x, b), dy, calls)
+              for impl in ("ref", "cpu")}
+    times: dict[str, list[float]] = {"ref": [], "cpu": []}
+
+    def one_round():
+        for impl, block in blocks.items():
+            times[impl].append(block())
+
+    one_round()  # warm-up, also sizes the run
+    rounds = min(MAX_ROUNDS, max(20, math.ceil(MIN_CPU_SECONDS / (calls * min(times["ref"][0], times["cpu"][0])))))
+    for side in times.values():
+        side.clear()
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=0)
+    ratios = [r / c for r, c in zip(times["ref"], times["cpu"], strict=True)]
+    benchmark.extra_info.update({
+        "op": "bias_act", "case": case, "device": "cpu", "device_name": device_description(torch.device("cpu")),
+        "impl": "cpu", "method": "paired", "shape": list(shape), "direction": "forward+backward",
+        "calls_per_block": calls, "rounds": rounds, "threads": torch.get_num_threads(),
+        "ref_median_s": statistics.median(times["ref"]), "median_s": statistics.median(times["cpu"]),
+        "paired_speedup": statistics.median(ratios),
+        "paired_speedup_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [],  # --benchmark-disable
+    })

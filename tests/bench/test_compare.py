@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import compare
-from bench.speedups import seconds_per_call
+from bench.speedups import markdown, seconds_per_call, speedups
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLING = {"test_sampling_speed[ddgan-T]": 0.011, "test_sampling_speed[ddpm-T]": 2.1,
@@ -103,3 +103,17 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
 def test_per_call_time_comes_from_extra_info_when_rounds_hold_several_calls():
     bench = {"stats": {"median": 0.02}, "extra_info": {"median_s": 0.001}}
     assert seconds_per_call(bench) == 0.001 and seconds_per_call(copy.deepcopy({"stats": {"median": 0.02}})) == 0.02
+
+
+def test_paired_rounds_add_a_column_and_stay_out_of_the_separate_ratio(tmp_path):
+    doc = run_json(ops={("fc", "ref"): 0.12, ("fc", "cpu"): 0.08, ("conv", "ref"): 0.6, ("conv", "cpu"): 0.1})
+    doc["benchmarks"].append({"name": "test_bias_act_paired_cpu[fc]", "stats": {"median": 0.3}, "extra_info": {
+        "op": "bias_act", "case": "fc", "device": "cpu", "impl": "cpu", "method": "paired", "median_s": 0.05,
+        "ref_median_s": 0.11, "paired_speedup": 2.25}})
+    rows = {r["case"]: r for r in speedups(doc["benchmarks"])}
+    assert rows["fc"]["speedup"] == pytest.approx(1.5) and rows["fc"]["paired_speedup"] == 2.25
+    assert rows["conv"]["paired_speedup"] is None
+    text = markdown(list(rows.values()))
+    assert "| bias_act | fc | cpu | cpu | 120.00 | 80.00 | 1.50x | 2.25x |" in text
+    assert "| bias_act | conv | cpu | cpu | 600.00 | 100.00 | 6.00x | - |" in text
+    assert "paired" not in markdown([rows["conv"]])
