@@ -187,6 +187,11 @@ struct BiasActNode : torch::autograd::Node {
     return out;
   }
   std::string name() const override { return "BiasActBackward"; }
+  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
+    TORCH_CHECK_NOT_IMPLEMENTED(false, "bias_act: compiled autograd cannot trace this eager call's graph node; run the "
+                                "forward with compiled autograd already on (bias_act then builds a node it takes), "
+                                "inside torch.compile, or with impl='ref'");
+  }
   void release_variables() override {
     x_.reset_data();
     b_.reset_data();

@@ -11,6 +11,7 @@ versions), with no Python frame in the backward pass.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -120,8 +121,17 @@ def bias_act(
     if not (x.is_contiguous() or (x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last))):
         x = x.contiguous()  # the output keeps x's layout, so give the op a standard one
     if type(x) is torch.Tensor and not torch.compiler.is_compiling():  # eager: autograd in C++, microseconds less
-        return _build.extension("bias_act", chosen).bias_act_autograd(x, b, dim, spec.id, alpha, gain, clamp)
+        ext = _build.extension("bias_act", chosen)
+        eager = ext.bias_act_function if _compiled_autograd_on() else ext.bias_act_autograd
+        return eager(x, b, dim, spec.id, alpha, gain, clamp)
     return _bias_act_op(x, b, dim, spec.id, alpha, gain, clamp)
+
+
+def _compiled_autograd_on() -> bool:
+    """Whether torch's compiled autograd is on (its module is imported only once something uses it). Its tracer
+    takes torch::autograd::Function nodes but not the extension's own graph node (BiasActNode, torch 2.14)."""
+    module = sys.modules.get("torch._dynamo.compiled_autograd")
+    return module is not None and bool(module.compiled_autograd_enabled)
 
 
 def _kernel(x: Tensor):

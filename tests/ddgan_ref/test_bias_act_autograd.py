@@ -107,3 +107,34 @@ def test_entry_refuses_forward_mode_ad_and_vmap(name):
         entry(name)(fwad.make_dual(x, torch.ones_like(x)), b, 1, "lrelu")
     with pytest.raises(RuntimeError, match="functorch|C\\+\\+ Function"):
         torch.func.vmap(lambda t: entry(name)(t, b, 0, "lrelu"))(x)
+
+
+def compiled_autograd():
+    """torch's compiled autograd on, compiling the backward graph with the eager backend (no C compiler involved)."""
+    from torch._dynamo import compiled_autograd as ca
+
+    return ca._enable(torch.compile(backend="eager"))
+
+
+def test_compiled_autograd_runs_an_eager_bias_act_built_inside_it():
+    """With compiled autograd on, eager bias_act builds the torch::autograd::Function node, which its tracer
+    takes; the gradients equal the plain eager ones."""
+    x, b = leaf(4, 6), leaf(6, seed=1)
+    want = torch.autograd.grad(bias_act(x, b, 1, "silu", impl="cpu").square().sum(), [x, b])
+    x.grad = b.grad = None
+    torch._dynamo.reset()
+    with compiled_autograd():
+        bias_act(x, b, 1, "silu", impl="cpu").square().sum().backward()
+    for got, expected in zip((x.grad, b.grad), want, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-12)
+
+
+def test_compiled_autograd_explains_a_graph_node_built_before_it_was_on():
+    ext = _build.extension("bias_act", "cpu")
+    if not ext.autograd_node:
+        pytest.skip("this torch builds the Function node, which compiled autograd takes")
+    x, b = leaf(4, 6), leaf(6, seed=1)
+    y = bias_act(x, b, 1, "lrelu", impl="cpu")
+    torch._dynamo.reset()
+    with compiled_autograd(), pytest.raises(NotImplementedError, match="compiled autograd cannot trace"):
+        y.sum().backward()
