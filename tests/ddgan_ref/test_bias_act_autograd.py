@@ -1,7 +1,7 @@
 """bias_act's eager autograd in C++ (csrc/bias_act.cpp): the graph node the extension builds on the torch version it
 was written for (BiasActNode) and the torch::autograd::Function other versions build (BiasAct), both checked here:
-float64 gradcheck and gradgradcheck, the reference's values and gradients, and the graph's bookkeeping (a second
-backward, in-place changes, forward-mode AD and vmap are refused with an error)."""
+float64 gradcheck and gradgradcheck, the reference's values and gradients, the graph's bookkeeping (a second
+backward, in-place changes, forward-mode AD and vmap are refused with an error), and torch's compiled autograd."""
 
 from __future__ import annotations
 
