@@ -52,6 +52,11 @@ MIN_CPU_SECONDS = 1.0
 MAX_ROUNDS = 1000
 
 
+def cpu_calls_per_round(inputs) -> int:
+    """CPU calls per timed round (or block): about a million input elements, so a round lasts a millisecond or more."""
+    return max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
+
+
 def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
     """Time fn(*inputs) forward + backward; inputs and the upstream gradient are made once (untimed).
 
@@ -72,7 +77,7 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
         if device == "cuda":
             torch.cuda.synchronize()
 
-    iterations = 1 if device == "cuda" else max(1, 1_000_000 // max(1, sum(t.numel() for t in inputs)))
+    iterations = 1 if device == "cuda" else cpu_calls_per_round(inputs)
     if device == "cpu":
         start = time.perf_counter()
         for _ in range(iterations):
@@ -146,7 +151,7 @@ def test_bias_act_paired_cpu(benchmark, case):
     x = torch.randn(shape, requires_grad=True)
     b = torch.randn(shape[1], requires_grad=True)
     dy = torch.randn(shape)
-    calls = max(1, 1_000_000 // x.numel())
+    calls = cpu_calls_per_round((x, b))
     blocks = {impl: timed_block(lambda x, b, impl=impl: bias_act(x, b, 1, act, impl=impl), (x, b), dy, calls)
               for impl in ("ref", "cpu")}
     times: dict[str, list[float]] = {"ref": [], "cpu": []}
