@@ -13,6 +13,15 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #endif
 
+// Every dim of an ndim-dimensional tensor but `dim`: what the bias gradient sums over.
+static std::vector<int64_t> dims_but(int64_t ndim, int64_t dim) {
+  std::vector<int64_t> others;
+  for (int64_t i = 0; i < ndim; ++i) {
+    if (i != dim) others.push_back(i);
+  }
+  return others;
+}
+
 // {out, db}: db (out summed over all dims but dim) only with reduce_bias, else an undefined tensor (no allocation).
 static std::vector<at::Tensor> compute(const at::Tensor& x, const at::Tensor& b, const at::Tensor& g, int64_t dim,
                                        int64_t act, double alpha, double gain, double clamp, int64_t order,
@@ -45,11 +54,7 @@ static std::vector<at::Tensor> compute(const at::Tensor& x, const at::Tensor& b,
   if (x.is_cuda()) {
 #ifdef DDGAN_WITH_CUDA
     auto y = bias_act_cuda(xd, bd, gd, p);
-    std::vector<int64_t> others;
-    for (int64_t i = 0; i < y.dim(); ++i) {
-      if (i != dim) others.push_back(i);
-    }
-    return {y, reduce_bias ? y.sum(others) : at::Tensor()};
+    return {y, reduce_bias ? y.sum(dims_but(y.dim(), dim)) : at::Tensor()};
 #else
     TORCH_CHECK(false, "bias_act: x is a CUDA tensor but this build of the extension has no CUDA kernel");
 #endif
@@ -141,11 +146,7 @@ variable_list first_backward(const at::Tensor& x, const at::Tensor& b, const at:
                              bool want_db) {
   if (a.act == int64_t(Act::Linear) && a.clamp < 0) {  // y = (x + b) * gain: no kernel needed
     at::Tensor gs = a.gain != 1 ? dy * a.gain : dy;
-    std::vector<int64_t> others;
-    for (int64_t i = 0; i < gs.dim(); ++i) {
-      if (i != a.dim) others.push_back(i);
-    }
-    return {gs, want_db ? gs.sum(others) : at::Tensor()};
+    return {gs, want_db ? gs.sum(dims_but(gs.dim(), a.dim)) : at::Tensor()};
   }
   if (!at::GradMode::is_enabled()) return compute(x, b, dy, a.dim, a.act, a.alpha, a.gain, a.clamp, 1, want_db);
   return BiasActGrad::apply(dy, x, b, a, 1, want_db);
