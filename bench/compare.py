@@ -1,4 +1,4 @@
-"""`python -m bench.report compare BASE.json NEW.json`: speed and quality changes between two pytest-benchmark runs.
+"""`python -m bench.compare BASE.json NEW.json`: speed and quality changes between two pytest-benchmark runs.
 
 Three tables (Markdown, through pandas):
 - speed: every benchmark in both runs, median time per call (extra_info["median_s"] where a benchmark records
@@ -11,6 +11,9 @@ Three tables (Markdown, through pandas):
 A row is flagged when time grows (or a speed-up shrinks) by more than --max-slowdown times, or a quality
 number moves by more than --max-quality-change (relative). Exit status: 0 nothing flagged, 1 something
 flagged, 2 unreadable input.
+
+Example (what .ci/run does): python -m bench.compare results/bench_ci_baseline.json runs/bench-ci.json
+    --ratio-to "test_sampling_speed[ddpm-T]" --out runs/bench-compare.md
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report import markdown
 from bench.speedups import seconds_per_call
 from bench.speedups import speedups as speedup_rows
+from bench.tables import markdown
 
 
 class CompareError(ValueError):
@@ -124,17 +127,24 @@ def compare(base_path: Path, new_path: Path, *, ratio_to: str | None = None, max
     return "\n".join(lines), flagged
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.report compare", description=__doc__.split("\n\n")[0])
-    p.add_argument("base", type=Path, help="baseline pytest-benchmark JSON (e.g. a committed one)")
-    p.add_argument("new", type=Path, help="the run to judge")
+def parser(prog: str = "python -m bench.compare") -> argparse.ArgumentParser:
+    """The CLI's arguments; `prog` names the command in usage lines (bench.report's `compare` reuses them)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("base", type=Path, metavar="BASE.json", help="baseline pytest-benchmark JSON (e.g. a committed one)")
+    p.add_argument("new", type=Path, metavar="NEW.json", help="the run to judge")
     p.add_argument("--ratio-to", metavar="NAME", help="judge each time as a multiple of benchmark NAME's time in the "
                    "same run (e.g. 'test_sampling_speed[ddpm-T]'): immune to a uniformly slower machine")
-    p.add_argument("--max-slowdown", type=float, default=1.5, help="flag a time (or lost speed-up) beyond this "
-                   "factor (default 1.5)")
-    p.add_argument("--max-quality-change", type=float, default=0.05, help="flag a quality number moving by more "
-                   "than this fraction (default 0.05)")
-    p.add_argument("--out", type=Path, help="also write the Markdown report here")
+    p.add_argument("--max-slowdown", type=float, default=1.5, metavar="FACTOR",
+                   help="flag a time (or lost speed-up) beyond this factor (default 1.5)")
+    p.add_argument("--max-quality-change", type=float, default=0.05, metavar="FRACTION",
+                   help="flag a quality number moving by more than this fraction (default 0.05)")
+    p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the Markdown report here")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m bench.compare") -> int:
+    """The CLI: print the report (and write it to --out); exit 0 nothing flagged, 1 flagged, 2 unreadable input."""
+    p = parser(prog)
     args = p.parse_args(argv)
     if args.max_slowdown <= 1:
         p.error(f"--max-slowdown must be > 1, got {args.max_slowdown}")
@@ -149,3 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
     return 1 if flagged else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

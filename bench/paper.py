@@ -9,9 +9,13 @@ is single-source or disputed. Times are seconds for one batch of 100 CIFAR-10 im
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+
+from bench.tables import markdown
 
 PAPER_HARDWARE = "one NVIDIA V100, batch 100"
 SOURCES = {
@@ -143,8 +147,6 @@ TITLES = {"table1": "Table 1: CIFAR-10 (IS, FID, recall, NFE, time in s for 100 
 
 def tables_markdown() -> str:
     """The paper's tables as held here, each value with its sources and notes (`python -m bench.paper`)."""
-    from bench.report import markdown
-
     parts = ["# The DDGAN paper's numbers as bench/paper.py holds them", "",
              "Sources: " + "; ".join(f"{k}: {v}" for k, v in SOURCES.items()) + ".", ""]
     for name, rows in TABLES.items():
@@ -154,9 +156,6 @@ def tables_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    from pathlib import Path
-
     p = argparse.ArgumentParser(prog="python -m bench.paper", description="Print (and with --out write) the "
                                 "DDGAN paper's tables as bench/paper.py holds them, with sources. The measured-vs-"
                                 "paper table comes from `python -m bench.trilemma --dataset cifar10 ... --paper`.")

@@ -1,11 +1,16 @@
-"""Trilemma tables (CSV, Markdown, LaTeX via pandas) and the plot (seaborn): quality against sampling time, with
-coverage, one row per cell; failed cells stay in the table with their reason."""
+"""Trilemma tables (CSV; Markdown and LaTeX through bench.tables) and the plot (seaborn): quality against sampling
+time, with coverage, one row per cell; failed cells stay in the table with their reason. `python -m bench.report
+compare` runs `python -m bench.compare`."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+from bench import compare
+from bench.tables import latex, markdown
 
 # Quality axis: the first present. On 2D mixtures the share of samples within 3 std of a mode (FD of 2D points
 # sees only means and covariances: uniform noise over the square scores almost as well as the mixture).
@@ -38,28 +43,6 @@ def quality_column(df: pd.DataFrame) -> str | None:
 
 def coverage_column(df: pd.DataFrame) -> str | None:
     return next((c for c in COVERAGE[:5] if c in df.columns), None)
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def markdown(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def latex(df: pd.DataFrame) -> str:
-    escape = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-    lines = [r"\begin{tabular}{" + "l" * 2 + "r" * (len(df.columns) - 2) + "}", r"\toprule",
-             " & ".join(escape(c) for c in df.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(escape(_cell(v)) for v in row) + r" \\" for row in df.itertuples(index=False)]
-    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"]) + "\n"
 
 
 def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
@@ -103,22 +86,19 @@ def write(out: Path, records: list[dict], title: str) -> list[Path]:
 USAGE = """usage: python -m bench.report compare BASE.json NEW.json [options]
 
 Commands:
-  compare   speed and quality changes between two `pytest bench/ --benchmark-json` runs, as a Markdown
-            report; exits 1 when a change passes the thresholds (see `python -m bench.report compare --help`)
+  compare   the same as `python -m bench.compare BASE.json NEW.json [options]` (see its --help): speed and
+            quality changes between two `pytest bench/ --benchmark-json` runs, as a Markdown report
 
 The trilemma tables and plot are written by `python -m bench.trilemma` through this module's functions."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
-        from bench import compare
-
-        return compare.main(argv[1:])
-    print(USAGE, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
-    return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        return compare.main(argv[1:], prog="python -m bench.report compare")
+    asked = argv[:1] in (["-h"], ["--help"])
+    print(USAGE, file=sys.stdout if asked else sys.stderr)
+    return 0 if asked else 2
 
 
 if __name__ == "__main__":

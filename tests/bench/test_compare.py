@@ -1,5 +1,6 @@
-"""python -m bench.report compare: a planted 2x slowdown is flagged, an unchanged run passes, a uniformly slower
-machine passes in --ratio-to mode, lost kernel speed-ups and quality changes are flagged, bad input exits 2."""
+"""python -m bench.compare (and its alias `python -m bench.report compare`): a planted 2x slowdown is flagged, an
+unchanged run passes, a uniformly slower machine passes in --ratio-to mode, lost kernel speed-ups and quality changes
+are flagged, bad input exits 2."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ def write(tmp_path: Path, name: str, doc: dict) -> Path:
     return path
 
 
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.report", "compare", *map(str, args)], cwd=REPO,
+COMMANDS = {"compare": ("bench.compare",), "report": ("bench.report", "compare")}
+
+
+def cli(*args, command: str = "compare") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *COMMANDS[command], *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -55,6 +59,32 @@ def test_unchanged_run_passes_and_planted_2x_slowdown_is_flagged(tmp_path):
     assert flagged.returncode == 1, flagged.stdout
     (row,) = [line for line in flagged.stdout.splitlines() if "SLOWER" in line]
     assert "ddgan-T" in row and "2.00x" in row
+
+
+def test_report_compare_is_the_same_command(tmp_path):
+    base = write(tmp_path, "base.json", run_json())
+    new = write(tmp_path, "new.json", run_json(dict(SAMPLING, **{"test_sampling_speed[ddpm-10]": 0.1})))
+    ours, alias = cli(base, new, "--ratio-to", "test_sampling_speed[ddpm-T]"), cli(
+        base, new, "--ratio-to", "test_sampling_speed[ddpm-T]", command="report")
+    assert ours.returncode == alias.returncode == 1
+    assert ours.stdout == alias.stdout and "SLOWER" in ours.stdout
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_describes_every_option_and_the_exit_status(command):
+    result = cli("--help", command=command)
+    assert result.returncode == 0, result.stderr
+    prog = "python -m " + " ".join(COMMANDS[command])
+    assert result.stdout.startswith(f"usage: {prog} ") and "BASE.json NEW.json" in result.stdout
+    for option in ("--ratio-to NAME", "--max-slowdown FACTOR", "--max-quality-change FRACTION", "--out FILE.md"):
+        assert option in result.stdout
+    assert "Exit status: 0 nothing flagged, 1 something" in result.stdout
+
+
+def test_report_without_a_command_prints_usage_naming_bench_compare():
+    result = subprocess.run([sys.executable, "-m", "bench.report"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2 and "python -m bench.compare" in result.stderr
 
 
 def test_ratio_mode_ignores_a_uniformly_slower_machine_but_not_a_planted_slowdown(tmp_path):
