@@ -27,6 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines.ddpm import model as ddpm_model
+from bench.data import build_dataset
+from bench.metrics.modes import mixture_coverage
+from ddgan_ref import model as ddgan_model
 from ddgan_ref.diffusion import EPS_SMALL, vp_variance
 
 TRILEMMA = Path("runs/trilemma-gaussians25/train")
@@ -117,11 +121,6 @@ def exact_figure(out: Path, s: float = 0.25) -> dict:
 def measured_figure(out: Path, ddgan_ckpt: Path, ddpm_ckpt: Path, n: int, seed: int) -> dict:
     """denoising_2d.png: DDGAN (T=4) vs DDPM restricted to 4 ancestral Gaussian steps on gaussians25."""
     import matplotlib.pyplot as plt
-
-    from baselines.ddpm import model as ddpm_model
-    from bench.data import build_dataset
-    from bench.metrics.modes import mixture_coverage
-    from ddgan_ref import model as ddgan_model
 
     for path, what in ((ddgan_ckpt, "DDGAN T=4"), (ddpm_ckpt, "DDPM")):
         if not path.is_file():

@@ -33,6 +33,26 @@ def test_package_never_imports(package, forbidden):
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
 
 
+def function_level_imports(path: Path, packages: tuple[str, ...]) -> list[str]:
+    """`line: module` of every import of `packages` inside a function or class body (hidden from a reader)."""
+    found = []
+    for outer in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(outer, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for node in ast.walk(outer):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{node.lineno}: {n}" for n in names if n.split(".")[0] in packages]
+    return sorted(set(found))
+
+
+def test_bench_imports_first_party_modules_at_module_top():
+    """Third-party imports (matplotlib, seaborn, pynvml) may stay lazy; ours would only hide a cycle or a cost."""
+    for path in (ROOT / "bench").rglob("*.py"):
+        late = function_level_imports(path, ("bench", "ddgan_ref", "baselines"))
+        assert not late, f"{path.relative_to(ROOT)} imports inside a function: {late}"
+
+
 def test_baselines_use_only_ops_and_rng_from_ddgan_ref():
     for path in (ROOT / "baselines").rglob("*.py"):
         bad = {m for m in imported_modules(path)

@@ -26,6 +26,7 @@ from bench.metrics import cache
 from bench.metrics.digits_cnn import ClassifierWeightsError
 from bench.metrics.evaluate import Knobs, Reference, evaluate
 from bench.metrics.extractors import EXTRACTORS, InceptionWeightsError
+from bench.sample import draw, load_model, resolve_steps
 from ddgan_ref.checkpoints import CheckpointError, write_json_atomic
 from ddgan_ref.provenance import provenance
 
@@ -86,8 +87,6 @@ def read_samples(path: Path) -> torch.Tensor:
 
 
 def draw_samples(args: argparse.Namespace, device: torch.device) -> tuple[torch.Tensor, dict]:
-    from bench.sample import draw, load_model, resolve_steps
-
     if args.n is None:
         raise ValueError("--checkpoint needs --n (how many samples to draw)")
     model = load_model(args.checkpoint, device)
