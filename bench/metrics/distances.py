@@ -85,11 +85,18 @@ class Product:
     kappa: float
 
 
+def float32_bound(d: int, sq: Tensor) -> Tensor:
+    """(D + 16) u sq: the bound on |v' - v| when v' comes from a float32 product of D-dim points and sq holds
+    |x|^2 + |y|^2 (float64, or an upper bound on it): gamma_D for the product's float32 sums and the rest for the
+    roundings around the product (the module docstring)."""
+    return ((d + 16) * U32) * sq
+
+
 def product(a: Points, b: Points, bfloat16: bool) -> Product:
     """The first pass of block (a, b): a bfloat16 product (a and b carry lo) or a float32 one."""
     d = a.x.shape[1]
     if not bfloat16:
-        return Product(a.x @ b.x.T, ((d + 16) * U32) * a.sq, ((d + 16) * U32) * b.sq, 0.0)
+        return Product(a.x @ b.x.T, float32_bound(d, a.sq), float32_bound(d, b.sq), 0.0)
     gamma, up = d * U32 / (1 - d * U32), 1 + 1e-6
     pa = 2 * (a.res_norm * b.sq.max().sqrt() + gamma * a.lo_norm * b.lo_norm.max()) + 16 * U32 * a.sq
     qb = 2 * a.lo_norm.max() * b.res_norm + 16 * U32 * b.sq
@@ -142,7 +149,7 @@ def float32_pairs(a: Points, i: Tensor, b: Points, j: Tensor) -> tuple[Tensor, T
     bound on each one's error (the float32 product's)."""
     sa, sb = a.sq[i], b.sq[j]
     v = (sa.float() + sb.float()) - 2 * _pair_dots(a, i, b, j, torch.float32, 1 << 20)
-    return v, ((a.x.shape[1] + 16) * U32) * (sa + sb)
+    return v, float32_bound(a.x.shape[1], sa + sb)
 
 
 def to_float32(x: Tensor, towards: float) -> Tensor:

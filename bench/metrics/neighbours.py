@@ -30,6 +30,7 @@ from bench.metrics.distances import (
     bfloat16_is_fast,
     exact_block,
     exact_pairs,
+    float32_bound,
     float32_pairs,
     product,
     root,
@@ -240,7 +241,7 @@ def _kth_float32_rows(p: Points, rows: Tensor, k: int, kk: int, block: int) -> t
         d2 = torch.addmm(a.sq[:, None].float() + p.sq[None, :].float(), a.x, p.x.T, alpha=-2)
         d2[torch.arange(len(r)), r] = 0
         approx, idx = d2.topk(kk, dim=1, largest=False)
-        delta = ((p.x.shape[1] + 16) * U32) * (a.sq + p.sq.max())
+        delta = float32_bound(p.x.shape[1], a.sq + p.sq.max())
         out.append(_kth_from_candidates(p, approx, idx, to_float32(delta, float("inf")), k, rows=r))
         left.append(r[_doubtful(approx[:, -1].double() - delta, out[-1], kk, len(p))])
     return torch.cat(out), torch.cat(left)
@@ -255,7 +256,7 @@ def _float32_candidates(p: Points, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]
     v = (p.sq[:, None].float() + p.sq[idx].float()) - 2 * torch.cat(dots)
     v = v.masked_fill_(idx == torch.arange(n)[:, None], 0)
     v, order = v.sort(dim=1)
-    return v, idx.gather(1, order), ((p.x.shape[1] + 16) * U32) * (p.sq + p.sq[idx].amax(1))
+    return v, idx.gather(1, order), float32_bound(p.x.shape[1], p.sq + p.sq[idx].amax(1))
 
 
 def radii(p: Points, k: int, block: int = 2048, first: FirstPass | None = None) -> Tensor:
