@@ -37,7 +37,7 @@ from bench.metrics.distances import (
     threshold,
     to_float32,
 )
-from ddgan_ref.ops import _build, _impl
+from ddgan_ref.ops import neighbours_kernel
 
 EXTRA_CANDIDATES = 4  # approximate nearest neighbours kept beyond the k + 1 a radius needs (float32 pass)
 BF16_EXTRA_CANDIDATES = 12  # the same after a bfloat16 pass, whose wider bounds blur more ranks
@@ -57,8 +57,8 @@ class FirstPass:
 
     @classmethod
     def choose(cls, a: Points, b: Points, impl: str | None = None, first_pass: str = "auto") -> FirstPass:
-        """impl: "auto" (the kernel if it builds, else torch ops with one warning), "cpu" (the kernel or an
-        error), "ref" (torch ops), None (the `ddgan_ref.ops.using()` default, "auto"); first_pass: "auto"
+        """impl (`ddgan_ref.ops.neighbours_kernel`): "auto" (the kernel if it builds, else torch ops with one
+        warning), "cpu" (the kernel or an error), "ref" (torch ops), None (the `using()` default); first_pass: "auto"
         (bfloat16 where `bfloat16_is_fast` and features have at least BF16_MIN_DIM dims), "bfloat16", "float32"."""
         if first_pass not in FIRST_PASSES:
             raise ValueError(f"first_pass must be one of {', '.join(FIRST_PASSES)}, got {first_pass!r}")
@@ -69,8 +69,7 @@ class FirstPass:
             return cls(False)
         wide = a.x.shape[1] >= BF16_MIN_DIM
         bf16 = first_pass == "bfloat16" or (first_pass == "auto" and wide and bfloat16_is_fast())
-        kernel = _build.extension("neighbours", "cpu") if _impl.resolve(impl, a.x, "neighbours") == "cpu" else None
-        return cls(True, bf16, kernel)
+        return cls(True, bf16, neighbours_kernel(a.x, impl))
 
     def describe(self) -> str:
         if not self.active:

@@ -16,10 +16,14 @@ from ddgan_ref.ops import _build
 Impl = Literal["auto", "ref", "cpu", "cuda"]
 IMPLS: tuple[str, ...] = get_args(Impl)
 COMPILED: tuple[str, ...] = ("cpu", "cuda")
-# What each compiled kernel accepts; "auto" sends anything else to the reference (a declared capability).
-DTYPES: dict[str, tuple[torch.dtype, ...]] = {
-    "cpu": (torch.float32, torch.float64),
-    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+_CPU_DTYPES = (torch.float32, torch.float64)
+_CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+# The compiled kernels of each op and the dtypes each accepts; "auto" sends anything else to the reference (a
+# declared capability). The neighbours kernel is CPU-only and takes float32 features (others get float64 blocks).
+KERNELS: dict[str, dict[str, tuple[torch.dtype, ...]]] = {
+    "upfirdn2d": {"cpu": _CPU_DTYPES, "cuda": _CUDA_DTYPES},
+    "bias_act": {"cpu": _CPU_DTYPES, "cuda": _CUDA_DTYPES},
+    "neighbours": {"cpu": (torch.float32,)},
 }
 
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("ddgan_ref_ops_impl", default="auto")
@@ -33,7 +37,7 @@ def check(impl: str) -> str:
     return impl
 
 
-def default() -> str:
+def current_impl() -> str:
     """The implementation selected by the innermost `using()` block ("auto" outside any)."""
     return _DEFAULT.get()
 
@@ -52,14 +56,17 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
         return _auto(x, op)
     if chosen not in COMPILED:
         check(chosen)  # raises: an unknown name
+    dtypes = KERNELS[op].get(chosen)
+    if dtypes is None:
+        raise RuntimeError(f"{op}: there is no {chosen} kernel (compiled: {list(KERNELS[op])}); use 'auto' or 'ref'")
     if device_type(x) != chosen:
         raise RuntimeError(
             f"{op}: impl={chosen!r} runs on {chosen} tensors, but x is on {x.device}; move x, or use "
             f"impl={x.device.type!r} (if compiled kernels exist for it), 'auto' or 'ref'"
         )
-    if x.dtype not in DTYPES[chosen]:
+    if x.dtype not in dtypes:
         raise RuntimeError(
-            f"{op}: the {chosen} kernel supports {[str(d) for d in DTYPES[chosen]]}, got {x.dtype}; use impl='ref'"
+            f"{op}: the {chosen} kernel supports {[str(d) for d in dtypes]}, got {x.dtype}; use impl='ref'"
         )
     if not _builds(op, chosen):
         _build.extension(op, chosen)  # re-raises the cached KernelBuildError: diagnosis and build log
@@ -84,7 +91,8 @@ def _builds(op: str, variant: str) -> bool:
 
 def _auto(x: Tensor, op: str) -> str:
     variant = device_type(x)
-    if variant not in COMPILED or x.dtype not in DTYPES[variant]:
+    dtypes = KERNELS[op].get(variant)
+    if dtypes is None or x.dtype not in dtypes:
         return "ref"
     if _builds(op, variant):
         return variant

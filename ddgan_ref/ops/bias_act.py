@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ddgan_ref.ops import _build
-from ddgan_ref.ops._impl import Impl, default, resolve
+from ddgan_ref.ops._impl import Impl, current_impl, resolve
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def bias_act(
     """
     spec, alpha, gain, clamp = _resolve_args(x, b, dim, act, alpha, gain, clamp)
     chosen = resolve(impl, x, "bias_act")
-    if chosen == "cpu" and spec.scalar_on_cpu and (impl or default()) == "auto":
+    if chosen == "cpu" and spec.scalar_on_cpu and (impl or current_impl()) == "auto":
         chosen = "ref"
     if chosen == "ref":
         return bias_act_ref(x, b, dim, act, alpha, gain, None if clamp < 0 else clamp)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ddgan_ref.ops import _build
-from ddgan_ref.ops._impl import Impl, call, default, resolve
+from ddgan_ref.ops._impl import Impl, call, current_impl, resolve
 
 Pad = tuple[int, int, int, int]
 
@@ -99,7 +99,7 @@ def upfirdn2d(
     _check_args(x, f, up, down, pad)
     chosen = resolve(impl, x, "upfirdn2d")
     if chosen != "ref" and f.requires_grad:
-        if (impl or default()) != "auto":
+        if (impl or current_impl()) != "auto":
             raise RuntimeError(f"upfirdn2d: impl={chosen!r} treats f as a constant, but f requires grad; use 'ref'")
         chosen = "ref"
     if chosen == "ref":

@@ -13,19 +13,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from ddgan_ref.ops import KernelBuildError, _build, _impl, bias_act, bias_act_ref, upfirdn2d, upfirdn2d_ref, using
+from ddgan_ref.ops import (
+    KernelBuildError,
+    _build,
+    _impl,
+    bias_act,
+    bias_act_ref,
+    current_impl,
+    upfirdn2d,
+    upfirdn2d_ref,
+    using,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 F = torch.ones(4, 4) / 16
-
-
-@pytest.fixture
-def fresh_builds(monkeypatch, tmp_path):
-    """No cached builds or warnings, and a private extensions folder, for the duration of a test."""
-    monkeypatch.setattr(_build, "_BUILT", {})
-    monkeypatch.setattr(_impl, "_FALLBACK_WARNED", [False])
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "extensions"))
-    return tmp_path
 
 
 def test_unknown_impl_raises_value_error():
@@ -73,7 +74,13 @@ def test_using_sets_and_restores_default():
             assert _impl.resolve(None, x, "upfirdn2d") == "ref"
         with pytest.raises(RuntimeError):
             _impl.resolve(None, x, "upfirdn2d")
-    assert _impl.default() == "auto"
+    assert current_impl() == "auto"
+
+
+def test_every_op_with_sources_declares_its_kernels():
+    assert set(_impl.KERNELS) == set(_build.SOURCES)
+    assert {op for op, kernels in _impl.KERNELS.items() if "cuda" in kernels} == set(_build.CUDA_OPS)
+    assert all(set(kernels) <= set(_impl.COMPILED) for kernels in _impl.KERNELS.values())
 
 
 def test_simulated_compile_failure_gives_log_and_diagnosis(fresh_builds, monkeypatch):

@@ -147,6 +147,17 @@ def test_first_pass_choice_and_errors():
         prdc(gaussian(50, 4, 16), gaussian(50, 4, 17), first_pass="fp8")
 
 
+@pytest.mark.parametrize("impl", ["cpu", "ref", "auto"])
+def test_prdc_with_the_using_default_equals_prdc_package(impl):
+    """impl=None: the first pass takes the `using()` default through ddgan_ref.ops.neighbours_kernel."""
+    real, fake = gaussian(700, 96, 18), gaussian(650, 96, 19, 0.1)
+    with ddgan_ref.ops.using(impl):
+        first = FirstPass.choose(Points.of(real), Points.of(real))
+        got = prdc(real, fake, block=256)
+    assert (first.kernel is None) == (impl == "ref")
+    assert_same(got, oracle(real, fake))
+
+
 def test_prdc_self_is_perfect_and_disjoint_sets_score_zero():
     x = gaussian(400, 8, 10)
     same = prdc(x, x)
