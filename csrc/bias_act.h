@@ -204,3 +204,9 @@ void dispatch_order(int64_t order, Fn&& fn) {
     default: TORCH_CHECK(false, "bias_act: order must be 0, 1 or 2, got ", order);
   }
 }
+
+// Calls fn(ActTag<A>{}, std::integral_constant<int, ORDER>{}): the one dispatch of the CPU and the CUDA kernel.
+template <typename Fn>
+void dispatch_act_order(int64_t act, int64_t order, Fn&& fn) {
+  dispatch_act(act, [&](auto a) { dispatch_order(order, [&](auto o) { fn(a, o); }); });
+}

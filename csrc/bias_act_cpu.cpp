@@ -258,19 +258,17 @@ std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, c
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;
-    dispatch_act(p.act, [&](auto act) {
-      dispatch_order(p.order, [&](auto order) {
-        constexpr Act A = decltype(act)::value;
-        constexpr int ORDER = decltype(order)::value;
-        const scalar_t* xp = x.data_ptr<scalar_t>();
-        scalar_t* yp = y.data_ptr<scalar_t>();
-        scalar_t* dbp = p.reduce_bias ? db.data_ptr<scalar_t>() : nullptr;
-        if (p.clamp >= 0) {
-          run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p, dbp);
-        } else {
-          run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p, dbp);
-        }
-      });
+    dispatch_act_order(p.act, p.order, [&](auto act, auto order) {
+      constexpr Act A = decltype(act)::value;
+      constexpr int ORDER = decltype(order)::value;
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      scalar_t* dbp = p.reduce_bias ? db.data_ptr<scalar_t>() : nullptr;
+      if (p.clamp >= 0) {
+        run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p, dbp);
+      } else {
+        run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p, dbp);
+      }
     });
   });
   return {y, db};
