@@ -4,8 +4,8 @@
 
 #include "bias_act.h"
 
-// The forward's graph node written against torch::autograd::Node (as PyTorch's generated nodes are) only for the torch
-// minor version it was written and tested with: Node's ownership and constructors change between releases. Other
+// The forward's graph node, written against torch::autograd::Node (as PyTorch's generated nodes are), is compiled only
+// for the torch minor version it is tested with: Node's ownership and constructors change between releases. Other
 // versions use the torch::autograd::Function (BiasAct) below: the same formulas, and the tests run both.
 #if TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR == 14
 #define DDGAN_BIAS_ACT_NODE
@@ -171,8 +171,8 @@ struct BiasAct : torch::autograd::Function<BiasAct> {
 
 #ifdef DDGAN_BIAS_ACT_NODE
 // BiasAct's graph node, without torch::autograd::Function's generic bookkeeping (per-input and per-output metadata,
-// the saved_data map, jvp and view closures, a mutex): ~8 us less per forward + backward of a 64 x 512 lrelu on
-// the 2-core test machine (48 -> 40 us, as a built-in x + b; the reference takes ~107 us).
+// the saved_data map, jvp and view closures, a mutex), which is a large share of a small tensor's forward + backward
+// (numbers in results/README.md, "The eager graph node").
 struct BiasActNode : torch::autograd::Node {
   torch::autograd::SavedVariable x_, b_;
   Args a{};
