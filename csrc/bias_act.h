@@ -56,6 +56,8 @@ inline int32_t to_bits(float f) {
   return i;
 }
 
+// Twin of avx512::exp (bias_act_cpu.cpp), the same polynomial in intrinsics for the AVX-512 loops; this one serves
+// every other clone and case, and the tests check both against the reference.
 inline float exp(float x) {
   // Clamped so that 2^n below underflows to 0 (x <= -110) or overflows to inf (x >= 89) by itself, with no selects
   // after the polynomial (a NaN select there makes GCC evaluate sigmoid's division twice per vector).
@@ -117,7 +119,9 @@ struct Math<float> {
 };
 #endif
 
-// f(s), f'(s), f''(s) of activation A with slope/scale alpha (lrelu only). T is the compute type.
+// f(s), f'(s), f''(s) of activation A with slope/scale alpha (lrelu only). T is the compute type. Twin of the
+// reference functions in ddgan_ref.ops.bias_act.ACTIVATIONS (torch ops, derivatives by autograd): the reference is
+// the tests' oracle and the fallback where no kernel builds.
 template <Act A, typename T>
 struct Activation {
   using M = Math<T>;

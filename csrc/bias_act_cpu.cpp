@@ -68,6 +68,7 @@ constexpr bool has_intrinsics(Act a) {
   return a == Act::Linear || a == Act::Relu || a == Act::Lrelu || a == Act::Sigmoid || a == Act::Silu;
 }
 
+// Twin of vecmath::exp (bias_act.h), 16 lanes at once; vecmath's serves the generic loops of the other clones.
 DDGAN_AVX512 inline __m512 exp(__m512 x) {
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -83,6 +84,8 @@ DDGAN_AVX512 inline __m512 exp(__m512 x) {
 }
 
 // The op for 16 values, as Activation<A, float>::apply<ORDER> without clamp: s = x + b, g the upstream gradient.
+// Twin of that generic formula (bias_act.h), which the other clones run; the tests compare every clone with the
+// reference (DDGAN_CPU_ISA, cpu_isa.h).
 template <Act A, int ORDER>
 DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain, __m512 alpha) {
   const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
@@ -142,7 +145,8 @@ DDGAN_AVX512 inline void step(const float* x, const float* g, float* y, int64_t 
   }
 }
 
-// span() for the activations with an intrinsics version (has_intrinsics), ORDER 0 or 1, no clamp, T = float.
+// span() for the activations with an intrinsics version (has_intrinsics), ORDER 0 or 1, no clamp, T = float: the
+// twin of the generic span() above, which every other clone, activation, order and clamp runs.
 template <Act A, int ORDER>
 DDGAN_AVX512 void span(const float* x, const float* g, float* y, int64_t n, const float* bias, int64_t bias_step,
                        float alpha, float gain, double* sums) {
