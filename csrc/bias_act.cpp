@@ -4,8 +4,8 @@
 
 #include "bias_act.h"
 
-// The forward's graph node written against torch::autograd::Node (as PyTorch's generated nodes are) only for the torch
-// minor version it was written and tested with: Node's ownership and constructors change between releases. Other
+// The forward's graph node, written against torch::autograd::Node (as PyTorch's generated nodes are), is compiled only
+// for the torch minor version it is tested with: Node's ownership and constructors change between releases. Other
 // versions use the torch::autograd::Function (BiasAct) below: the same formulas, and the tests run both.
 #if TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR == 14
 #define DDGAN_BIAS_ACT_NODE
@@ -74,8 +74,8 @@ static std::vector<at::Tensor> bias_act(const at::Tensor& x, const at::Tensor& b
   return out;
 }
 
-// Eager-mode autograd in C++: the same formulas as the Python registration of the custom ops (ddgan_ref/ops/
-// bias_act.py, which torch.compile and opcheck use), without a Python frame in the backward pass. For small
+// Eager-mode autograd in C++, twin of the custom ops' Python autograd in ddgan_ref/ops/bias_act.py: that one is what
+// torch.compile and opcheck trace; this one keeps the Python frame out of eager backward passes, because for small
 // tensors (StyleGAN2's mapping network: 64 x 512) the per-call overhead is most of the time.
 namespace {
 
@@ -105,7 +105,8 @@ std::vector<int64_t> bias_shape(const at::Tensor& x, int64_t dim) {
 }
 
 // (r, db): r = g times the first (order 1) or second (order 2) derivative of y w.r.t. s = x + b; db = r summed over
-// all dims but dim (reduce) or an empty tensor. Differentiable once more for order 1.
+// all dims but dim (reduce) or an empty tensor. Differentiable once more for order 1. Twin of ddgan::bias_act_grad's
+// Python autograd (_bias_act_grad_backward in ddgan_ref/ops/bias_act.py), which serves torch.compile.
 struct BiasActGrad : torch::autograd::Function<BiasActGrad> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& g, const at::Tensor& x, const at::Tensor& b,
                                Args a, int64_t order, bool reduce) {
@@ -141,7 +142,8 @@ struct BiasActGrad : torch::autograd::Function<BiasActGrad> {
 };
 
 // The first-order backward of y = clamp(act(x + b) * gain): {dx, db (want_db) or undefined}. Through BiasActGrad
-// (order 1, differentiable once more) when grad mode is on (create_graph: R1), else the kernel directly.
+// (order 1, differentiable once more) when grad mode is on (create_graph: R1), else the kernel directly. Twin of
+// _bias_act_backward in ddgan_ref/ops/bias_act.py (ddgan::bias_act's autograd under torch.compile).
 variable_list first_backward(const at::Tensor& x, const at::Tensor& b, const at::Tensor& dy, const Args& a,
                              bool want_db) {
   if (a.act == int64_t(Act::Linear) && a.clamp < 0) {  // y = (x + b) * gain: no kernel needed
@@ -171,8 +173,8 @@ struct BiasAct : torch::autograd::Function<BiasAct> {
 
 #ifdef DDGAN_BIAS_ACT_NODE
 // BiasAct's graph node, without torch::autograd::Function's generic bookkeeping (per-input and per-output metadata,
-// the saved_data map, jvp and view closures, a mutex): ~8 us less per forward + backward of a 64 x 512 lrelu on
-// the 2-core test machine (48 -> 40 us, as a built-in x + b; the reference takes ~107 us).
+// the saved_data map, jvp and view closures, a mutex), which is a large share of a small tensor's forward + backward
+// (numbers in results/README.md, "The eager graph node").
 struct BiasActNode : torch::autograd::Node {
   torch::autograd::SavedVariable x_, b_;
   Args a{};

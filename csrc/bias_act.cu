@@ -39,19 +39,17 @@ at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Ten
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "bias_act_cuda", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;
-    dispatch_act(p.act, [&](auto act) {
-      dispatch_order(p.order, [&](auto order) {
-        constexpr Act A = decltype(act)::value;
-        constexpr int ORDER = decltype(order)::value;
-        if (n < (int64_t(1) << 31)) {  // i + gridDim.x * blockDim.x stays below 2^32
-          bias_act_kernel<scalar_t, uint32_t, A, ORDER><<<blocks, threads, 0, stream>>>(
-              x.data_ptr<scalar_t>(), bp, gp, y.data_ptr<scalar_t>(), static_cast<uint32_t>(n), p);
-        } else {
-          bias_act_kernel<scalar_t, int64_t, A, ORDER><<<blocks, threads, 0, stream>>>(
-              x.data_ptr<scalar_t>(), bp, gp, y.data_ptr<scalar_t>(), n, p);
-        }
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
+    dispatch_act_order(p.act, p.order, [&](auto act, auto order) {
+      constexpr Act A = decltype(act)::value;
+      constexpr int ORDER = decltype(order)::value;
+      if (n < (int64_t(1) << 31)) {  // i + gridDim.x * blockDim.x stays below 2^32
+        bias_act_kernel<scalar_t, uint32_t, A, ORDER><<<blocks, threads, 0, stream>>>(
+            x.data_ptr<scalar_t>(), bp, gp, y.data_ptr<scalar_t>(), static_cast<uint32_t>(n), p);
+      } else {
+        bias_act_kernel<scalar_t, int64_t, A, ORDER><<<blocks, threads, 0, stream>>>(
+            x.data_ptr<scalar_t>(), bp, gp, y.data_ptr<scalar_t>(), n, p);
+      }
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });
   return y;

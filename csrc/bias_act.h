@@ -37,10 +37,10 @@ at::Tensor bias_act_cuda(const at::Tensor& x, const at::Tensor& b, const at::Ten
 #endif
 
 // exp, expm1 and tanh for float32 in straight-line code (selects, no calls) that compilers vectorise, for the
-// CPU kernel; libm's scalar calls kept those loops scalar, 3x slower than ATen's reference ops. Cephes' expf
-// (Cody-Waite reduction, degree-6 polynomial; 2^n applied in two halves so results down to the denormals and
-// up to FLT_MAX come out right, and 0 or inf beyond), Taylor expm1 and Cephes' tanhf polynomial near 0 where exp
-// would cancel.
+// CPU kernel: libm's scalar calls would keep its loops scalar, slower than ATen's reference ops (results/README.md,
+// "Vectorisable exp, expm1 and tanh"). Cephes' expf (Cody-Waite reduction, degree-6 polynomial; 2^n applied in two
+// halves so results down to the denormals and up to FLT_MAX come out right, and 0 or inf beyond), Taylor expm1 and
+// Cephes' tanhf polynomial near 0 where exp would cancel.
 // Relative error a few float32 ulp (the tests hold them to 1e-5 of float64).
 namespace vecmath {
 
@@ -56,9 +56,11 @@ inline int32_t to_bits(float f) {
   return i;
 }
 
+// Twin of avx512::exp (bias_act_cpu.cpp), the same polynomial in intrinsics for the AVX-512 loops; this one serves
+// every other clone and case, and the tests check both against the reference.
 inline float exp(float x) {
   // Clamped so that 2^n below underflows to 0 (x <= -110) or overflows to inf (x >= 89) by itself, with no selects
-  // after the polynomial (a NaN select there made GCC evaluate sigmoid's division twice per vector).
+  // after the polynomial (a NaN select there makes GCC evaluate sigmoid's division twice per vector).
   const float xc = x < -110.0f ? -110.0f : (x > 89.0f ? 89.0f : x);  // NaN passes and leaves p, so y, NaN
   const float t = xc * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: rounds to an integer n, held in t's low bits
   const float n = t - 12582912.0f;
@@ -117,7 +119,9 @@ struct Math<float> {
 };
 #endif
 
-// f(s), f'(s), f''(s) of activation A with slope/scale alpha (lrelu only). T is the compute type.
+// f(s), f'(s), f''(s) of activation A with slope/scale alpha (lrelu only). T is the compute type. Twin of the
+// reference functions in ddgan_ref.ops.bias_act.ACTIVATIONS (torch ops, derivatives by autograd): the reference is
+// the tests' oracle and the fallback where no kernel builds.
 template <Act A, typename T>
 struct Activation {
   using M = Math<T>;
@@ -203,4 +207,10 @@ void dispatch_order(int64_t order, Fn&& fn) {
     case 2: return fn(std::integral_constant<int, 2>{});
     default: TORCH_CHECK(false, "bias_act: order must be 0, 1 or 2, got ", order);
   }
+}
+
+// Calls fn(ActTag<A>{}, std::integral_constant<int, ORDER>{}): the one dispatch of the CPU and the CUDA kernel.
+template <typename Fn>
+void dispatch_act_order(int64_t act, int64_t order, Fn&& fn) {
+  dispatch_act(act, [&](auto a) { dispatch_order(order, [&](auto o) { fn(a, o); }); });
 }

@@ -57,16 +57,18 @@ __attribute__((always_inline)) inline void span(const T* __restrict__ x, const T
 #define DDGAN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
 
 // linear, relu, lrelu, sigmoid and silu (value and first derivative, no clamp) for float32 with AVX-512 intrinsics:
-// the generic span compiles sigmoid and silu to ~45 instructions per 16 values (the exp clamp's constant arms become
-// blends), this to ~25, and at the NCSN++ shapes they are compute-bound on a 2-core machine; all five also sum the
-// bias gradient in the same loop and store full vectors unmasked. Same Cephes exp as vecmath::exp; vscalefps applies
-// 2^n (overflow to inf, gradual underflow), and min/max clamp with x as the operand that NaN passes through.
+// in the generic span the compiler turns the exp clamp's constant arms into blends, about twice the instructions per
+// vector (results/README.md, "The AVX-512 intrinsics loops"), and at the NCSN++ shapes sigmoid and silu are
+// compute-bound; all five also sum the bias gradient in the same loop and store full vectors unmasked. Same Cephes exp
+// as vecmath::exp; vscalefps applies 2^n (overflow to inf, gradual underflow), and min/max clamp with x as the
+// operand that NaN passes through.
 namespace avx512 {
 
 constexpr bool has_intrinsics(Act a) {
   return a == Act::Linear || a == Act::Relu || a == Act::Lrelu || a == Act::Sigmoid || a == Act::Silu;
 }
 
+// Twin of vecmath::exp (bias_act.h), 16 lanes at once; vecmath's serves the generic loops of the other clones.
 DDGAN_AVX512 inline __m512 exp(__m512 x) {
   x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-110.0f), x));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -82,6 +84,8 @@ DDGAN_AVX512 inline __m512 exp(__m512 x) {
 }
 
 // The op for 16 values, as Activation<A, float>::apply<ORDER> without clamp: s = x + b, g the upstream gradient.
+// Twin of that generic formula (bias_act.h), which the other clones run; the tests compare every clone with the
+// reference (DDGAN_CPU_ISA, cpu_isa.h).
 template <Act A, int ORDER>
 DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain, __m512 alpha) {
   const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
@@ -107,8 +111,8 @@ DDGAN_AVX512 inline __m512 apply(__m512 s, __m512 g, __m512 gain, __m512 alpha) 
 }
 
 // 16 values of span() at y + k (the first `m` lanes where the tail is shorter); full vectors load and store
-// without masks (with masks on every vector, sigmoid's backward was ~8% slower on the EPYC we measured). Adds the
-// outputs to the bias-gradient sums as span() does.
+// without masks, because masks on every vector slow the loop down (results/README.md, "The AVX-512 intrinsics
+// loops"). Adds the outputs to the bias-gradient sums as span() does.
 template <bool FULL>
 DDGAN_AVX512 inline __m512 load(const float* p, int64_t k, __mmask16 m) {
   return FULL ? _mm512_loadu_ps(p + k) : _mm512_maskz_loadu_ps(m, p + k);
@@ -141,7 +145,8 @@ DDGAN_AVX512 inline void step(const float* x, const float* g, float* y, int64_t 
   }
 }
 
-// span() for the activations with an intrinsics version (has_intrinsics), ORDER 0 or 1, no clamp, T = float.
+// span() for the activations with an intrinsics version (has_intrinsics), ORDER 0 or 1, no clamp, T = float: the
+// twin of the generic span() above, which every other clone, activation, order and clamp runs.
 template <Act A, int ORDER>
 DDGAN_AVX512 void span(const float* x, const float* g, float* y, int64_t n, const float* bias, int64_t bias_step,
                        float alpha, float gain, double* sums) {
@@ -234,9 +239,9 @@ void run(const T* x, const T* b, const T* g, T* y, int64_t n, const BiasActParam
 }
 
 // x's layout, uninitialised. Large outputs come straight from mmap (glibc's threshold tops out at 32 MiB), so the
-// first write to each 4 KiB page faults: 8192 faults, about 10 ms, for a 32 MiB output on a 2-core VM, more than
-// the arithmetic. Transparent huge pages are asked for instead (as PyTorch's THP_MEM_ALLOC_ENABLE=1 does for every
-// allocation): 2 MiB pages, 512x fewer faults; a no-op where THP is off or madvise is unsupported.
+// first write to each 4 KiB page faults, which can cost more than the arithmetic (results/README.md, "Huge pages
+// for large outputs"). Transparent huge pages are asked for instead (as PyTorch's THP_MEM_ALLOC_ENABLE=1 does for
+// every allocation): 2 MiB pages, 512x fewer faults; a no-op where THP is off or madvise is unsupported.
 at::Tensor empty_output(const at::Tensor& like) {
   auto y = at::empty_like(like);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
@@ -258,19 +263,17 @@ std::vector<at::Tensor> bias_act_cpu(const at::Tensor& x, const at::Tensor& b, c
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "bias_act_cpu", [&] {
     const scalar_t* bp = p.channels ? b.data_ptr<scalar_t>() : nullptr;
     const scalar_t* gp = p.order ? g.data_ptr<scalar_t>() : nullptr;
-    dispatch_act(p.act, [&](auto act) {
-      dispatch_order(p.order, [&](auto order) {
-        constexpr Act A = decltype(act)::value;
-        constexpr int ORDER = decltype(order)::value;
-        const scalar_t* xp = x.data_ptr<scalar_t>();
-        scalar_t* yp = y.data_ptr<scalar_t>();
-        scalar_t* dbp = p.reduce_bias ? db.data_ptr<scalar_t>() : nullptr;
-        if (p.clamp >= 0) {
-          run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p, dbp);
-        } else {
-          run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p, dbp);
-        }
-      });
+    dispatch_act_order(p.act, p.order, [&](auto act, auto order) {
+      constexpr Act A = decltype(act)::value;
+      constexpr int ORDER = decltype(order)::value;
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      scalar_t* dbp = p.reduce_bias ? db.data_ptr<scalar_t>() : nullptr;
+      if (p.clamp >= 0) {
+        run<scalar_t, A, ORDER, true>(xp, bp, gp, yp, x.numel(), p, dbp);
+      } else {
+        run<scalar_t, A, ORDER, false>(xp, bp, gp, yp, x.numel(), p, dbp);
+      }
     });
   });
   return {y, db};

@@ -1,6 +1,8 @@
 // neighbours: CPU kernels for the first pass of bench.metrics.prdc over one block of products c = a b^T.
 // v' = sa[i] + sb[j] - 2 c[i, j] approximates the squared distance v; the caller's bound on its error is
 // |v' - v| <= pa[i] + qb[j] + kappa |c[i, j]|.
+// Twin of the torch-ops first pass in bench.metrics.neighbours (impl="ref": approximate, less_than), which runs where
+// the kernel cannot build; the tests hold both to prdc 0.2's values.
 #pragma once
 
 #include <torch/extension.h>

@@ -23,7 +23,7 @@ static at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t up
   TORCH_CHECK(padded_h >= p.kernel_h && padded_w >= p.kernel_w, "upfirdn2d: pad (x0, x1, y0, y1) = (", pad_x0, ", ",
               pad_x1, ", ", pad_y0, ", ", pad_y1, ") leaves a padded input of ", padded_h, "x", padded_w,
               ", smaller than the ", p.kernel_h, "x", p.kernel_w, " filter");
-  p.out_h = (padded_h - p.kernel_h) / down_y + 1;
+  p.out_h = (padded_h - p.kernel_h) / down_y + 1;  // twin of _output_hw (ddgan_ref/ops/upfirdn2d.py, the fake op)
   p.out_w = (padded_w - p.kernel_w) / down_x + 1;
   if (x.is_cuda()) {
 #ifdef DDGAN_WITH_CUDA

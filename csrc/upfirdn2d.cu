@@ -3,6 +3,7 @@
 // (the binding checks sizes): blockIdx.x walks the output's outer index (n * C + c for NCHW, n for channels_last)
 // and blockIdx.y/threadIdx.x the elements inside it, so a thread does one or two 32-bit divisions, not int64 ones.
 // The filter is read as given: flip and gain are applied here, so a call launches one kernel and nothing else.
+// Twin of ddgan_ref.ops.upfirdn2d_ref, the readable oracle the tests compare it with and the fallback.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <c10/cuda/CUDAException.h>
@@ -39,7 +40,7 @@ __global__ void upfirdn2d_kernel(const T* __restrict__ x, const at::opmath_type<
     }
     const int oy = pixel / out_w, ox = pixel - oy * out_w;
     const int sx = ox * g.down_x - g.pad_x0, sy = oy * g.down_y - g.pad_y0;
-    const int tx0 = floor_mod(-sx, ux), ty0 = floor_mod(-sy, uy);
+    const int tx0 = floor_mod(-sx, ux), ty0 = floor_mod(-sy, uy);  // the taps of make_axis (upfirdn2d_cpu.cpp)
     const int ix0 = (sx + tx0) / ux, iy0 = (sy + ty0) / uy;
     const T* plane = x + n * g.sx_n + c * g.sx_c;
     acc_t acc = 0;

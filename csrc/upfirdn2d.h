@@ -20,7 +20,8 @@ at::Tensor upfirdn2d_cpu(const at::Tensor& x, const at::Tensor& f, const Upfirdn
 at::Tensor upfirdn2d_cuda(const at::Tensor& x, const at::Tensor& f, const Upfirdn2dParams& p);
 #endif
 
-// The output layout rule shared with the fake (meta) function in Python: channels_last in, channels_last out.
+// The output layout rule, twin of _output_format in ddgan_ref/ops/upfirdn2d.py (the fake function that
+// torch.compile traces): channels_last in, channels_last out.
 inline at::MemoryFormat upfirdn2d_output_format(const at::Tensor& x) {
   return (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) ? at::MemoryFormat::ChannelsLast
                                                                                    : at::MemoryFormat::Contiguous;

@@ -1,5 +1,6 @@
 // upfirdn2d CPU kernel: polyphase direct filtering (only taps that land on input samples are computed),
-// one padded copy of each [H, W] plane, planes spread over threads with at::parallel_for.
+// one padded copy of each [H, W] plane, planes spread over threads with at::parallel_for. Twin of
+// ddgan_ref.ops.upfirdn2d_ref, the readable oracle the tests compare it with and the fallback where it cannot build.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -12,6 +13,7 @@ namespace {
 
 // Tap geometry of one axis, shared by every plane: output o uses taps first_tap[o] + j * up, which read
 // padded-buffer index first_in[o] + j, for j < num_taps[o]. Buffer index b holds input sample lo + b.
+// upfirdn2d.cu derives the same taps in each thread (tx0, ix0), without tables.
 struct Axis {
   std::vector<int64_t> first_tap, first_in, num_taps;
   int64_t lo = 0, len = 0;

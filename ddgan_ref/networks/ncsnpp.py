@@ -115,21 +115,56 @@ def _build_up(
     return tuple(levels), ch
 
 
+def _build_unet(
+    block: Callable[..., ResBlock], nf: int, num_channels: int, ch_mult: Sequence[int], num_res_blocks: int,
+    attn: Sequence[bool], fir_kernel: Sequence[int],
+) -> tuple[list[nn.Module], tuple[_DownLevel, ...], tuple[int, int, int], tuple[_UpLevel, ...]]:
+    """all_modules in upstream's order (time MLP, conv_in, down, middle, up, output head) and the index plans."""
+    mods: list[nn.Module] = [ncsn_linear(nf, 4 * nf), ncsn_linear(4 * nf, 4 * nf)]
+    mods.append(ncsn_conv(num_channels, nf, 3))
+    down, skip_ch = _build_down(mods, block, nf, ch_mult, num_res_blocks, attn, num_channels, fir_kernel)
+    ch = skip_ch[-1]
+    middle = (_add(mods, block(ch)), _add(mods, AttnBlock(ch)), _add(mods, block(ch)))
+    up, ch = _build_up(mods, block, nf, ch_mult, num_res_blocks, attn, skip_ch)
+    mods.append(nn.GroupNorm(group_count(ch), ch, eps=GN_EPS))
+    mods.append(ncsn_conv(ch, num_channels, 3, init_scale=0.0))
+    return mods, down, middle, up
+
+
 class NCSNpp(nn.Module):
     """NCSN++ generator of DDGAN: forward(x_tp1 [B, C, H, W], t [B] int64, z [B, nz]) -> x0_pred [B, C, H, W].
 
     Parameters live in one flat `all_modules` ModuleList (registered before `z_transform`), so the
-    state-dict keys equal those of the official netG_*.pth files after stripping `module.`.
+    state-dict keys equal those of the official netG_*.pth files after stripping `module.`. An argument
+    marked "official value only" accepts just the value of every official config (SUPPORTED_FLAGS).
     """
 
     def __init__(
-        self, *, image_size: int = 32, num_channels: int = 3, num_channels_dae: int = 128,
-        ch_mult: Sequence[int] = (1, 2, 2, 2), num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (16,),
-        dropout: float = 0.0, resamp_with_conv: bool = True, conditional: bool = True, fir: bool = True,
-        fir_kernel: Sequence[int] = (1, 3, 3, 1), skip_rescale: bool = True, resblock_type: str = "biggan",
-        progressive: str = "none", progressive_input: str = "residual", progressive_combine: str = "sum",
-        embedding_type: str = "positional", fourier_scale: float = 16.0, not_use_tanh: bool = False,
-        centered: bool = True, nz: int = 100, z_emb_dim: int = 256, n_mlp: int = 3,
+        self,
+        *,
+        image_size: int = 32,                       # Input and output resolution; halved len(ch_mult) - 1 times.
+        num_channels: int = 3,                      # Image channels.
+        num_channels_dae: int = 128,                # Base width nf; the time embedding is 4 * nf wide.
+        ch_mult: Sequence[int] = (1, 2, 2, 2),      # Width of each resolution level, in multiples of nf.
+        num_res_blocks: int = 2,                    # ResBlocks per level on the way down (one more on the way up).
+        attn_resolutions: Sequence[int] = (16,),    # Resolutions whose levels add self-attention.
+        dropout: float = 0.0,                       # Dropout inside every ResBlock.
+        resamp_with_conv: bool = True,              # Official value only: the input pyramid downsamples by a conv.
+        conditional: bool = True,                   # Official value only: time-conditioned blocks.
+        fir: bool = True,                           # Official value only: FIR up/downsampling.
+        fir_kernel: Sequence[int] = (1, 3, 3, 1),   # Official value only: taps of the separable FIR filter.
+        skip_rescale: bool = True,                  # Official value only: residual sums divided by sqrt(2).
+        resblock_type: str = "biggan",              # Official value only: BigGAN ResBlocks with AdaGN.
+        progressive: str = "none",                  # Official value only: no output pyramid.
+        progressive_input: str = "residual",        # Official value only: input pyramid added at each downsampling.
+        progressive_combine: str = "sum",           # Official value only: pyramid and features summed.
+        embedding_type: str = "positional",         # Official value only: sinusoidal time embedding.
+        fourier_scale: float = 16.0,                # Unused: only embedding_type="fourier" reads it.
+        not_use_tanh: bool = False,                 # Return the raw output instead of tanh of it.
+        centered: bool = True,                      # Inputs in [-1, 1]; False maps inputs in [0, 1] by 2x - 1.
+        nz: int = 100,                              # Latent z dimensionality.
+        z_emb_dim: int = 256,                       # Width of the mapping network and of AdaGN's style input.
+        n_mlp: int = 3,                             # Mapping-network dense layers after the first (nz -> z_emb_dim).
     ):
         super().__init__()
         flags = dict(
@@ -138,24 +173,17 @@ class NCSNpp(nn.Module):
             progressive_input=progressive_input, progressive_combine=progressive_combine,
             embedding_type=embedding_type,
         )
-        _check_config(image_size, ch_mult, flags)  # fourier_scale only matters for embedding_type="fourier"
+        _check_config(image_size, ch_mult, flags)
         nf = num_channels_dae
         self.nf, self.z_dim, self.centered, self.not_use_tanh = nf, nz, centered, not_use_tanh
         attn = [image_size // 2**i in tuple(attn_resolutions) for i in range(len(ch_mult))]
         block = functools.partial(
             ResBlock, temb_dim=4 * nf, zemb_dim=z_emb_dim, dropout=dropout, fir_kernel=fir_kernel
         )
-        mods: list[nn.Module] = [ncsn_linear(nf, 4 * nf), ncsn_linear(4 * nf, 4 * nf)]
-        mods.append(ncsn_conv(num_channels, nf, 3))
-        self._down, skip_ch = _build_down(
-            mods, block, nf, ch_mult, num_res_blocks, attn, num_channels, fir_kernel
+        mods, self._down, self._middle, self._up = _build_unet(
+            block, nf, num_channels, ch_mult, num_res_blocks, attn, fir_kernel
         )
-        ch = skip_ch[-1]
-        self._middle = (_add(mods, block(ch)), _add(mods, AttnBlock(ch)), _add(mods, block(ch)))
-        self._up, ch = _build_up(mods, block, nf, ch_mult, num_res_blocks, attn, skip_ch)
-        mods.append(nn.GroupNorm(group_count(ch), ch, eps=GN_EPS))
-        mods.append(ncsn_conv(ch, num_channels, 3, init_scale=0.0))
-        self.all_modules = nn.ModuleList(mods)
+        self.all_modules = nn.ModuleList(mods)  # registered (and initialised) before z_transform, as upstream
         self.z_transform = mapping_network(nz, z_emb_dim, n_mlp)
 
     def embed_time(self, t: Tensor) -> Tensor:

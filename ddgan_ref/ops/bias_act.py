@@ -35,6 +35,7 @@ class Activation:
     scalar_on_cpu: bool = False  # the C++ CPU kernel calls scalar libm (log1p) for it: "auto" keeps the reference
 
 
+# Each fn is the twin of its kernel formula (csrc/bias_act.h `Activation`): the reference is the oracle and fallback.
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(0, lambda x, a: x, piecewise_linear=True),
     "relu": Activation(1, lambda x, a: F.relu(x), gain=math.sqrt(2), piecewise_linear=True),
@@ -93,6 +94,7 @@ def bias_act_ref(
     return x
 
 
+# The signature repeats bias_act_ref's on purpose: the dispatcher is a drop-in for its oracle.
 def bias_act(
     x: Tensor,
     b: Tensor | None = None,
@@ -161,7 +163,9 @@ def _bias_act_setup(ctx, inputs, output):
 
 
 def _bias_act_backward(ctx, dy):
-    """ds = dy * y'(s) (dx = ds), and db = ds summed over all dims but `dim`, fused into the same pass."""
+    """ds = dy * y'(s) (dx = ds), and db = ds summed over all dims but `dim`, fused into the same pass.
+
+    Twin of `first_backward` in csrc/bias_act.cpp (eager calls): torch.compile and opcheck trace this one."""
     x, b = ctx.saved_tensors
     dim, act, alpha, gain, clamp = ctx.args
     want_db = bool(b.numel()) and ctx.needs_input_grad[1]
@@ -200,7 +204,9 @@ def _bias_act_grad_setup(ctx, inputs, output):
 
 
 def _bias_act_grad_backward(ctx, dr, d_db):
-    """r = g * y'(s) (and db = sum r): dr/dg = y'(s), dr/ds = g * y''(s). No third-order gradients."""
+    """r = g * y'(s) (and db = sum r): dr/dg = y'(s), dr/ds = g * y''(s). No third-order gradients.
+
+    Twin of `BiasActGrad::backward` in csrc/bias_act.cpp (eager calls): torch.compile and opcheck trace this one."""
     if ctx.order != 1:
         raise RuntimeError("bias_act: the compiled kernels support gradients up to second order; use impl='ref'")
     g, x, b = ctx.saved_tensors

@@ -56,12 +56,13 @@ def upfirdn2d_ref(
     flip_filter: bool = False,
     gain: float = 1.0,
 ) -> Tensor:
-    """Reference upfirdn2d in plain PyTorch (any float dtype, any-order autograd).
+    """Reference upfirdn2d in plain PyTorch (any float dtype, any-order autograd); twin of the csrc/ kernels.
 
     x: [N, C, H, W]; f: [kh, kw], or [k] meaning the separable filter outer(f, f).
     Zero-insertion upsampling by `up`, zero padding (negative pad crops), true convolution with
     f (f is correlated as given when flip_filter=True), scaling by `gain`, subsampling by `down`.
     Returns [N, C, (H*up + y0 + y1 - kh) // down + 1, (W*up + x0 + x1 - kw) // down + 1].
+    The kernels' tests compare with it, and `impl="auto"` falls back to it where they cannot run.
     """
     _check_args(x, f, up, down, pad)
     f = f.to(device=x.device, dtype=x.dtype)
@@ -78,6 +79,7 @@ def upfirdn2d_ref(
     return y.reshape(n, c, *y.shape[2:])
 
 
+# The signature repeats upfirdn2d_ref's on purpose: the dispatcher is a drop-in for its oracle.
 def upfirdn2d(
     x: Tensor,
     f: Tensor,
@@ -118,13 +120,14 @@ def _run(eager: bool, *args):
 
 
 def _output_hw(x: Tensor, f: Tensor, up: list[int], down: list[int], pad: list[int]) -> tuple[int, int]:
+    """The kernels' output size, twin of out_h/out_w in csrc/upfirdn2d.cpp: the fake function must agree with it."""
     h = (x.shape[2] * up[1] + pad[2] + pad[3] - f.shape[0]) // down[1] + 1
     w = (x.shape[3] * up[0] + pad[0] + pad[1] - f.shape[1]) // down[0] + 1
     return h, w
 
 
 def _output_format(x: Tensor) -> torch.memory_format:
-    """The kernels' layout rule (csrc/upfirdn2d.h): channels_last in, channels_last out."""
+    """The kernels' layout rule, twin of upfirdn2d_output_format (csrc/upfirdn2d.h): channels_last in and out."""
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
 
