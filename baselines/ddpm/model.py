@@ -7,6 +7,7 @@ respaced betas. `calls` counts network evaluations (NFE), by a forward hook.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -14,16 +15,22 @@ from torch import Tensor, nn
 
 from baselines.checkpoints import load_into, read_payload
 from baselines.ddpm import sampling, schedule
-from baselines.ddpm.configs import DDPMConfig, config_from_dict, preset
+from baselines.ddpm.configs import DDPMConfig, UNetConfig, config_from_dict, preset
 from baselines.ddpm.networks import MLPDenoiser, UNet2D
 from ddgan_ref.rng import SeedStream
 
 FORMAT = "ddgan-bench/ddpm-checkpoint"
 
 
+def build_unet(unet: UNetConfig) -> UNet2D:
+    """The UNet a UNetConfig describes (its fields are UNet2D's keyword arguments)."""
+    return UNet2D(**asdict(unet))
+
+
 def build_network(config: DDPMConfig) -> nn.Module:
+    """The epsilon network of a run: the UNet, or the MLP for vector data."""
     if config.unet is not None:
-        return UNet2D(config.unet)
+        return build_unet(config.unet)
     m = config.mlp
     return MLPDenoiser(m.data_dim, m.hidden, m.layers, m.temb_dim)
 

@@ -11,14 +11,13 @@ import torch
 
 from baselines.checkpoints import CheckpointError
 from baselines.ddpm import configs, model, schedule, train
-from baselines.ddpm.networks import UNet2D
 from bench.data import build_dataset
 
 CPU = torch.device("cpu")
 
 
 def test_cifar10_unet_has_the_official_parameter_count():
-    net = UNet2D(configs.UNET_PRESETS["cifar10"])
+    net = model.build_unet(configs.UNET_PRESETS["cifar10"])
     assert sum(p.numel() for p in net.parameters()) == 35_746_307  # spec baselines.md 1.1
     assert len(net.state_dict()) == 328
 
