@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ddgan_ref import losses
-from ddgan_ref.checkpoints import CheckpointError, read_checkpoint, write_checkpoint, write_json_atomic
-from ddgan_ref.configs import DDGANConfig, TrainConfig, config_to_dict
+from ddgan_ref.checkpoints import read_checkpoint, write_checkpoint
+from ddgan_ref.configs import DDGANConfig, TrainConfig
 from ddgan_ref.diffusion import (
     DiffusionCoefficients,
     PosteriorCoefficients,
@@ -33,15 +33,12 @@ from ddgan_ref.diffusion import (
     posterior_sample,
     q_sample_pairs,
 )
+from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, write_json_atomic
 from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.provenance import provenance
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_EVERY = 10  # iterations between the loss records kept in the checkpoint
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 class EMA:
@@ -106,7 +103,8 @@ class Run:
     world: World
     device: torch.device
     ckpt: Path
-    progress: Callable[[TrainState, dict[str, float]], None] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[int, dict[str, float]], None] | None = None
 
 
 def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
@@ -225,7 +223,7 @@ def save(state: TrainState, run: Run) -> None:
         raise diverged(state.step, "non-finite weights", run.ckpt)
     if run.world.rank == 0:
         sd = state.ema.state_dict_of(state.G) if state.ema is not None else state.G.state_dict()
-        meta = {**provenance(run.device), "step": state.step, "epoch": state.epoch,
+        meta = {**provenance(run.device), **run.meta, "step": state.step, "epoch": state.epoch,
                 "world_size": run.world.size, "weights": "ema" if state.ema is not None else "raw"}
         write_checkpoint(run.ckpt, run.config, sd, meta, train_state=state_payload(state))
     if run.world.size > 1:
@@ -292,11 +290,9 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
         raise FileExistsError(f"{ckpt} exists: pass resume=True (--resume) to continue that run, or choose "
                               f"another output folder")
     if ckpt.exists():
-        saved, _, _, rest = read_checkpoint(ckpt)
-        if config_to_dict(saved) != config_to_dict(config):
-            raise CheckpointError(f"{ckpt} was trained with another config (preset {saved.preset!r}); resume "
-                                  f"with the same preset and options, or use another output folder")
-        restore(state, rest["train_state"], device)
+        saved = read_checkpoint(ckpt)
+        check_resumable(saved.config, config, ckpt)
+        restore(state, saved.extra["train_state"], device)
     if world.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(config_to_dict(config), out_dir / "config.json")
@@ -325,7 +321,7 @@ def train_epoch(state: TrainState, batches: Iterable[Any], stop: int, run: Run) 
             return False
         stats = train_step(state, batch, run)
         if run.progress is not None:
-            run.progress(state, stats)
+            run.progress(state.step, stats)
         if state.step % run.config.train.checkpoint_every == 0:
             save(state, run)
     return True
@@ -340,19 +336,20 @@ def end_epoch(state: TrainState, cfg: TrainConfig) -> None:
 
 
 def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
-          resume: bool = False, max_steps: int | None = None, num_workers: int = 0,
-          progress: Callable[[TrainState, dict[str, float]], None] | None = None,
+          resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
+          progress: Callable[[int, dict[str, float]], None] | None = None, num_workers: int = 0,
           world: World | None = None) -> TrainState:
-    """Train to config.train.num_epoch epochs (or max_steps), checkpointing to out_dir/checkpoint.pt.
+    """Train to config.train.num_epoch epochs (or max_steps iterations in all), checkpointing to out_dir.
 
-    world: the processes training together; default from the torchrun environment (World() trains alone).
+    progress(step, losses) follows every iteration; meta joins the checkpoint's meta. world: the processes
+    training together; default from the torchrun environment (World() trains alone).
     """
     # Set-up: processes, diffusion coefficients, the fresh or resumed state, the iteration to stop at.
     device, out_dir, cfg, d = torch.device(device), Path(out_dir), config.train, config.diffusion
     world = world or world_from_env(device)
     run = Run(config, diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
               posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
-              world, device, out_dir / CHECKPOINT_NAME, progress)
+              world, device, out_dir / CHECKPOINT_NAME, dict(meta or {}), progress)
     state = start(config, out_dir, device, world, resume)
     per_epoch = iters_per_epoch(dataset, cfg, world)
     stop = per_epoch * cfg.num_epoch if max_steps is None else min(max_steps, per_epoch * cfg.num_epoch)

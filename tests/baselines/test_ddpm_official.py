@@ -10,10 +10,10 @@ import struct
 import pytest
 import torch
 
-from baselines.checkpoints import CheckpointError
 from baselines.ddpm import official
 from baselines.ddpm.configs import UNET_PRESETS, unet_config_to_dict
 from baselines.ddpm.model import build_unet
+from ddgan_ref.io import CheckpointError
 
 CONFIG = UNET_PRESETS["tiny"]
 DTYPE_NAMES = {v: k for k, v in official.SAFETENSORS_DTYPES.items()}
