@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ddgan_ref.checkpoints import write_json_atomic
+from ddgan_ref.io import write_json_atomic
 
 SCHEMA = "ddgan-bench/trilemma-cell/1"
 

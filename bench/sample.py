@@ -16,14 +16,13 @@ import torch
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from baselines.checkpoints import CheckpointError as BaselineCheckpointError
 from baselines.ddpm import model as ddpm_model
 from baselines.stylegan2 import model as sg2_model
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
-from ddgan_ref.checkpoints import CheckpointError, save_atomic, write_json_atomic
+from ddgan_ref.io import CheckpointError, save_atomic, write_json_atomic
 from ddgan_ref.provenance import provenance
 
 
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_model(args.checkpoint, resolve_device(args.device))
         steps = resolve_steps(model, args.steps)
-    except (CheckpointError, BaselineCheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}", file=sys.stderr)

@@ -31,6 +31,7 @@ from bench.grid import write_grid
 from ddgan_ref import configs as ddgan_configs
 from ddgan_ref import model as ddgan_model
 from ddgan_ref import train as ddgan_train
+from ddgan_ref.io import TrainingDiverged
 from ddgan_ref.provenance import provenance
 
 
@@ -81,8 +82,8 @@ def progress_bar(total: int, enabled: bool) -> Callable:
 
     bar = tqdm(total=total, desc="training", unit="it", disable=not enabled, file=sys.stderr)
 
-    def update(state: ddgan_train.TrainState, stats: dict[str, float]) -> None:
-        bar.n = state.step
+    def update(step: int, stats: dict[str, float]) -> None:
+        bar.n = step
         bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
         bar.refresh()
 
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         TRAINERS[args.model](args)
-    except (ddgan_train.TrainingDiverged, ddpm_train.TrainingDiverged, sg2_train.TrainingDiverged) as e:
+    except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except (FileExistsError, FileNotFoundError, ValueError, KeyError) as e:

@@ -36,7 +36,7 @@ from bench.metrics import Reference, evaluate
 from bench.metrics.extractors import inception_weights
 from bench.registry import build_model
 from bench.sample import draw
-from ddgan_ref.checkpoints import write_json_atomic
+from ddgan_ref.io import write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
 EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # presets exist for all three families

@@ -1,141 +1,51 @@
-"""Checkpoint files: our {config, state_dict, meta} format, and the official netG_*.pth / content.pth.
+"""DDGAN checkpoint files: our format (ddgan_ref.io's shared form) and the official netG_*.pth / content.pth.
 
-Nothing here executes code from a file: every load is torch.load(weights_only=True); the only extra
-global admitted is argparse.Namespace (the `args` of upstream's content.pth). Writes go to a
-temporary file in the same folder and are renamed into place, so a kill never leaves half a file.
+Every load is torch.load(weights_only=True); the only extra global admitted is argparse.Namespace, and only
+for the `args` of upstream's content.pth.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ddgan_ref.configs import DDGANConfig, config_from_dict, config_to_dict
+from ddgan_ref import io
+from ddgan_ref.configs import (
+    PRESETS,
+    DDGANConfig,
+    DiffusionConfig,
+    DiscriminatorConfig,
+    NCSNppConfig,
+    TrainConfig,
+    preset,
+)
+from ddgan_ref.io import Checkpoint, CheckpointError, CheckpointMismatchError, check_fits, load_file
+from ddgan_ref.networks.build import build_generator
+from ddgan_ref.networks.discriminator import SMALL_D_DATASETS, discriminator_kwargs_from_official
+from ddgan_ref.networks.ncsnpp import ncsnpp_kwargs_from_official
 from ddgan_ref.networks.state_dicts import strip_module_prefix
 
 FORMAT = "ddgan-bench/checkpoint"
-FORMAT_VERSION = 1
-SAFE_GLOBALS = [argparse.Namespace]  # the allow-list for official content.pth files
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint of the expected kind."""
-
-
-class CheckpointMismatchError(CheckpointError):
-    """A checkpoint whose tensors do not fit the architecture it is loaded into."""
-
-
-def _replace_atomically(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """write() into a temporary file beside `path`, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def save_atomic(obj: Any, path: str | Path) -> Path:
-    """torch.save `obj` to `path` atomically (temporary file, fsync, rename)."""
-    return _replace_atomically(path, lambda f: torch.save(obj, f))
-
-
-def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write `obj` as indented JSON to `path` atomically, for configs and result records."""
-    return _replace_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
-
-
-def load_file(path: str | Path) -> Any:
-    """torch.load(weights_only=True) on CPU, with a clear CheckpointError for missing or broken files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pt/.pth file")
-    try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Weights only load failed" in str(e):
-            raise CheckpointError(
-                f"{path}: refusing to load: the file holds Python objects outside the allow-list "
-                f"(loading them could execute code). Re-save it as a plain state dict.") from None
-        raise CheckpointError(_broken(path)) from e
-    except Exception as e:  # torch.load reports a broken file as any of several types
-        raise CheckpointError(_broken(path)) from e
-
-
-def _broken(path: Path) -> str:
-    return (f"{path}: cannot read this checkpoint: the file is truncated, corrupt or not a PyTorch checkpoint "
-            f"({path.stat().st_size} bytes). Re-download or re-create it.")
-
-
-def _listing(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
-def check_fits(module: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> None:
-    """Raise CheckpointMismatchError naming missing, unexpected and mis-shaped keys, if any."""
-    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in state_dict.items()}
-    missing = [k for k in want if k not in have]
-    unexpected = [k for k in have if k not in want]
-    shaped = [f"{k} (checkpoint {list(have[k])}, model {list(want[k])})"
-              for k in want if k in have and have[k] != want[k]]
-    if not (missing or unexpected or shaped):
-        return
-    lines = [f"{what} does not fit the {type(module).__name__} architecture it is loaded into:"]
-    for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", shaped)):
-        if keys:
-            lines.append(f"  {label} ({len(keys)}): {_listing(keys)}")
-    lines.append("Build the model with the config the checkpoint was trained with (its preset), or convert it.")
-    raise CheckpointMismatchError("\n".join(lines))
-
-
-def load_into(module: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> nn.Module:
-    """check_fits, then load_state_dict(strict=True)."""
-    check_fits(module, state_dict, what)
-    module.load_state_dict(state_dict, strict=True)
-    return module
+OFFICIAL_GLOBALS = (argparse.Namespace,)  # the allow-list for official content.pth files
+OFFICIAL_HINT = " It looks like an official DDGAN file: convert it with ddgan_ref.checkpoints.from_official_ddgan."
 
 
 def write_checkpoint(path: str | Path, config: DDGANConfig, state_dict: Mapping[str, Tensor],
                      meta: Mapping[str, Any], **extra: Any) -> Path:
     """Write {format, config, state_dict, meta, **extra} atomically; state_dict is the sampling generator's."""
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config_to_dict(config),
-               "state_dict": dict(state_dict), "meta": dict(meta), **extra}
-    return save_atomic(payload, path)
+    return io.write_checkpoint(path, FORMAT, io.config_to_dict(config), state_dict, meta, **extra)
 
 
-def read_checkpoint(path: str | Path) -> tuple[DDGANConfig, dict[str, Tensor], dict[str, Any], dict[str, Any]]:
-    """(config, generator state_dict, meta, the other entries) of one of our checkpoints."""
+def read_checkpoint(path: str | Path) -> Checkpoint:
+    """(config, generator state_dict, meta, the other entries) of one of our DDGAN checkpoints."""
     obj = load_file(path)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        kind = type(obj).__name__ if not isinstance(obj, dict) else f"a dict with keys {sorted(obj)[:6]}"
-        hint = (" It looks like an official DDGAN file: convert it with "
-                "ddgan_ref.checkpoints.from_official_ddgan.") if _looks_official(obj) else ""
-        raise CheckpointError(
-            f"{path}: not a DDGAN-Bench checkpoint (expected a dict with format={FORMAT!r} and keys "
-            f"config, state_dict, meta; found {kind}).{hint}")
-    if obj.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')} is not "
-                              f"supported by this build (it reads {FORMAT_VERSION})")
-    rest = {k: v for k, v in obj.items() if k not in ("format", "format_version", "config", "state_dict", "meta")}
-    return config_from_dict(obj["config"]), obj["state_dict"], obj["meta"], rest
+    ckpt = io.parse_checkpoint(obj, path, FORMAT, hint=OFFICIAL_HINT if _looks_official(obj) else "")
+    return ckpt._replace(config=io.config_from_dict(DDGANConfig, ckpt.config))
 
 
 def _looks_official(obj: Any) -> bool:
@@ -154,7 +64,7 @@ def read_official_ddgan(path: str | Path) -> tuple[dict[str, Tensor], dict[str, 
     non-EMA `netG_dict`, `args` (an argparse.Namespace) and the EMA tensors in optimizerG's state, in
     netG.parameters() order.
     """
-    obj = load_file(path)
+    obj = load_file(path, safe_globals=OFFICIAL_GLOBALS)
     if isinstance(obj, dict) and "netG_dict" in obj:
         args = vars(obj["args"]) if isinstance(obj.get("args"), argparse.Namespace) else obj.get("args")
         state = obj.get("optimizerG", {}).get("state", {})
@@ -168,9 +78,6 @@ def read_official_ddgan(path: str | Path) -> tuple[dict[str, Tensor], dict[str, 
 
 def config_from_official_args(args: Mapping[str, Any]) -> DDGANConfig:
     """Our config from the argparse namespace (as a dict) of an official content.pth."""
-    from ddgan_ref.configs import DiffusionConfig, DiscriminatorConfig, NCSNppConfig, TrainConfig
-    from ddgan_ref.networks.discriminator import SMALL_D_DATASETS, discriminator_kwargs_from_official
-    from ddgan_ref.networks.ncsnpp import ncsnpp_kwargs_from_official
 
     def pick(cls: type) -> dict[str, Any]:
         return {k: v for k, v in args.items() if k in cls.__dataclass_fields__}
@@ -186,9 +93,6 @@ def config_from_official_args(args: Mapping[str, Any]) -> DDGANConfig:
 
 
 def _fitting_presets(state_dict: Mapping[str, Tensor]) -> list[str]:
-    from ddgan_ref.configs import PRESETS, NCSNppConfig
-    from ddgan_ref.networks.build import build_generator
-
     have = {k: tuple(v.shape) for k, v in state_dict.items()}
     fits = []
     for name, cfg in PRESETS.items():
@@ -205,8 +109,6 @@ def from_official_ddgan(path: str | Path, config: DDGANConfig | None = None) -> 
     The diffusion T is not stored in netG_*.pth: pass `config` (e.g. configs.preset("celebahq256")) or
     let the shapes pick the one preset they fit; content.pth carries its own config.
     """
-    from ddgan_ref.networks.build import build_generator
-
     state_dict, args, ema = read_official_ddgan(path)
     if config is None and args is not None:
         config = config_from_official_args(args)
@@ -216,7 +118,6 @@ def from_official_ddgan(path: str | Path, config: DDGANConfig | None = None) -> 
             raise CheckpointError(
                 f"{path}: cannot tell the config from the weights alone (presets that fit: {fits or 'none'}); "
                 f"pass config=ddgan_ref.configs.preset(NAME) with the T the model was trained with")
-        from ddgan_ref.configs import preset
         config = preset(fits[0])
     with torch.device("meta"):
         G = build_generator(config.generator)

@@ -1,23 +1,22 @@
 """Frozen configs and presets for DDGAN; paper presets copy the README commands of NVlabs/denoising-diffusion-gan.
 
 Network configs hold exactly the keyword arguments of their network (plus `arch`, which picks the
-class), named as upstream's train_ddgan.py options. `config_to_dict` / `config_from_dict` give the
-plain-dict form stored in checkpoints and results.
+class), named as upstream's train_ddgan.py options. `ddgan_ref.io.config_to_dict` / `config_from_dict`
+give the plain-dict form stored in checkpoints and results; the `arch` Literal of each network config
+tells the codec which class a stored section is.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
-
-CONFIG_VERSION = 1
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class NCSNppConfig:
     """NCSN++ generator with AdaGN z-injection (score_sde/models/ncsnpp_generator_adagn.py)."""
 
-    arch: str = "ncsnpp"
+    arch: Literal["ncsnpp"] = "ncsnpp"
     image_size: int = 32
     num_channels: int = 3
     num_channels_dae: int = 128
@@ -51,7 +50,7 @@ class NCSNppConfig:
 class MLPGeneratorConfig:
     """Toy generator for 2D data with DDGAN's conditioning (t embedding, mapped z)."""
 
-    arch: str = "mlp"
+    arch: Literal["mlp"] = "mlp"
     data_dim: int = 2
     hidden_dim: int = 128
     num_layers: int = 3
@@ -71,7 +70,7 @@ class MLPGeneratorConfig:
 class DiscriminatorConfig:
     """Time-conditional discriminator: arch "small" (32 px), "large" (256 px) (score_sde/models/discriminator.py)."""
 
-    arch: str = "small"
+    arch: Literal["small", "large"] = "small"
     num_channels: int = 3
     ngf: int = 64
     t_emb_dim: int = 256
@@ -81,7 +80,7 @@ class DiscriminatorConfig:
 class MLPDiscriminatorConfig:
     """Toy discriminator for 2D data, conditioned on t and x_{t+1}."""
 
-    arch: str = "mlp"
+    arch: Literal["mlp"] = "mlp"
     data_dim: int = 2
     hidden_dim: int = 128
     num_layers: int = 3
@@ -134,47 +133,6 @@ class DDGANConfig:
     discriminator: DiscriminatorAnyConfig
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-GENERATOR_CONFIGS: dict[str, type] = {"ncsnpp": NCSNppConfig, "mlp": MLPGeneratorConfig}
-DISCRIMINATOR_CONFIGS: dict[str, type] = {
-    "small": DiscriminatorConfig, "large": DiscriminatorConfig, "mlp": MLPDiscriminatorConfig,
-}
-
-
-def config_to_dict(config: DDGANConfig) -> dict[str, Any]:
-    """Plain nested dict (JSON-compatible) with a version tag."""
-    return {"config_version": CONFIG_VERSION, **asdict(config)}
-
-
-def _section(cls: type, values: dict[str, Any], where: str) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"config section {where!r} has unknown keys {unknown}; known: {sorted(names)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def _pick(registry: dict[str, type], values: dict[str, Any], where: str) -> Any:
-    arch = values.get("arch")
-    if arch not in registry:
-        raise ValueError(f"config section {where!r} has arch={arch!r}; choose from {sorted(registry)}")
-    return _section(registry[arch], values, where)
-
-
-def config_from_dict(d: dict[str, Any]) -> DDGANConfig:
-    """Inverse of config_to_dict; rejects unknown keys and versions with a clear error."""
-    d = dict(d)
-    version = d.pop("config_version", CONFIG_VERSION)
-    if version != CONFIG_VERSION:
-        raise ValueError(f"config_version {version} is not supported (this build reads {CONFIG_VERSION})")
-    return DDGANConfig(
-        preset=d["preset"], dataset=d["dataset"],
-        generator=_pick(GENERATOR_CONFIGS, d["generator"], "generator"),
-        discriminator=_pick(DISCRIMINATOR_CONFIGS, d["discriminator"], "discriminator"),
-        diffusion=_section(DiffusionConfig, d.get("diffusion", {}), "diffusion"),
-        train=_section(TrainConfig, d.get("train", {}), "train"),
-    )
 
 
 _CIFAR_G = NCSNppConfig(num_channels_dae=128, ch_mult=(1, 2, 2, 2), n_mlp=4, nz=100, z_emb_dim=256)

@@ -8,9 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from ddgan_ref import sampling
-from ddgan_ref.checkpoints import load_into, read_checkpoint
+from ddgan_ref.checkpoints import read_checkpoint
 from ddgan_ref.configs import DDGANConfig, preset
 from ddgan_ref.diffusion import posterior_coefficients
+from ddgan_ref.io import load_into
 from ddgan_ref.networks.build import build_generator
 from ddgan_ref.rng import SeedStream
 

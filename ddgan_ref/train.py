@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ddgan_ref import losses
-from ddgan_ref.checkpoints import CheckpointError, read_checkpoint, write_checkpoint, write_json_atomic
-from ddgan_ref.configs import DDGANConfig, TrainConfig, config_to_dict
+from ddgan_ref.checkpoints import read_checkpoint, write_checkpoint
+from ddgan_ref.configs import DDGANConfig, TrainConfig
 from ddgan_ref.diffusion import (
     DiffusionCoefficients,
     PosteriorCoefficients,
@@ -33,15 +33,12 @@ from ddgan_ref.diffusion import (
     posterior_sample,
     q_sample_pairs,
 )
+from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, write_json_atomic
 from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.provenance import provenance
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_EVERY = 10  # iterations between the loss records kept in the checkpoint
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 class EMA:
@@ -94,6 +91,20 @@ class World:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
             t /= self.size
         return t
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every iteration of one training run reads besides the state."""
+
+    config: DDGANConfig
+    coeffs: DiffusionCoefficients
+    pos: PosteriorCoefficients
+    world: World
+    device: torch.device
+    ckpt: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    progress: Callable[[int, dict[str, float]], None] | None = None
 
 
 def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
@@ -205,17 +216,17 @@ def restore(state: TrainState, payload: dict[str, Any], device: torch.device) ->
     state.step, state.epoch, state.history = payload["step"], payload["epoch"], list(payload["history"])
 
 
-def save(state: TrainState, config: DDGANConfig, path: Path, device: torch.device, world: World) -> None:
-    """Rank 0 writes {config, state_dict (EMA G if any), meta, train_state} atomically."""
+def save(state: TrainState, run: Run) -> None:
+    """Rank 0 writes {config, state_dict (EMA G if any), meta, train_state} atomically to run.ckpt."""
     params = [*state.G.parameters(), *state.D.parameters()]
     if not all(p.isfinite().all() for p in params):
-        raise diverged(state.step, "non-finite weights", path)
-    if world.rank == 0:
+        raise diverged(state.step, "non-finite weights", run.ckpt)
+    if run.world.rank == 0:
         sd = state.ema.state_dict_of(state.G) if state.ema is not None else state.G.state_dict()
-        meta = {**provenance(device), "step": state.step, "epoch": state.epoch, "world_size": world.size,
-                "weights": "ema" if state.ema is not None else "raw"}
-        write_checkpoint(path, config, sd, meta, train_state=state_payload(state))
-    if world.size > 1:
+        meta = {**provenance(run.device), **run.meta, "step": state.step, "epoch": state.epoch,
+                "world_size": run.world.size, "weights": "ema" if state.ema is not None else "raw"}
+        write_checkpoint(run.ckpt, run.config, sd, meta, train_state=state_payload(state))
+    if run.world.size > 1:
         dist.barrier()
 
 
@@ -279,57 +290,76 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
         raise FileExistsError(f"{ckpt} exists: pass resume=True (--resume) to continue that run, or choose "
                               f"another output folder")
     if ckpt.exists():
-        saved, _, _, rest = read_checkpoint(ckpt)
-        if config_to_dict(saved) != config_to_dict(config):
-            raise CheckpointError(f"{ckpt} was trained with another config (preset {saved.preset!r}); resume "
-                                  f"with the same preset and options, or use another output folder")
-        restore(state, rest["train_state"], device)
+        saved = read_checkpoint(ckpt)
+        check_resumable(saved.config, config, ckpt)
+        restore(state, saved.extra["train_state"], device)
     if world.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(config_to_dict(config), out_dir / "config.json")
     return state
 
 
-def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
-          resume: bool = False, max_steps: int | None = None, num_workers: int = 0,
-          progress: Callable[[TrainState, dict[str, float]], None] | None = None,
-          world: World | None = None) -> TrainState:
-    """Train to config.train.num_epoch epochs (or max_steps), checkpointing to out_dir/checkpoint.pt.
+def train_step(state: TrainState, batch: Any, run: Run) -> dict[str, float]:
+    """One iteration (D step, G step) on a batch; returns the losses averaged over processes."""
+    cfg = run.config.train
+    gen = step_generator(cfg.seed, run.world.rank, state.step, run.device)
+    x0 = prepare_batch(batch, cfg, run.device, gen)
+    out = d_step(state, x0, run.coeffs, run.pos, cfg, gen, run.world)
+    out |= g_step(state, x0, run.coeffs, run.pos, gen, run.world)
+    stats = dict(zip(out, run.world.average(torch.stack(list(out.values()))).tolist(), strict=True))
+    check_finite(stats, state.step, run.ckpt)
+    state.step += 1
+    if state.step % HISTORY_EVERY == 0:
+        state.history.append({"step": state.step, **stats})
+    return stats
 
-    world: the processes training together; default from the torchrun environment (World() trains alone).
+
+def train_epoch(state: TrainState, batches: Iterable[Any], stop: int, run: Run) -> bool:
+    """The given batches of the current epoch, until `stop` iterations in all; True if the epoch ran to its end."""
+    for batch in batches:
+        if state.step >= stop:
+            return False
+        stats = train_step(state, batch, run)
+        if run.progress is not None:
+            run.progress(state.step, stats)
+        if state.step % run.config.train.checkpoint_every == 0:
+            save(state, run)
+    return True
+
+
+def end_epoch(state: TrainState, cfg: TrainConfig) -> None:
+    """Count the finished epoch and step the cosine learning rates (once per epoch, as upstream)."""
+    state.epoch += 1
+    if cfg.lr_decay:
+        state.sched_g.step()
+        state.sched_d.step()
+
+
+def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
+          resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
+          progress: Callable[[int, dict[str, float]], None] | None = None, num_workers: int = 0,
+          world: World | None = None) -> TrainState:
+    """Train to config.train.num_epoch epochs (or max_steps iterations in all), checkpointing to out_dir.
+
+    progress(step, losses) follows every iteration; meta joins the checkpoint's meta. world: the processes
+    training together; default from the torchrun environment (World() trains alone).
     """
-    device, out_dir = torch.device(device), Path(out_dir)
-    cfg, d = config.train, config.diffusion
+    # Set-up: processes, diffusion coefficients, the fresh or resumed state, the iteration to stop at.
+    device, out_dir, cfg, d = torch.device(device), Path(out_dir), config.train, config.diffusion
     world = world or world_from_env(device)
-    coeffs = diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
-    pos = posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device)
-    state, ckpt = start(config, out_dir, device, world, resume), out_dir / CHECKPOINT_NAME
+    run = Run(config, diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
+              posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
+              world, device, out_dir / CHECKPOINT_NAME, dict(meta or {}), progress)
+    state = start(config, out_dir, device, world, resume)
     per_epoch = iters_per_epoch(dataset, cfg, world)
     stop = per_epoch * cfg.num_epoch if max_steps is None else min(max_steps, per_epoch * cfg.num_epoch)
-    saved_at = state.step
+    first = state.step
+    # Epochs; a resumed one skips the batches it had done, the last may stop part-way.
     while state.step < stop:
-        for batch in epoch_batches(dataset, cfg, state.epoch, state.step - state.epoch * per_epoch, world,
-                                   num_workers):
-            if state.step >= stop:
-                break
-            gen = step_generator(cfg.seed, world.rank, state.step, device)
-            x0 = prepare_batch(batch, cfg, device, gen)
-            out = d_step(state, x0, coeffs, pos, cfg, gen, world) | g_step(state, x0, coeffs, pos, gen, world)
-            stats = dict(zip(out, world.average(torch.stack(list(out.values()))).tolist(), strict=True))
-            check_finite(stats, state.step, ckpt)
-            state.step += 1
-            if state.step % HISTORY_EVERY == 0:
-                state.history.append({"step": state.step, **stats})
-            if progress is not None:
-                progress(state, stats)
-            if state.step % cfg.checkpoint_every == 0:
-                save(state, config, ckpt, device, world)
-                saved_at = state.step
-        else:
-            state.epoch += 1
-            if cfg.lr_decay:
-                state.sched_g.step()
-                state.sched_d.step()
-    if saved_at != state.step or not ckpt.exists():
-        save(state, config, ckpt, device, world)
+        skip = state.step - state.epoch * per_epoch
+        if train_epoch(state, epoch_batches(dataset, cfg, state.epoch, skip, world, num_workers), stop, run):
+            end_epoch(state, cfg)
+    # A final checkpoint, unless the last iteration wrote one.
+    if (state.step != first and state.step % cfg.checkpoint_every != 0) or not run.ckpt.exists():
+        save(state, run)
     return state

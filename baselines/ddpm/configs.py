@@ -129,23 +129,6 @@ class DDPMConfig:
             raise ValueError("a DDPMConfig needs exactly one of unet and mlp")
 
 
-def config_to_dict(config: DDPMConfig) -> dict[str, Any]:
-    d = asdict(config)
-    d["unet"] = None if config.unet is None else unet_config_to_dict(config.unet)
-    d["data_shape"] = list(config.data_shape)
-    return d
-
-
-def config_from_dict(d: dict[str, Any]) -> DDPMConfig:
-    """Inverse of config_to_dict (a checkpoint's `config`)."""
-    return DDPMConfig(
-        name=d["name"], dataset=d["dataset"], data_shape=tuple(d["data_shape"]),
-        unet=None if d["unet"] is None else UNetConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                                          for k, v in d["unet"].items()}),
-        mlp=None if d["mlp"] is None else MLPConfig(**d["mlp"]),
-        schedule=ScheduleConfig(**d["schedule"]), train=TrainConfig(**d["train"]))
-
-
 # The 2D presets: T = 1000 linear betas as for CIFAR-10, a 3 x 128 MLP, Adam 3e-3 (about 30 s on 2 CPU cores).
 _TOY_TRAIN = TrainConfig(batch_size=256, lr=3e-3, warmup=100, ema=0.995, steps=8000, checkpoint_every=1000,
                          hflip=False)

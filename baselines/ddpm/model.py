@@ -7,25 +7,50 @@ respaced betas. `calls` counts network evaluations (NFE), by a forward hook.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from baselines.checkpoints import load_into, read_payload
 from baselines.ddpm import sampling, schedule
-from baselines.ddpm.configs import DDPMConfig, config_from_dict, preset
+from baselines.ddpm.configs import DDPMConfig, UNetConfig, preset
 from baselines.ddpm.networks import MLPDenoiser, UNet2D
+from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, config_from_dict, load_into, read_checkpoint
 from ddgan_ref.rng import SeedStream
 
 FORMAT = "ddgan-bench/ddpm-checkpoint"
 
 
+def build_unet(unet: UNetConfig) -> UNet2D:
+    """The UNet a UNetConfig describes (its fields are UNet2D's keyword arguments)."""
+    return UNet2D(**asdict(unet))
+
+
 def build_network(config: DDPMConfig) -> nn.Module:
+    """The epsilon network of a run: the UNet, or the MLP for vector data."""
     if config.unet is not None:
-        return UNet2D(config.unet)
+        return build_unet(config.unet)
     m = config.mlp
     return MLPDenoiser(m.data_dim, m.hidden, m.layers, m.temb_dim)
+
+
+def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of the first DDPM layout ({format, version: 1, config, step, net, ema, opt, meta}) in the
+    shared form: the EMA net samples; the raw net, optimiser and step are the resume state."""
+    if old.get("version") != 1:
+        raise CheckpointError(f"DDPM checkpoint layout version {old.get('version')!r} is unknown; this build reads "
+                              f"1 and the shared form")
+    return {"format": old["format"], "format_version": FORMAT_VERSION, "config": old["config"],
+            "state_dict": old["ema"], "meta": {**old["meta"], "step": old["step"]},
+            "train_state": {"step": old["step"], "net": old["net"], "opt": old["opt"]}}
+
+
+def read(checkpoint: str | Path) -> Checkpoint:
+    """A DDPM checkpoint (either layout) with its config decoded."""
+    ckpt = read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1)
+    return ckpt._replace(config=config_from_dict(DDPMConfig, ckpt.config))
 
 
 class DDPM:
@@ -64,11 +89,9 @@ class DDPM:
 
 def load(checkpoint: str | Path, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
     """A DDPM from our checkpoint format (EMA weights), built from the config stored in it."""
-    payload = read_payload(checkpoint, FORMAT, "DDPM")
-    config = config_from_dict(payload["config"])
-    net = build_network(config)
-    load_into(net, payload["ema"], f"DDPM checkpoint {checkpoint}")
-    return DDPM(net, config, device, **sampler_kwargs)
+    ckpt = read(checkpoint)
+    net = load_into(build_network(ckpt.config), ckpt.state_dict, f"DDPM checkpoint {checkpoint}")
+    return DDPM(net, ckpt.config, device, **sampler_kwargs)
 
 
 def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,

@@ -8,12 +8,11 @@ directly; the float32 order of the time embedding matches it exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-from baselines.ddpm.configs import UNetConfig
 
 
 def timestep_embedding(t: Tensor, dim: int, flip_sin_to_cos: bool, freq_shift: float) -> Tensor:
@@ -102,14 +101,14 @@ class Upsample2D(nn.Module):
 class DownBlock(nn.Module):
     """DownBlock2D / AttnDownBlock2D: resnets (each optionally followed by attention), then a downsampler."""
 
-    def __init__(self, c_in: int, c_out: int, temb: int, cfg: UNetConfig, attention: bool, downsample: bool):
+    def __init__(self, c_in: int, c_out: int, temb: int, *, layers: int, groups: int, eps: float, dropout: float,
+                 head_dim: int | None, attention: bool, downsample: bool, padding: int):
         super().__init__()
-        g, eps, n = cfg.norm_num_groups, cfg.norm_eps, cfg.layers_per_block
         self.resnets = nn.ModuleList(
-            ResnetBlock2D(c_in if i == 0 else c_out, c_out, temb, g, eps, cfg.dropout) for i in range(n))
+            ResnetBlock2D(c_in if i == 0 else c_out, c_out, temb, groups, eps, dropout) for i in range(layers))
         self.attentions = nn.ModuleList(
-            Attention(c_out, cfg.attention_head_dim, g, eps) for _ in range(n)) if attention else None
-        self.downsamplers = nn.ModuleList([Downsample2D(c_out, cfg.downsample_padding)]) if downsample else None
+            Attention(c_out, head_dim, groups, eps) for _ in range(layers)) if attention else None
+        self.downsamplers = nn.ModuleList([Downsample2D(c_out, padding)]) if downsample else None
 
     def forward(self, x: Tensor, temb: Tensor) -> tuple[Tensor, list[Tensor]]:
         skips = []
@@ -127,14 +126,14 @@ class UpBlock(nn.Module):
     """UpBlock2D / AttnUpBlock2D: layers_per_block + 1 resnets on [x, skip] (each optionally followed by
     attention), then nearest x2 + conv."""
 
-    def __init__(self, c_prev: int, c_out: int, c_skip_last: int, temb: int, cfg: UNetConfig, attention: bool,
-                 upsample: bool):
+    def __init__(self, c_prev: int, c_out: int, c_skip_last: int, temb: int, *, layers: int, groups: int,
+                 eps: float, dropout: float, head_dim: int | None, attention: bool, upsample: bool):
         super().__init__()
-        g, eps, n = cfg.norm_num_groups, cfg.norm_eps, cfg.layers_per_block + 1
+        n = layers + 1
         c_ins = [(c_prev if i == 0 else c_out) + (c_skip_last if i == n - 1 else c_out) for i in range(n)]
-        self.resnets = nn.ModuleList(ResnetBlock2D(c, c_out, temb, g, eps, cfg.dropout) for c in c_ins)
+        self.resnets = nn.ModuleList(ResnetBlock2D(c, c_out, temb, groups, eps, dropout) for c in c_ins)
         self.attentions = nn.ModuleList(
-            Attention(c_out, cfg.attention_head_dim, g, eps) for _ in range(n)) if attention else None
+            Attention(c_out, head_dim, groups, eps) for _ in range(n)) if attention else None
         self.upsamplers = nn.ModuleList([Upsample2D(c_out)]) if upsample else None
 
     def forward(self, x: Tensor, skips: list[Tensor], temb: Tensor) -> Tensor:
@@ -147,48 +146,72 @@ class UpBlock(nn.Module):
 class MidBlock(nn.Module):
     """UNetMidBlock2D: resnet, attention, resnet; outputs divided by mid_block_scale_factor."""
 
-    def __init__(self, c: int, temb: int, cfg: UNetConfig):
+    def __init__(self, c: int, temb: int, *, groups: int, eps: float, dropout: float, head_dim: int | None,
+                 scale: float):
         super().__init__()
-        g, eps, s = cfg.norm_num_groups, cfg.norm_eps, cfg.mid_block_scale_factor
-        self.resnets = nn.ModuleList(ResnetBlock2D(c, c, temb, g, eps, cfg.dropout, s) for _ in range(2))
-        self.attentions = nn.ModuleList([Attention(c, cfg.attention_head_dim, g, eps, s)])
+        self.resnets = nn.ModuleList(ResnetBlock2D(c, c, temb, groups, eps, dropout, scale) for _ in range(2))
+        self.attentions = nn.ModuleList([Attention(c, head_dim, groups, eps, scale)])
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
         return self.resnets[1](self.attentions[0](self.resnets[0](x, temb)), temb)
 
 
 class UNet2D(nn.Module):
-    """epsilon(x_t, t): x [N, C, H, W], t [N] or a scalar integer step -> [N, C_out, H, W]."""
+    """epsilon(x_t, t): x [N, C, H, W], t [N] or a scalar integer step -> [N, C_out, H, W].
 
-    def __init__(self, cfg: UNetConfig):
+    Arguments are diffusers `UNet2DModel`'s, with its defaults for the DDPM CIFAR-10 UNet (unet2d16b2):
+    sample_size: the image side (recorded; the network is fully convolutional).
+    in_channels, out_channels: channels of x_t and of the predicted noise.
+    layers_per_block: resnets per down level (the up levels have one more).
+    block_out_channels: channels per level, from the input resolution down.
+    down_block_types, up_block_types: "DownBlock2D"/"AttnDownBlock2D" and "UpBlock2D"/"AttnUpBlock2D" per level.
+    downsample_padding: 0 pads one zero row/column bottom-right before the stride-2 conv (TensorFlow SAME).
+    flip_sin_to_cos, freq_shift: the sinusoidal time embedding's layout and frequency offset.
+    norm_eps, norm_num_groups: GroupNorm settings of every block.
+    attention_head_dim: channels per attention head (None: one head).
+    mid_block_scale_factor: the middle block's outputs are divided by it.
+    center_input_sample: map x from [0, 1] to [-1, 1] first.
+    dropout: in every resnet, after the second normalisation.
+    """
+
+    def __init__(self, *, sample_size: int = 32, in_channels: int = 3, out_channels: int = 3,
+                 layers_per_block: int = 2, block_out_channels: Sequence[int] = (128, 256, 256, 256),
+                 down_block_types: Sequence[str] = ("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                 up_block_types: Sequence[str] = ("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+                 downsample_padding: int = 0, flip_sin_to_cos: bool = False, freq_shift: int = 1,
+                 norm_eps: float = 1e-6, norm_num_groups: int = 32, attention_head_dim: int | None = None,
+                 mid_block_scale_factor: float = 1.0, center_input_sample: bool = False, dropout: float = 0.1):
         super().__init__()
-        self.config = cfg
-        chs, temb = cfg.block_out_channels, 4 * cfg.block_out_channels[0]
-        self.conv_in = nn.Conv2d(cfg.in_channels, chs[0], 3, padding=1)
+        self.sample_size, self.center_input_sample = sample_size, center_input_sample
+        self.flip_sin_to_cos, self.freq_shift = flip_sin_to_cos, freq_shift
+        chs, temb = tuple(block_out_channels), 4 * block_out_channels[0]
+        shared = {"groups": norm_num_groups, "eps": norm_eps, "dropout": dropout, "head_dim": attention_head_dim}
+        self.conv_in = nn.Conv2d(in_channels, chs[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(chs[0], temb)
         self.down_blocks = nn.ModuleList(
-            DownBlock(chs[max(i - 1, 0)], c, temb, cfg, kind == "AttnDownBlock2D", i < len(chs) - 1)
-            for i, (c, kind) in enumerate(zip(chs, cfg.down_block_types, strict=True)))
-        self.mid_block = MidBlock(chs[-1], temb, cfg)
+            DownBlock(chs[max(i - 1, 0)], c, temb, layers=layers_per_block, attention=kind == "AttnDownBlock2D",
+                      downsample=i < len(chs) - 1, padding=downsample_padding, **shared)
+            for i, (c, kind) in enumerate(zip(chs, down_block_types, strict=True)))
+        self.mid_block = MidBlock(chs[-1], temb, scale=mid_block_scale_factor, **shared)
         rev = list(reversed(chs))
         self.up_blocks = nn.ModuleList(
-            UpBlock(rev[max(i - 1, 0)], c, rev[min(i + 1, len(rev) - 1)], temb, cfg, kind == "AttnUpBlock2D",
-                    i < len(rev) - 1)
-            for i, (c, kind) in enumerate(zip(rev, cfg.up_block_types, strict=True)))
-        self.conv_norm_out = nn.GroupNorm(cfg.norm_num_groups, chs[0], eps=cfg.norm_eps)
-        self.conv_out = nn.Conv2d(chs[0], cfg.out_channels, 3, padding=1)
+            UpBlock(rev[max(i - 1, 0)], c, rev[min(i + 1, len(rev) - 1)], temb, layers=layers_per_block,
+                    attention=kind == "AttnUpBlock2D", upsample=i < len(rev) - 1, **shared)
+            for i, (c, kind) in enumerate(zip(rev, up_block_types, strict=True)))
+        self.conv_norm_out = nn.GroupNorm(norm_num_groups, chs[0], eps=norm_eps)
+        self.conv_out = nn.Conv2d(chs[0], out_channels, 3, padding=1)
 
     def time_features(self, t: Tensor, batch: int) -> tuple[Tensor, Tensor]:
         """(sinusoidal projection [N, C0], embedding [N, 4 C0]) of the steps, a scalar broadcast to the batch."""
         t = t.reshape(1) if t.ndim == 0 else t
         t = t * torch.ones(batch, dtype=t.dtype, device=t.device)
-        proj = timestep_embedding(t, self.config.block_out_channels[0], self.config.flip_sin_to_cos,
-                                  self.config.freq_shift).to(self.conv_in.weight.dtype)
+        proj = timestep_embedding(t, self.conv_in.out_channels, self.flip_sin_to_cos,
+                                  self.freq_shift).to(self.conv_in.weight.dtype)
         return proj, self.time_embedding(proj)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=x.device)
-        x = 2 * x - 1.0 if self.config.center_input_sample else x
+        x = 2 * x - 1.0 if self.center_input_sample else x
         _, temb = self.time_features(t, x.shape[0])
         h = self.conv_in(x)
         skips = [h]

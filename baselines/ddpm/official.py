@@ -11,10 +11,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from baselines.checkpoints import CheckpointError, load_file, load_into
 from baselines.ddpm.configs import DDPMConfig, ScheduleConfig, UNetConfig, unet_config_from_diffusers
-from baselines.ddpm.model import DDPM
-from baselines.ddpm.networks import UNet2D
+from baselines.ddpm.model import DDPM, build_unet
+from ddgan_ref.io import CheckpointError, load_file, load_into
 
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
@@ -119,8 +118,7 @@ def load_pesser(path: str | Path, device: torch.device | str = "cpu", *, unet: U
 
 def _ddpm(unet: UNetConfig, state: dict[str, Tensor], name: str, schedule: ScheduleConfig, what: str, device,
           sampler_kwargs) -> DDPM:
-    net = UNet2D(unet)
-    load_into(net, state, what)
+    net = load_into(build_unet(unet), state, what)
     shape = (unet.in_channels, unet.sample_size, unet.sample_size)
     config = DDPMConfig(name, "cifar10" if shape == (3, 32, 32) else "unknown", shape, unet=unet, schedule=schedule)
     return DDPM(net, config, device, **sampler_kwargs)

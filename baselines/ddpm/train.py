@@ -15,17 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from baselines.checkpoints import CheckpointError, load_into, read_payload, resumable, save_atomic
 from baselines.ddpm import schedule
-from baselines.ddpm.configs import DDPMConfig, TrainConfig, config_to_dict
-from baselines.ddpm.model import FORMAT, build_network
+from baselines.ddpm.configs import DDPMConfig, TrainConfig
+from baselines.ddpm.model import FORMAT, build_network, read
+from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, load_into, write_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
-
 
 @dataclass
 class TrainState:
@@ -83,34 +78,36 @@ def train_step(state: TrainState, x0: Tensor, alpha_bar: Tensor, cfg: TrainConfi
 
 
 def save(state: TrainState, config: DDPMConfig, path: Path, meta: dict[str, Any]) -> Path:
-    return save_atomic({"format": FORMAT, "version": 1, "config": config_to_dict(config), "step": state.step,
-                        "net": state.net.state_dict(), "ema": state.ema.state_dict(),
-                        "opt": state.opt.state_dict(), "meta": meta}, path)
+    """The EMA net as the state_dict; the raw net, optimiser and step as the resume state."""
+    return write_checkpoint(path, FORMAT, config_to_dict(config), state.ema.state_dict(), {**meta, "step": state.step},
+                            train_state={"step": state.step, "net": state.net.state_dict(),
+                                         "opt": state.opt.state_dict()})
 
 
 def restore(path: Path, config: DDPMConfig, device: torch.device) -> TrainState:
-    payload = read_payload(path, FORMAT, "DDPM")
-    if resumable(payload["config"]) != resumable(config_to_dict(config)):
-        raise CheckpointError(f"{path} holds another run (its config differs); use a new --out folder")
-    state = new_state(config, device)
-    load_into(state.net, payload["net"], f"{path} (net)")
-    load_into(state.ema, payload["ema"], f"{path} (ema)")
-    state.opt.load_state_dict(payload["opt"])
-    state.step = payload["step"]
+    """The state saved in `path` (either layout), if it holds a run `config` may continue."""
+    ckpt = read(path)
+    check_resumable(ckpt.config, config, path)
+    state, resume = new_state(config, device), ckpt.extra["train_state"]
+    load_into(state.net, resume["net"], f"{path} (net)")
+    load_into(state.ema, ckpt.state_dict, f"{path} (ema)")
+    state.opt.load_state_dict(resume["opt"])
+    state.step = resume["step"]
     return state
 
 
-def train(config: DDPMConfig, data: Tensor, out_dir: Path, *, device: torch.device, resume: bool = False,
-          max_steps: int | None = None, meta: dict[str, Any] | None = None,
+def train(config: DDPMConfig, data: Tensor, out_dir: str | Path, *, device: str | torch.device = "cpu",
+          resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
           progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
-    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt; returns the final state."""
-    cfg, ckpt, meta = config.train, Path(out_dir) / CHECKPOINT_NAME, meta or {}
+    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt, up to config.train.steps (or
+    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state."""
+    device, cfg, ckpt, meta = torch.device(device), config.train, Path(out_dir) / CHECKPOINT_NAME, meta or {}
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
     state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
     s = config.schedule
     alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(device)
-    last = cfg.steps if max_steps is None else min(cfg.steps, state.step + max_steps)
+    last = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     while state.step < last:
         gen = step_generator(cfg.seed, state.step)
         loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)

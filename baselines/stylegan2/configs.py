@@ -3,7 +3,7 @@ presets, and the training recipe, as frozen dataclasses."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 AUGMENTS = ("color", "translation", "cutout")
@@ -46,18 +46,6 @@ class StyleGAN2Config:
     D: dict[str, Any] = field(default_factory=dict)
     toy: bool = False
     train: TrainConfig = TrainConfig()
-
-
-def config_to_dict(config: StyleGAN2Config) -> dict[str, Any]:
-    d = asdict(config)
-    d["data_shape"], d["train"]["betas"], d["train"]["augment"] = list(config.data_shape), list(
-        config.train.betas), list(config.train.augment)
-    return d
-
-
-def config_from_dict(d: dict[str, Any]) -> StyleGAN2Config:
-    t = dict(d["train"], betas=tuple(d["train"]["betas"]), augment=tuple(d["train"]["augment"]))
-    return StyleGAN2Config(d["name"], d["dataset"], tuple(d["data_shape"]), d["G"], d["D"], d["toy"], TrainConfig(**t))
 
 
 def _small(name: str, dataset: str, channels: int, resolution: int, z_dim: int, channel_base: int,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from baselines.checkpoints import load_into, read_payload
-from baselines.stylegan2.configs import StyleGAN2Config, config_from_dict, preset
+from baselines.stylegan2.configs import StyleGAN2Config, preset
 from baselines.stylegan2.networks import Discriminator, Generator
 from baselines.stylegan2.toy import ToyDiscriminator, ToyGenerator
+from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, config_from_dict, load_into, read_checkpoint
 from ddgan_ref.rng import SeedStream
 
 FORMAT = "ddgan-bench/stylegan2-checkpoint"
+RESUME_KEYS = ("G", "D", "opt_g", "opt_d", "ada_p", "ada_signs", "pl_mean")  # of the first layout
 
 
 def build_networks(config: StyleGAN2Config) -> tuple[nn.Module, nn.Module]:
@@ -22,6 +24,23 @@ def build_networks(config: StyleGAN2Config) -> tuple[nn.Module, nn.Module]:
         return ToyGenerator(data_dim=config.data_shape[0], **config.G), ToyDiscriminator(config.data_shape[0],
                                                                                          **config.D)
     return Generator(**config.G), Discriminator(**config.D)
+
+
+def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint of the first StyleGAN2 layout ({format, version: 1, config, step, G, D, G_ema, opt_g, opt_d,
+    ada_p, ada_signs, pl_mean, meta}) in the shared form: G_ema samples; the rest is the resume state."""
+    if old.get("version") != 1:
+        raise CheckpointError(f"StyleGAN2 checkpoint layout version {old.get('version')!r} is unknown; this build "
+                              f"reads 1 and the shared form")
+    return {"format": old["format"], "format_version": FORMAT_VERSION, "config": old["config"],
+            "state_dict": old["G_ema"], "meta": {**old["meta"], "step": old["step"]},
+            "train_state": {"step": old["step"], **{k: old[k] for k in RESUME_KEYS}}}
+
+
+def read(checkpoint: str | Path) -> Checkpoint:
+    """A StyleGAN2 checkpoint (either layout) with its config decoded."""
+    ckpt = read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1)
+    return ckpt._replace(config=config_from_dict(StyleGAN2Config, ckpt.config))
 
 
 class StyleGAN2:
@@ -59,11 +78,9 @@ class StyleGAN2:
 
 def load(checkpoint: str | Path, device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
     """A StyleGAN2 (G_ema) from our checkpoint format, built from the config stored in it."""
-    payload = read_payload(checkpoint, FORMAT, "StyleGAN2")
-    config = config_from_dict(payload["config"])
-    G, _ = build_networks(config)
-    load_into(G, payload["G_ema"], f"StyleGAN2 checkpoint {checkpoint} (G_ema)")
-    return StyleGAN2(G, config.data_shape, device, **kwargs)
+    ckpt = read(checkpoint)
+    G = load_into(build_networks(ckpt.config)[0], ckpt.state_dict, f"StyleGAN2 checkpoint {checkpoint} (G_ema)")
+    return StyleGAN2(G, ckpt.config.data_shape, device, **kwargs)
 
 
 def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from baselines.checkpoints import CheckpointError, load_into
 from baselines.stylegan2.networks import Discriminator, Generator
+from ddgan_ref.io import CheckpointError, load_into
 
 
 class UnsafePickleError(CheckpointError):

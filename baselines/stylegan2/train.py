@@ -16,17 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from baselines.checkpoints import CheckpointError, load_into, read_payload, resumable, save_atomic
 from baselines.stylegan2.augment import ada_adjust, augment
-from baselines.stylegan2.configs import StyleGAN2Config, TrainConfig, config_to_dict
-from baselines.stylegan2.model import FORMAT, build_networks
+from baselines.stylegan2.configs import StyleGAN2Config, TrainConfig
+from baselines.stylegan2.model import FORMAT, build_networks, read
+from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, load_into, write_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.pt"
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
-
 
 @dataclass
 class TrainState:
@@ -154,36 +149,39 @@ def train_step(state: TrainState, data: Tensor, cfg: TrainConfig, device: torch.
 
 
 def save(state: TrainState, config: StyleGAN2Config, path: Path, meta: dict[str, Any]) -> Path:
-    return save_atomic({"format": FORMAT, "version": 1, "config": config_to_dict(config), "step": state.step,
-                        "G": state.G.state_dict(), "D": state.D.state_dict(), "G_ema": state.G_ema.state_dict(),
-                        "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(),
-                        "ada_p": state.ada_p, "ada_signs": state.ada_signs, "pl_mean": state.pl_mean,
-                        "meta": meta}, path)
+    """G_ema as the state_dict; G, D, their optimisers, the step and the ADA / path-length state to resume."""
+    resume = {"step": state.step, "G": state.G.state_dict(), "D": state.D.state_dict(),
+              "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "ada_p": state.ada_p,
+              "ada_signs": state.ada_signs, "pl_mean": state.pl_mean}
+    return write_checkpoint(path, FORMAT, config_to_dict(config), state.G_ema.state_dict(),
+                            {**meta, "step": state.step}, train_state=resume)
 
 
 def restore(path: Path, config: StyleGAN2Config, device: torch.device) -> TrainState:
-    payload = read_payload(path, FORMAT, "StyleGAN2")
-    if resumable(payload["config"]) != resumable(config_to_dict(config)):
-        raise CheckpointError(f"{path} holds another run (its config differs); use a new --out folder")
-    state = new_state(config, device)
-    for name in ("G", "D", "G_ema"):
-        load_into(getattr(state, name), payload[name], f"{path} ({name})")
-    state.opt_g.load_state_dict(payload["opt_g"])
-    state.opt_d.load_state_dict(payload["opt_d"])
-    state.step, state.ada_p, state.ada_signs = payload["step"], payload["ada_p"], list(payload["ada_signs"])
-    state.pl_mean = payload["pl_mean"]
+    """The state saved in `path` (either layout), if it holds a run `config` may continue."""
+    ckpt = read(path)
+    check_resumable(ckpt.config, config, path)
+    state, resume = new_state(config, device), ckpt.extra["train_state"]
+    load_into(state.G, resume["G"], f"{path} (G)")
+    load_into(state.D, resume["D"], f"{path} (D)")
+    load_into(state.G_ema, ckpt.state_dict, f"{path} (G_ema)")
+    state.opt_g.load_state_dict(resume["opt_g"])
+    state.opt_d.load_state_dict(resume["opt_d"])
+    state.step, state.ada_p, state.ada_signs = resume["step"], resume["ada_p"], list(resume["ada_signs"])
+    state.pl_mean = resume["pl_mean"]
     return state
 
 
-def train(config: StyleGAN2Config, data: Tensor, out_dir: Path, *, device: torch.device, resume: bool = False,
-          max_steps: int | None = None, meta: dict[str, Any] | None = None,
+def train(config: StyleGAN2Config, data: Tensor, out_dir: str | Path, *, device: str | torch.device = "cpu",
+          resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
           progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
-    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt; returns the final state."""
-    cfg, ckpt = config.train, Path(out_dir) / CHECKPOINT_NAME
+    """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt, up to config.train.steps (or
+    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state."""
+    device, cfg, ckpt = torch.device(device), config.train, Path(out_dir) / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
     state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
-    last = cfg.steps if max_steps is None else min(cfg.steps, state.step + max_steps)
+    last = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     while state.step < last:
         stats = train_step(state, data, cfg, device)
         bad = [k for k in ("loss_d", "loss_g") if not torch.isfinite(torch.tensor(stats[k]))]

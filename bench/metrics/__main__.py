@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from baselines.checkpoints import CheckpointError as BaselineCheckpointError
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError
 from bench.devices import resolve_device
 from bench.metrics import cache
@@ -27,7 +26,7 @@ from bench.metrics.digits_cnn import ClassifierWeightsError
 from bench.metrics.evaluate import Knobs, Reference, evaluate
 from bench.metrics.extractors import EXTRACTORS, InceptionWeightsError
 from bench.sample import draw, load_model, resolve_steps
-from ddgan_ref.checkpoints import CheckpointError, write_json_atomic
+from ddgan_ref.io import CheckpointError, write_json_atomic
 from ddgan_ref.provenance import provenance
 
 LOSSY = (".jpg", ".jpeg", ".webp")
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = run(args, sys.argv[1:] if argv is None else argv)
     except (InceptionWeightsError, ClassifierWeightsError, DatasetNotFoundError, DatasetCorruptError,
-            CheckpointError, BaselineCheckpointError, FileNotFoundError, ValueError, KeyError) as e:
+            CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for name, value in record["metrics"].items():

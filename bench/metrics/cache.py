@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ddgan_ref.checkpoints import save_atomic
+from ddgan_ref.io import save_atomic
 
 VERSION = 1  # bump when the way features are computed changes
 

@@ -26,7 +26,7 @@ from bench.data.digits import load_digit_images
 from bench.data.memory import resize_square, to_unit_range
 from bench.data.mnist import load_mnist
 from bench.metrics.digits_cnn import FORMAT, ClassifierConfig, DigitsCNN, build
-from ddgan_ref.checkpoints import save_atomic, write_json_atomic
+from ddgan_ref.io import save_atomic, write_json_atomic
 from ddgan_ref.provenance import provenance
 
 

@@ -3,22 +3,22 @@ NFE, training (exact resume, refusals, divergence) and the CLI."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
 
-from baselines.checkpoints import CheckpointError
 from baselines.ddpm import configs, model, schedule, train
-from baselines.ddpm.networks import UNet2D
 from bench.data import build_dataset
+from ddgan_ref.io import CheckpointError
 
 CPU = torch.device("cpu")
 
 
 def test_cifar10_unet_has_the_official_parameter_count():
-    net = UNet2D(configs.UNET_PRESETS["cifar10"])
+    net = model.build_unet(configs.UNET_PRESETS["cifar10"])
     assert sum(p.numel() for p in net.parameters()) == 35_746_307  # spec baselines.md 1.1
     assert len(net.state_dict()) == 328
 
@@ -63,6 +63,32 @@ def test_ddpm_resume_is_exact(tmp_path):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def write_first_layout(path, config: configs.DDPMConfig, state: train.TrainState) -> None:
+    """A checkpoint as DDPM training wrote it before the shared form: top-level net/ema/opt, `version: 1`, a
+    config without config_version."""
+    old_config = json.loads(json.dumps(asdict(config)))
+    torch.save({"format": model.FORMAT, "version": 1, "config": old_config, "step": state.step,
+                "net": state.net.state_dict(), "ema": state.ema.state_dict(), "opt": state.opt.state_dict(),
+                "meta": {"note": "old"}}, path)
+
+
+def test_ddpm_first_layout_checkpoint_samples_and_resumes_exactly(tmp_path):
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    config = tiny_config()
+    straight = train.train(config, data, tmp_path / "a", device=CPU)
+    half = train.train(config, data, tmp_path / "b", device=CPU, max_steps=3)
+    write_first_layout(tmp_path / "b" / train.CHECKPOINT_NAME, config, half)
+    old = model.load(tmp_path / "b" / train.CHECKPOINT_NAME)
+    torch.testing.assert_close(old.sample(2, 5, seed=1), model.DDPM(half.ema, config).sample(2, 5, seed=1),
+                               atol=0, rtol=0)
+    resumed = train.train(config, data, tmp_path / "b", device=CPU, resume=True)
+    assert resumed.step == 6
+    for a, b in zip(straight.ema.state_dict().values(), resumed.ema.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    ckpt = model.read(tmp_path / "b" / train.CHECKPOINT_NAME)  # rewritten in the shared form
+    assert ckpt.extra["train_state"]["step"] == ckpt.meta["step"] == 6
+
+
 def test_ddpm_refuses_to_overwrite_or_mix_runs(tmp_path):
     data = torch.rand(40, 1, 8, 8) * 2 - 1
     train.train(tiny_config(3), data, tmp_path, device=CPU)
@@ -88,9 +114,9 @@ def test_ddpm_checkpoint_that_does_not_fit_is_refused(tmp_path):
     data = torch.rand(40, 1, 8, 8) * 2 - 1
     train.train(tiny_config(3), data, tmp_path, device=CPU)
     payload = torch.load(tmp_path / train.CHECKPOINT_NAME, weights_only=True)
-    payload["ema"].pop("conv_in.weight")
+    payload["state_dict"].pop("conv_in.weight")
     torch.save(payload, tmp_path / "broken.pt")
-    with pytest.raises(CheckpointError, match=r"missing \['conv_in.weight'\]"):
+    with pytest.raises(CheckpointError, match=r"missing keys \(1\): conv_in.weight\n"):
         model.load(tmp_path / "broken.pt")
     (tmp_path / "truncated.pt").write_bytes((tmp_path / train.CHECKPOINT_NAME).read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated"):

@@ -10,10 +10,10 @@ import struct
 import pytest
 import torch
 
-from baselines.checkpoints import CheckpointError
 from baselines.ddpm import official
 from baselines.ddpm.configs import UNET_PRESETS, unet_config_to_dict
-from baselines.ddpm.networks import UNet2D
+from baselines.ddpm.model import build_unet
+from ddgan_ref.io import CheckpointError
 
 CONFIG = UNET_PRESETS["tiny"]
 DTYPE_NAMES = {v: k for k, v in official.SAFETENSORS_DTYPES.items()}
@@ -34,7 +34,7 @@ def write_safetensors(path, tensors):
 @pytest.fixture
 def reference():
     torch.manual_seed(0)
-    net = UNet2D(CONFIG).eval()
+    net = build_unet(CONFIG).eval()
     x, t = torch.randn(2, 3, 8, 8), torch.tensor([3, 900])
     with torch.no_grad():
         return net, x, t, net(x, t)

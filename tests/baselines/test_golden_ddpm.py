@@ -17,7 +17,7 @@ import torch
 
 from baselines.ddpm import schedule
 from baselines.ddpm.configs import unet_config_from_diffusers
-from baselines.ddpm.networks import UNet2D
+from baselines.ddpm.model import build_unet
 
 GOLDEN_DIR = Path(os.environ.get("GOLDEN_DIR", Path(__file__).resolve().parents[1] / "golden")).resolve()
 ATOL = 1e-5  # tests/golden/README.md: outputs are O(1)
@@ -28,7 +28,7 @@ def close(actual, expected, name: str) -> None:
 
 
 def check_unet(case: dict[str, Any]) -> None:
-    model = UNet2D(unet_config_from_diffusers(case["config"]))
+    model = build_unet(unet_config_from_diffusers(case["config"]))
     model.load_state_dict(case["state_dict"])
     model.eval()
     with torch.no_grad():

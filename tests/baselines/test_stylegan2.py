@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 
-from baselines.checkpoints import CheckpointError
 from baselines.stylegan2 import augment, configs, model, train
+from ddgan_ref.io import CheckpointError
 
 CPU = torch.device("cpu")
 
@@ -59,6 +60,33 @@ def test_stylegan2_resume_is_exact(tmp_path):
     train.train(config, data, tmp_path / "b", device=CPU, max_steps=3)
     resumed = train.train(config, data, tmp_path / "b", device=CPU, resume=True)
     assert straight.step == resumed.step == 6 and straight.ada_p == resumed.ada_p > 0  # ADA moved p
+    for name in ("G", "D", "G_ema"):
+        for a, b in zip(getattr(straight, name).state_dict().values(), getattr(resumed, name).state_dict().values(),
+                        strict=True):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def write_first_layout(path, config: configs.StyleGAN2Config, state: train.TrainState) -> None:
+    """A checkpoint as StyleGAN2 training wrote it before the shared form: top-level G/D/G_ema and resume
+    state, `version: 1`, a config without config_version."""
+    old_config = json.loads(json.dumps(asdict(config)))
+    torch.save({"format": model.FORMAT, "version": 1, "config": old_config, "step": state.step,
+                "G": state.G.state_dict(), "D": state.D.state_dict(), "G_ema": state.G_ema.state_dict(),
+                "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "ada_p": state.ada_p,
+                "ada_signs": state.ada_signs, "pl_mean": state.pl_mean, "meta": {"note": "old"}}, path)
+
+
+def test_stylegan2_first_layout_checkpoint_samples_and_resumes_exactly(tmp_path):
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    config = tiny_config()
+    straight = train.train(config, data, tmp_path / "a", device=CPU)
+    half = train.train(config, data, tmp_path / "b", device=CPU, max_steps=3)
+    write_first_layout(tmp_path / "b" / train.CHECKPOINT_NAME, config, half)
+    old = model.load(tmp_path / "b" / train.CHECKPOINT_NAME)
+    expected = model.StyleGAN2(half.G_ema, config.data_shape).sample(2, 1, seed=1)
+    torch.testing.assert_close(old.sample(2, 1, seed=1), expected, atol=0, rtol=0)
+    resumed = train.train(config, data, tmp_path / "b", device=CPU, resume=True)
+    assert resumed.step == 6 and resumed.ada_p == straight.ada_p
     for name in ("G", "D", "G_ema"):
         for a, b in zip(getattr(straight, name).state_dict().values(), getattr(resumed, name).state_dict().values(),
                         strict=True):

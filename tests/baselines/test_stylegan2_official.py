@@ -13,9 +13,9 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from baselines.checkpoints import CheckpointError
 from baselines.stylegan2 import official
 from baselines.stylegan2.networks import Discriminator, Generator
+from ddgan_ref.io import CheckpointError
 
 G_KWARGS = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=3, mapping_kwargs={"num_layers": 2},
                 synthesis_kwargs={"channel_base": 64, "channel_max": 16, "num_fp16_res": 0, "conv_clamp": 256})

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ddgan_ref import checkpoints as ck
-from ddgan_ref import configs, model
+from ddgan_ref import configs, io, model
 from ddgan_ref.networks.build import build_generator
 
 
@@ -39,7 +39,7 @@ def test_checkpoint_write_leaves_no_temporary_file(tmp_path, tiny_cfg, tiny_G):
 def test_truncated_checkpoint_error_is_exact(tmp_path, tiny_cfg, tiny_G):
     path = ck.write_checkpoint(tmp_path / "c.pt", tiny_cfg, tiny_G.state_dict(), {})
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ck.CheckpointError) as err:
+    with pytest.raises(io.CheckpointError) as err:
         ck.read_checkpoint(path)
     assert str(err.value) == (
         f"{path}: cannot read this checkpoint: the file is truncated, corrupt or not a PyTorch checkpoint "
@@ -49,14 +49,14 @@ def test_truncated_checkpoint_error_is_exact(tmp_path, tiny_cfg, tiny_G):
 def test_text_file_is_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("hello")
-    with pytest.raises(ck.CheckpointError, match="truncated, corrupt or not a PyTorch checkpoint"):
+    with pytest.raises(io.CheckpointError, match="truncated, corrupt or not a PyTorch checkpoint"):
         model.load(path)
 
 
 def test_other_pickle_is_not_our_checkpoint(tmp_path):
     path = tmp_path / "list.pt"
     torch.save([1, 2, 3], path)
-    with pytest.raises(ck.CheckpointError, match=r"not a DDGAN-Bench checkpoint .* found list"):
+    with pytest.raises(io.CheckpointError, match=r"not a DDGAN-Bench checkpoint .* found list"):
         ck.read_checkpoint(path)
 
 
@@ -72,8 +72,8 @@ class Payload:
 def test_arbitrary_objects_are_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"x": Payload()}, path)
-    with pytest.raises(ck.CheckpointError, match="refusing to load: the file holds Python objects outside"):
-        ck.load_file(path)
+    with pytest.raises(io.CheckpointError, match="refusing to load: the file holds Python objects outside"):
+        io.load_file(path)
 
 
 def test_wrong_architecture_error_is_exact(tiny_G):
@@ -82,8 +82,8 @@ def test_wrong_architecture_error_is_exact(tiny_G):
     sd["extra.weight"] = torch.zeros(1)
     sd["all_modules.0.weight"] = torch.zeros(3, 3)
     want = list(tiny_G.state_dict()["all_modules.0.weight"].shape)
-    with pytest.raises(ck.CheckpointMismatchError) as err:
-        ck.load_into(tiny_G, sd, "checkpoint x.pt")
+    with pytest.raises(io.CheckpointMismatchError) as err:
+        io.load_into(tiny_G, sd, "checkpoint x.pt")
     assert str(err.value) == "\n".join([
         "checkpoint x.pt does not fit the NCSNpp architecture it is loaded into:",
         "  missing keys (1): z_transform.1.bias",
@@ -96,7 +96,7 @@ def test_wrong_architecture_error_is_exact(tiny_G):
 def test_checkpoint_of_other_preset_is_refused_by_loader(tmp_path, tiny_cfg, tiny_G):
     other = configs.preset("stacked-digits")
     path = ck.write_checkpoint(tmp_path / "c.pt", other, tiny_G.state_dict(), {})
-    with pytest.raises(ck.CheckpointMismatchError, match=r"does not fit the NCSNpp architecture"):
+    with pytest.raises(io.CheckpointMismatchError, match=r"does not fit the NCSNpp architecture"):
         model.load(path)
 
 
@@ -109,7 +109,7 @@ def test_official_netG_round_trip(tmp_path, tiny_cfg, tiny_G):
     path = tmp_path / "netG_1200.pth"
     torch.save(OrderedDict((f"module.{k}", v) for k, v in tiny_G.state_dict().items()), path)
     config, sd = ck.from_official_ddgan(path, tiny_cfg)
-    G = ck.load_into(build_generator(config.generator), sd, "official").eval()
+    G = io.load_into(build_generator(config.generator), sd, "official").eval()
     x, t, z = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3]), torch.randn(4, 8)
     with torch.no_grad():
         torch.testing.assert_close(G(x, t, z), tiny_G(x, t, z), atol=0, rtol=0)

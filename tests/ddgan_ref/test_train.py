@@ -14,7 +14,7 @@ import torch
 
 from bench.data import build_dataset
 from ddgan_ref import checkpoints as ck
-from ddgan_ref import configs, model
+from ddgan_ref import configs, io, model
 from ddgan_ref import train as tr
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,21 +58,27 @@ def test_gaussians25_training_covers_most_modes(gaussians25_run):
     assert modes >= 20 and quality >= 0.5, gaussians25_run
 
 
-def corrupt_at(step: int):
-    def progress(state, stats):
+def corrupt_at(step: int, monkeypatch) -> None:
+    """Fill a weight of G with NaN just before iteration `step` runs."""
+    d_step = tr.d_step
+
+    def corrupted(state, *args):
         if state.step == step:
             with torch.no_grad():
                 next(state.G.parameters()).fill_(float("nan"))
-    return progress
+        return d_step(state, *args)
+
+    monkeypatch.setattr(tr, "d_step", corrupted)
 
 
-def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     config = replace(configs.preset("gaussians25"), train=replace(configs.preset("gaussians25").train,
                                                                    checkpoint_every=2))
     data = build_dataset("gaussians25", size=4096, seed=0)
-    with pytest.raises(tr.TrainingDiverged, match=r"training diverged at step 5: non-finite loss .* the last good "
+    corrupt_at(5, monkeypatch)
+    with pytest.raises(io.TrainingDiverged, match=r"training diverged at step 5: non-finite loss .* the last good "
                                                   r"checkpoint .*checkpoint.pt is kept"):
-        tr.train(config, data, tmp_path, progress=corrupt_at(5))
+        tr.train(config, data, tmp_path)
     _, sd, meta, rest = ck.read_checkpoint(tmp_path / tr.CHECKPOINT_NAME)
     assert meta["step"] == 4 and all(v.isfinite().all() for v in sd.values())
     assert all(v.isfinite().all() for v in rest["train_state"]["G"].values())
@@ -85,7 +91,8 @@ def test_existing_run_needs_resume_and_same_config(tmp_path):
     with pytest.raises(FileExistsError, match="pass resume=True"):
         tr.train(config, data, tmp_path, max_steps=2)
     other = replace(config, train=replace(config.train, lr_g=1e-3))
-    with pytest.raises(ck.CheckpointError, match="was trained with another config"):
+    with pytest.raises(io.CheckpointError, match=r"holds another run: its config has train.lr_g = 0.0005, this run "
+                                                 r"0.001\. Resume with the same preset"):
         tr.train(other, data, tmp_path, max_steps=4, resume=True)
 
 
