@@ -27,7 +27,7 @@ from bench.metrics import prdc
 from bench.metrics.distances import Points
 from bench.metrics.features import extract
 from bench.metrics.neighbours import FirstPass
-from ddgan_ref.provenance import device_description
+from ddgan_ref.provenance import describe_device
 
 PRDC_CASES = {"10k-d64": (10_000, 64), "10k-d384": (10_000, 384), "10k-d2048": (10_000, 2048)}  # N = M, dims
 GIB = 2**30
@@ -73,13 +73,13 @@ def test_prdc_speed(benchmark, case, impl):
     out = benchmark.pedantic(fn, args=(real, fake), rounds=2, warmup_rounds=0)
     benchmark.extra_info.update({"op": "prdc", "case": case, "device": "cpu", "impl": impl, "n": n, "d": d,
                                  "first_pass": "prdc 0.2 (scikit-learn)" if impl == "ref" else first_pass,
-                                 "device_name": device_description("cpu"), "threads": torch.get_num_threads(),
+                                 "device_name": describe_device("cpu")["name"], "threads": torch.get_num_threads(),
                                  "quality": {k: float(v) for k, v in out.items()}})  # compare flags changes
 
 
 def test_prdc_50k_memory(benchmark):
     """50k x 50k, 2048-d float32 features (Inception's size): time and peak RSS of a fresh process. prdc 0.2 would
-    hold three 50k x 50k float32 matrices (30 GB) and cannot run on this machine."""
+    hold three 50k x 50k float32 matrices (30 GB), too much for the CPU test machine."""
     n, d = 50_000, 2048
     benchmark.group = "prdc 50k"
     root = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from ddgan_ref.ops import bias_act, upfirdn2d
-from ddgan_ref.provenance import device_description
+from ddgan_ref.provenance import describe_device
 
 K = torch.tensor([1.0, 3.0, 3.0, 1.0])
 FIR = K.outer(K) / K.sum() ** 2  # the [1,3,3,1] low-pass of NCSN++ and StyleGAN2
@@ -47,7 +47,7 @@ IMPLS = [("cpu", "ref"), ("cpu", "cpu")] + ([("cuda", "ref"), ("cuda", "cuda")] 
 
 CUDA_CALLS_PER_ROUND = 20  # CUDA: calls queued back to back, as inside a network; one synchronisation per round
 # CPU: each side is timed for at least this long (at most MAX_ROUNDS rounds), so that a slow spell of a shared machine
-# (spells of tens of ms were seen on the 2-core VM) falls on a small part of the rounds, not on most of a short run's.
+# falls on a small part of the rounds, not on most of a short run's (results/README.md, "Why two estimators").
 MIN_CPU_SECONDS = 1.0
 MAX_ROUNDS = 1000
 
@@ -94,7 +94,7 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
 def describe(benchmark, op: str, case: str, device: str, impl: str, shape, calls: int) -> None:
     seconds = benchmark.stats.stats.median / calls
     benchmark.extra_info.update({
-        "op": op, "case": case, "device": device, "device_name": device_description(torch.device(device)),
+        "op": op, "case": case, "device": device, "device_name": describe_device(torch.device(device))["name"],
         "impl": impl, "shape": list(shape), "direction": "forward+backward", "median_s": seconds,
         "calls_per_round": calls, "threads": torch.get_num_threads(),
         "elements_per_s": torch.Size(shape).numel() / seconds,
@@ -144,7 +144,7 @@ def timed_block(fn, inputs, dy, calls: int):
 def test_bias_act_paired_cpu(benchmark, case):
     """Reference and C++ kernel alternating: each round times a block of reference calls, then one of kernel calls
     (about a millisecond or more each). The speed-up is the median of the rounds' ratios; a slow spell of the
-    machine (seconds long on the 2-core VM) slows both blocks of a round alike, where the separate benchmarks
+    machine slows both blocks of a round alike, where the separate benchmarks
     above can catch it on one side only. At least MIN_CPU_SECONDS of each side."""
     shape, act = BIAS_ACT[case]
     benchmark.group = f"bias_act {case} cpu paired"
@@ -167,7 +167,7 @@ def test_bias_act_paired_cpu(benchmark, case):
     benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=0)
     ratios = [r / c for r, c in zip(times["ref"], times["cpu"], strict=True)]
     benchmark.extra_info.update({
-        "op": "bias_act", "case": case, "device": "cpu", "device_name": device_description(torch.device("cpu")),
+        "op": "bias_act", "case": case, "device": "cpu", "device_name": describe_device(torch.device("cpu"))["name"],
         "impl": "cpu", "method": "paired", "shape": list(shape), "direction": "forward+backward",
         "calls_per_block": calls, "rounds": rounds, "threads": torch.get_num_threads(),
         "ref_median_s": statistics.median(times["ref"]), "median_s": statistics.median(times["cpu"]),

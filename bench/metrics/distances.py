@@ -25,7 +25,8 @@ CHUNK_ROWS = 256  # rows per chunk when converting: small temporaries are reused
 
 
 def bfloat16_is_fast() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX): then ~2x float32's speed."""
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX), where a bfloat16 first
+    pass is faster than a float32 one."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu helpers, if present
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
