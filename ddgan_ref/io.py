@@ -28,7 +28,9 @@ FORMAT_VERSION = 1  # of the shared checkpoint form
 CONFIG_VERSION = 1  # of config_to_dict's output
 UNVERSIONED = 1  # the version of configs written before config_version was recorded (DDPM, StyleGAN2)
 FORM_KEYS = ("format", "format_version", "config", "state_dict", "meta")
-RESUME_FREE = ("steps", "num_epoch", "checkpoint_every")  # train fields a resumed run may change
+# Train fields a resumed run may change: the baselines' step budget and the checkpoint interval. DDGAN's num_epoch
+# is not one: it is the length of the cosine learning-rate schedule that the checkpoint's scheduler state holds.
+RESUME_FREE = ("steps", "checkpoint_every")
 C = TypeVar("C")
 
 
@@ -262,7 +264,7 @@ def _by_arch(options: list[type], values: Any, where: str) -> type:
 
 
 def resumable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A config_to_dict dict without the train fields that do not block a resume (step budgets, epochs, interval)."""
+    """A config_to_dict dict without the train fields that do not block a resume (RESUME_FREE)."""
     train = {k: v for k, v in config.get("train", {}).items() if k not in RESUME_FREE}
     return {**config, "train": train}
 

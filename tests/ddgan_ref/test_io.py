@@ -175,7 +175,9 @@ def test_resume_ignores_budgets_and_names_the_first_difference(tmp_path):
     longer = replace(config, train=replace(config.train, steps=99, checkpoint_every=7))
     io.check_resumable(config, longer, tmp_path)  # a longer budget or another interval do not block a resume
     ddgan = ddgan_configs.preset("tiny")
-    io.check_resumable(ddgan, replace(ddgan, train=replace(ddgan.train, num_epoch=5)), tmp_path)
+    io.check_resumable(ddgan, replace(ddgan, train=replace(ddgan.train, checkpoint_every=3)), tmp_path)
+    with pytest.raises(io.CheckpointError, match="train.num_epoch = 1, this run 5"):  # the LR schedule's length
+        io.check_resumable(ddgan, replace(ddgan, train=replace(ddgan.train, num_epoch=5)), tmp_path)
     other = replace(longer, train=replace(longer.train, lr=0.5), schedule=replace(config.schedule, T=7))
     with pytest.raises(io.CheckpointError) as err:
         io.check_resumable(config, other, tmp_path / "checkpoint.pt")
