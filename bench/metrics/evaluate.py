@@ -17,7 +17,7 @@ import torch
 import torch_fidelity
 from torch import Tensor
 
-from bench.data import build_dataset
+from bench.data import build_dataset, stack_items
 from bench.metrics import cache, modes
 from bench.metrics import extractors as fe
 from bench.metrics.features import extract
@@ -96,11 +96,11 @@ def reference_set(dataset: str, split: str, n: int, seed: int, root, image_size:
         return build_dataset(dataset, **kwargs)
 
 
-def stack_items(ds) -> Tensor:
-    """All x of a dataset as one tensor (uint8 images are kept as they are)."""
+def reference_tensor(ds) -> Tensor:
+    """All x of a dataset as one tensor, uint8 images as they are stored (the extractor quantises nothing)."""
     if hasattr(ds, "data") and getattr(ds, "image_size", None) is None and ds.data.dtype == torch.uint8:
-        return ds.data  # uint8 images go to the extractor untouched
-    return torch.stack([ds[i][0] for i in range(len(ds))])
+        return ds.data
+    return stack_items(ds)
 
 
 @dataclass(frozen=True)
@@ -128,33 +128,42 @@ class Sharding(Protocol):
     def gather(self, part: Tensor) -> Tensor: ...
 
 
-def _features(data: Tensor, module, name: str, batch_size: int, device, progress: Progress | None,
-              stage: str, world: Sharding | None = None) -> dict[str, Tensor]:
-    part = data if world is None else data[world.shard(len(data), batch_size)]
-    update = progress(stage, len(part)) if progress is not None else None
-    out = extract(part, module, name, batch_size=batch_size, device=device, progress=update)
-    if world is not None:
-        out = {k: world.gather(v) for k, v in out.items()}
+@dataclass(frozen=True)
+class FeaturePass:
+    """How features are computed: batch size, device, the reference cache, progress bars, processes."""
+
+    batch_size: int = 100
+    device: torch.device | str = "cpu"
+    cache_root: Path | None = None  # None: cache.default_root()
+    use_cache: bool = True
+    progress: Progress | None = None
+    world: Sharding | None = None
+
+
+def _features(data: Tensor, module, name: str, stage: str, fp: FeaturePass) -> dict[str, Tensor]:
+    part = data if fp.world is None else data[fp.world.shard(len(data), fp.batch_size)]
+    update = fp.progress(stage, len(part)) if fp.progress is not None else None
+    out = extract(part, module, name, batch_size=fp.batch_size, device=fp.device, progress=update)
+    if fp.world is not None:
+        out = {k: fp.world.gather(v) for k, v in out.items()}
     if len(out["features"]) >= 2:
         stats = statistics(out["features"])
         out.update(mu=torch.from_numpy(stats["mu"]), sigma=torch.from_numpy(stats["sigma"]))
     return out
 
 
-def reference_features(ref: Reference, ds, module, name: str, weights_sha256: str | None, *, batch_size: int,
-                       device, cache_root: Path | None, use_cache: bool, progress: Progress | None,
-                       world: Sharding | None = None) -> dict[str, Tensor]:
+def reference_features(ref: Reference, ds, module, name: str, weights_sha256: str | None,
+                       fp: FeaturePass) -> dict[str, Tensor]:
     """Features (+ logits, mu, sigma) of the reference set, from the cache when its key matches."""
     key = {"dataset": ref.dataset, "split": ref.split, "n": len(ds), "seed": ref.seed, "shape": list(ds.shape),
            "root": str(Path(ref.root).resolve()) if ref.root else None, "extractor": name,
            "weights_sha256": weights_sha256, "torch_fidelity": torch_fidelity.__version__}
-    root = Path(cache_root) if cache_root is not None else cache.default_root()
-    cached = cache.load(root, key) if use_cache else None
+    root = Path(fp.cache_root) if fp.cache_root is not None else cache.default_root()
+    cached = cache.load(root, key) if fp.use_cache else None
     if cached is not None:
         return cached
-    out = _features(stack_items(ds), module, name, batch_size, device, progress, f"features of {ref.dataset}",
-                    world)
-    if use_cache and (world is None or world.main):
+    out = _features(reference_tensor(ds), module, name, f"features of {ref.dataset}", fp)
+    if fp.use_cache and (fp.world is None or fp.world.main):
         cache.store(root, key, out)
     return out
 
@@ -193,14 +202,13 @@ def _check_samples(images: Tensor, ds, dataset: str) -> Tensor:
     raise ValueError(f"samples of shape {tuple(images.shape)} do not fit {dataset}, whose items are {ds.shape}")
 
 
-def _classifier_pass(ref: Reference, ds, images: Tensor, weights, opts: dict) -> tuple[Tensor, Tensor, dict]:
+def _classifier_pass(ref: Reference, ds, images: Tensor, weights, fp: FeaturePass) -> tuple[Tensor, Tensor, dict]:
     """Logits of samples and reference from the dataset's mode classifier (when it is not the extractor)."""
     name = MODE_CLASSIFIER[ref.dataset]
     module = fe.build(name, weights)
     sha = file_sha256(fe.weights_file(name, weights))
-    gen = _features(images, module, name, opts["batch_size"], opts["device"], opts["progress"], "classifying samples",
-                    opts["world"])
-    refd = reference_features(ref, ds, module, name, sha, **opts)
+    gen = _features(images, module, name, "classifying samples", fp)
+    refd = reference_features(ref, ds, module, name, sha, fp)
     return gen["logits"], refd["logits"], module.meta
 
 
@@ -214,29 +222,28 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     weights file (for Inception, the --inception-weights file), `classifier_weights` the mode classifier's when
     it is not the extractor. Reference features are cached under `cache_root` (default cache.default_root()).
     With `world` (several processes), each embeds its shard and every process gets the same numbers."""
+    # The extractor first: a missing weights file fails before any work.
     ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
     if ref.dataset not in DEFAULT_EXTRACTOR:
         raise KeyError(f"unknown dataset {ref.dataset!r}; choose from {sorted(DEFAULT_EXTRACTOR)}")
     name = extractor or DEFAULT_EXTRACTOR[ref.dataset]
-    spec = fe.EXTRACTORS[name]
-    module = fe.build(name, weights, download_inception)  # first: a missing weights file fails at once
+    module = fe.build(name, weights, download_inception)
+    weights_path = fe.weights_file(name, weights)
+    sha = weights_path and file_sha256(weights_path)
+    # The reference split, and the samples checked against it.
     ds = reference_set(ref.dataset, ref.split, ref.n or len(images), ref.seed, ref.root,
                        None if images.ndim == 2 else images.shape[-1])
     images = _check_samples(images, ds, ref.dataset)
-    weights_path = fe.weights_file(name, weights)
-    sha = weights_path and file_sha256(weights_path)
-    opts = dict(batch_size=batch_size, device=device, cache_root=cache_root, use_cache=use_cache, progress=progress,
-                world=world)
-    gen = _features(images, module, name, batch_size, device, progress, "features of samples", world)
-    refd = reference_features(ref, ds, module, name, sha, **opts)
-    metrics = {}
-    for key, fn in METRICS.items():
-        if key not in INCEPTION_ONLY or not spec.tag:
-            metrics.update({metric_name(m, spec.tag): v for m, v in fn(gen, refd, knobs, device).items()})
+    # One feature pass over each side, then every metric on those features.
+    fp = FeaturePass(batch_size, device, None if cache_root is None else Path(cache_root), use_cache, progress, world)
+    gen = _features(images, module, name, "features of samples", fp)
+    refd = reference_features(ref, ds, module, name, sha, fp)
+    metrics = feature_metrics(gen, refd, fe.EXTRACTORS[name].tag, knobs, device)
+    # Mode coverage: from the extractor's logits, or a second pass of the dataset's classifier.
     gen_logits, ref_logits, classifier = gen.get("logits"), refd.get("logits"), getattr(module, "meta", None)
     if ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
-        gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, opts)
-    ref_data = stack_items(ds) if images.ndim == 2 else None
+        gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, fp)
+    ref_data = reference_tensor(ds) if images.ndim == 2 else None
     metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
     protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
                 "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
@@ -244,6 +251,12 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
                 "classifier": classifier if ref.dataset in MODE_CLASSIFIER else None,
                 "torch_fidelity": torch_fidelity.__version__}
     return {"metrics": metrics, "protocol": protocol}
+
+
+def feature_metrics(gen: dict, ref: dict, tag: str, knobs: Knobs, device) -> dict[str, float]:
+    """Every metric of METRICS on the features (IS only from Inception), named for the extractor's tag."""
+    return {metric_name(m, tag): v for key, fn in METRICS.items() if key not in INCEPTION_ONLY or not tag
+            for m, v in fn(gen, ref, knobs, device).items()}
 
 
 def _format(images: Tensor) -> str:
