@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ import torch
 from bench import timing
 from bench.registry import build_model
 from ddgan_ref import ops
+from ddgan_ref.provenance import describe_device
 
 DEVICE = torch.device("cuda")
 
@@ -47,13 +49,13 @@ class Recorder:
 
 
 def device_facts(rec: Recorder) -> None:
-    rec.emit(step="device_info", **timing.device_info(DEVICE), torch=torch.__version__,
+    rec.emit(step="device_info", **describe_device(DEVICE), torch=torch.__version__,
              tf32_conv=torch.backends.cudnn.allow_tf32, tf32_matmul=torch.backends.cuda.matmul.allow_tf32)
 
 
 def generator_forward_backward(rec: Recorder) -> None:
     torch.manual_seed(0)
-    G = build_model("ddgan", preset_name="cifar10", device=DEVICE).G
+    G = build_model("ddgan", preset_name="cifar10", device=DEVICE).network
     x, z = torch.randn(64, 3, 32, 32, device=DEVICE), torch.randn(64, G.z_dim, device=DEVICE)
     t = torch.full((64,), 3, dtype=torch.long, device=DEVICE)
     times: dict[str, list[float]] = {}
@@ -72,7 +74,7 @@ def sampling(name: str, steps: int, impls=("cuda", "ref"), rounds: int = 5):
         for impl in impls:
             with ops.using(impl):
                 result = timing.paper_time(model, steps, DEVICE, batch=100, rounds=rounds)
-            rec.emit(step=f"paper_time {name} cifar10 steps={steps} impl={impl}", **result)
+            rec.emit(step=f"paper_time {name} cifar10 steps={steps} impl={impl}", **asdict(result))
     return run
 
 

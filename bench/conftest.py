@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import timing
+from ddgan_ref.provenance import describe_device
 
 CPU_PRESET, FULL_PRESET = "gaussians25", "cifar10"
 
@@ -39,4 +39,4 @@ def preset(request: pytest.FixtureRequest, device: torch.device) -> str:
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    machine_info["ddgan_bench"] = {"torch": torch.__version__, **timing.device_info(bench_device())}
+    machine_info["ddgan_bench"] = {"torch": torch.__version__, **describe_device(bench_device())}

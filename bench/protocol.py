@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 
 @runtime_checkable
@@ -13,6 +14,9 @@ class Generator(Protocol):
     name: str
     default_steps: int
     supported_steps: Container[int]  # the harness filters on this; it never try/excepts
+    device: torch.device  # where it samples
+    config: Any  # the frozen config the model was built from; results record it
+    network: nn.Module  # the module a sampler calls once per step: the harness times it and counts its calls (NFE)
 
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         """[n, C, H, W] (or [n, 2] points) float32 in [-1, 1], eval mode, no grad, no I/O. Sample i depends only

@@ -12,33 +12,33 @@ import time
 
 import torch
 
-from bench.registry import MODELS, build_model
+from bench.registry import build_model
 from ddgan_ref.ops import current_impl
-from ddgan_ref.provenance import device_description
+from ddgan_ref.provenance import describe_device
 
 BATCH = 8
+COMPARED = ("ddgan", "ddpm", "stylegan2")  # the paper's three families, whose calls are compared
 ROUNDS = 5
 
 
 def network_call(name: str, model, x: torch.Tensor):
-    """One network call of registered model `name` on a batch shaped like x (inputs made now, untimed)."""
-    n = len(x)
+    """One call of model.network (family `name`) on a batch shaped like x (inputs made now, untimed)."""
+    n, net = len(x), model.network
     if name == "ddgan":
-        z, t = torch.randn(n, model.G.z_dim), torch.full((n,), model.default_steps - 1)
-        return lambda: model.G(x, t, z)
+        z, t = torch.randn(n, net.z_dim), torch.full((n,), model.default_steps - 1)
+        return lambda: net(x, t, z)
     if name == "ddpm":
         t = torch.full((n,), 500)
-        return lambda: model.net(x, t)
+        return lambda: net(x, t)
     if name == "stylegan2":
-        z = torch.randn(n, model.G.z_dim)
-        return lambda: model.G(z, None, noise_mode="const")
-    raise KeyError(f"no network call defined for registered model {name!r}; add it to network_call()")
+        z = torch.randn(n, net.z_dim)
+        return lambda: net(z, None, noise_mode="const")
+    raise KeyError(f"no network call defined for model family {name!r}; add it to network_call()")
 
 
 def test_seconds_per_network_call_cifar10(benchmark):
     torch.manual_seed(0)
-    models = {name: build_model(name, preset_name="cifar10") for name in MODELS}
-    ddgan, ddpm, sg2 = models["ddgan"], models["ddpm"], models["stylegan2"]
+    models = {name: build_model(name, preset_name="cifar10") for name in COMPARED}
     x = torch.randn(BATCH, 3, 32, 32)
     calls = {name: network_call(name, model, x) for name, model in models.items()}
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -52,10 +52,9 @@ def test_seconds_per_network_call_cifar10(benchmark):
                 times[name].append(time.perf_counter() - start)
         benchmark.pedantic(calls["ddpm"], rounds=ROUNDS, warmup_rounds=1)
     median = {name: statistics.median(t) for name, t in times.items()}
-    nets = (("ddgan", ddgan.G), ("ddpm", ddpm.net), ("stylegan2", sg2.G))
-    params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets}
+    params = {name: sum(p.numel() for p in model.network.parameters()) for name, model in models.items()}
     benchmark.extra_info.update({
-        "batch": BATCH, "device": device_description("cpu"), "rounds": ROUNDS, "impl": current_impl(), "nfe": 1,
+        "batch": BATCH, "device": describe_device("cpu")["name"], "rounds": ROUNDS, "impl": current_impl(), "nfe": 1,
         **{f"{name}_images_per_s": BATCH / s for name, s in median.items()},
         **{f"{name}_call_s": s for name, s in median.items()}, **{f"{name}_params": n for name, n in params.items()},
         "ddpm_over_ddgan_call": median["ddpm"] / median["ddgan"],

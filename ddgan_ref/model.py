@@ -31,6 +31,11 @@ class DDGAN:
         self.default_steps = d.num_timesteps
         self.supported_steps = (d.num_timesteps,)  # DDGAN samples with exactly the T it was trained with
 
+    @property
+    def network(self) -> nn.Module:
+        """The generator, called once per denoising step."""
+        return self.G
+
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         """[n, *shape] float32 in [-1, 1]; raises ValueError unless steps is the trained T."""
         if steps not in self.supported_steps:

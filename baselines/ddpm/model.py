@@ -2,7 +2,7 @@
 
 steps == T runs the official ancestral sampler (fixed_large, clipped x0); fewer steps run DDIM (eta 0,
 quadratic spacing: the DDIM paper's CIFAR-10 protocol) or, with fast_sampler="ancestral", DDPM with
-respaced betas. `calls` counts network evaluations (NFE), by a forward hook.
+respaced betas. The harness counts network evaluations (NFE) on `network`.
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ class DDPM:
         self.alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(self.device)
         self.shape, self.fast_sampler, self.spacing, self.eta = tuple(config.data_shape), fast_sampler, spacing, eta
         self.default_steps, self.supported_steps = s.T, range(1, s.T + 1)
-        self.calls = 0
-        self.net.register_forward_hook(self._count)
 
-    def _count(self, module, args, output) -> None:
-        self.calls += 1
+    @property
+    def network(self) -> nn.Module:
+        """The denoiser, called once per step."""
+        return self.net
 
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         """[n, *shape] float32 in [-1, 1]. Image i depends only on (weights, steps, seed + i)."""

@@ -48,15 +48,16 @@ class StyleGAN2:
     default_steps = 1
     supported_steps = (1,)
 
-    def __init__(self, G: nn.Module, shape: tuple[int, ...], device: torch.device | str = "cpu", *,
+    def __init__(self, G: nn.Module, config: StyleGAN2Config, device: torch.device | str = "cpu", *,
                  truncation_psi: float = 1.0):
         self.device = torch.device(device)
-        self.G, self.shape, self.truncation_psi = G.to(self.device).eval(), tuple(shape), truncation_psi
-        self.calls = 0
-        self.G.register_forward_hook(self._count)
+        self.G, self.config, self.truncation_psi = G.to(self.device).eval(), config, truncation_psi
+        self.shape = tuple(config.data_shape)
 
-    def _count(self, module, args, output) -> None:
-        self.calls += 1
+    @property
+    def network(self) -> nn.Module:
+        """The generator, called once per sample batch."""
+        return self.G
 
     @torch.no_grad()
     def sample(self, n: int, steps: int = 1, *, seed: int = 0) -> Tensor:
@@ -80,7 +81,7 @@ def load(checkpoint: str | Path, device: torch.device | str = "cpu", **kwargs) -
     """A StyleGAN2 (G_ema) from our checkpoint format, built from the config stored in it."""
     ckpt = read(checkpoint)
     G = load_into(build_networks(ckpt.config)[0], ckpt.state_dict, f"StyleGAN2 checkpoint {checkpoint} (G_ema)")
-    return StyleGAN2(G, ckpt.config.data_shape, device, **kwargs)
+    return StyleGAN2(G, ckpt.config, device, **kwargs)
 
 
 def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
@@ -89,4 +90,4 @@ def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
     if checkpoint is not None:
         return load(checkpoint, device, **kwargs)
     config = preset(preset_name)
-    return StyleGAN2(build_networks(config)[0], config.data_shape, device, **kwargs)
+    return StyleGAN2(build_networks(config)[0], config, device, **kwargs)
