@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results import CellRecord
 from bench.tables import markdown
 
 PAPER_HARDWARE = "one NVIDIA V100, batch 100"
@@ -94,9 +95,9 @@ STAND_INS = {"stacked-digits": "data differs: stacked-digits (scikit-learn's 8x8
                                "stands in for the paper's Stacked MNIST"}
 
 
-def paper_row(record: dict, dataset: str) -> tuple[str, Row] | None:
+def paper_row(record: CellRecord, dataset: str) -> tuple[str, Row] | None:
     """(table, row) of the paper that a harness cell measures, by model family and network calls per image."""
-    family, nfe = record.get("model"), (record.get("timing") or {}).get("nfe")
+    family, nfe = record.model, record.timing.nfe if record.timing else None
     find = lambda table, name: next(((table, r) for r in TABLES[table] if r.model == name), None)
     if dataset in STACKED:
         return find("stacked-mnist", {"ddgan": "DDGAN", "stylegan2": "StyleGAN2"}.get(family, ""))
@@ -109,22 +110,23 @@ def paper_row(record: dict, dataset: str) -> tuple[str, Row] | None:
     return find("table1", "StyleGAN2 w/ ADA") if family == "stylegan2" else None
 
 
-def measured_values(record: dict) -> dict[str, float | None]:
-    metrics, timing = record.get("metrics") or {}, record.get("timing") or {}
-    return {**{k: metrics.get(k) for k in ("is", "fid", "recall", "modes", "mode_kl")},
-            "nfe": timing.get("nfe"), "time_s": timing.get("seconds") if timing.get("batch") == 100 else None}
+def measured_values(record: CellRecord) -> dict[str, float | None]:
+    timing = record.timing
+    return {**{k: record.metrics.get(k) for k in ("is", "fid", "recall", "modes", "mode_kl")},
+            "nfe": timing.nfe if timing else None,
+            "time_s": timing.seconds if timing and timing.batch == 100 else None}
 
 
-def compare(records: list[dict], dataset: str) -> pd.DataFrame:
+def compare(records: list[CellRecord], dataset: str) -> pd.DataFrame:
     """One row per (cell, metric) that the paper reports: measured, paper, delta, source, and a note that says
     when time was measured on other hardware than the paper's V100 or the data only stands in for the paper's."""
     rows = []
     for record in records:
         match = paper_row(record, dataset)
-        if record.get("status") != "ok" or match is None:
+        if not record.ok or match is None:
             continue
         table, paper = match
-        device = (record.get("device_info") or {}).get("gpu_name") or (record.get("device_info") or {}).get("cpu")
+        device = (record.device or {}).get("name")
         measured = measured_values(record)
         for metric, value in paper.values.items():
             if value is None:
@@ -134,7 +136,7 @@ def compare(records: list[dict], dataset: str) -> pd.DataFrame:
             if metric == "time_s" and "V100" not in str(device):
                 note = "; ".join(filter(None, [f"hardware differs: measured on {device}, paper on {PAPER_HARDWARE}",
                                                note]))
-            rows.append({"cell": record["cell"], "paper row": f"{table}: {paper.model}", "metric": metric,
+            rows.append({"cell": record.cell, "paper row": f"{table}: {paper.model}", "metric": metric,
                          "measured": got, "paper": value, "delta": None if got is None else got - value,
                          "sources": paper.sources or "-", "note": note})
     return pd.DataFrame(rows, columns=["cell", "paper row", "metric", "measured", "paper", "delta", "sources", "note"])

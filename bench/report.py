@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import compare
+from bench.results import CellRecord
 from bench.tables import latex, markdown
 
 # Quality axis: the first present. On 2D mixtures the share of samples within 3 std of a mode (FD of 2D points
@@ -20,19 +21,19 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
             "precision_identity")
 
 
-def table(records: list[dict]) -> pd.DataFrame:
+def table(records: list[CellRecord]) -> pd.DataFrame:
     """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory."""
     rows = []
     for r in records:
-        metrics, timing = r.get("metrics") or {}, r.get("timing") or {}
-        row = {"cell": r["cell"], "model": r["label"], "steps": r["steps"], "nfe": timing.get("nfe")}
-        row.update({k: metrics[k] for k in (*QUALITY, *COVERAGE) if k in metrics})
-        seconds = timing.get("seconds")
+        timing = r.timing
+        row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
+        row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})
+        seconds = timing.seconds if timing else None
         row["seconds_per_batch"] = seconds
-        row["images_per_s"] = timing["batch"] / seconds if seconds else None
-        peak = timing.get("peak_memory_bytes")
+        row["images_per_s"] = timing.batch / seconds if seconds else None
+        peak = timing.peak_memory_bytes if timing else None
         row["peak_memory_mib"] = peak / 2**20 if peak else None
-        row["status"] = r["status"] if r["status"] == "ok" else f"failed: {r.get('reason', '')}"
+        row["status"] = r.status if r.ok else f"failed: {r.reason or ''}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -72,7 +73,7 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     return path
 
 
-def write(out: Path, records: list[dict], title: str) -> list[Path]:
+def write(out: Path, records: list[CellRecord], title: str) -> list[Path]:
     """trilemma.csv, .md, .tex and .png in out."""
     df = table(records)
     df.to_csv(out / "trilemma.csv", index=False)

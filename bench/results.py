@@ -1,45 +1,125 @@
 """Self-describing result records of the harness: one JSON per cell (model x steps), written atomically.
 
-A record holds the schema version, the command, the cell's config and seeds, the metrics and their protocol,
+A record (`CellRecord`, the one schema `bench.report` and `bench.paper` read) holds the schema version, the
+command, the cell's key (dataset, n, seeds, rounds, the checkpoint's SHA-256), the metrics and their protocol,
 the timing, the device, versions and the git commit, and a status: "ok", or "failed" with the reason. A cell
-whose record is "ok" and was made under the same cell key is not run again (resume).
+whose record is "ok" and was made under the same key is not run again (resume). Records of schema 1 (before
+the device had one description) are read too.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from bench.timing import PaperTime, Throughput
 from ddgan_ref.io import write_json_atomic
 
-SCHEMA = "ddgan-bench/trilemma-cell/1"
+SCHEMA = "ddgan-bench/trilemma-cell/2"
+OLD_SCHEMAS = ("ddgan-bench/trilemma-cell/1",)
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Everything besides the code that a cell's numbers depend on."""
+
+    cell: str
+    dataset: str
+    n: int
+    seed: int
+    rounds: int
+    checkpoint_sha256: str | None
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One cell of the trilemma table: what was measured, how, where, and with what result."""
+
+    cell: str
+    label: str
+    model: str  # the family (bench.registry)
+    steps: int | None
+    key: CellKey
+    status: str = "ok"  # "ok" or "failed"
+    reason: str | None = None
+    traceback: str | None = None
+    checkpoint: str | None = None
+    training: dict[str, Any] | None = None  # how the harness trained the checkpoint, if it did
+    metrics: dict[str, float] = field(default_factory=dict)
+    protocol: dict[str, Any] | None = None  # how the metrics were measured (bench.metrics.evaluate)
+    timing: PaperTime | None = None
+    grid: str | None = None  # the sample picture, beside the cells folder
+    world_size: int = 1
+    model_config: dict[str, Any] | None = None
+    command: tuple[str, ...] = ()
+    # Provenance (ddgan_ref.provenance.provenance): versions, the device (one description), commit, time.
+    python: str | None = None
+    torch: str | None = None
+    platform: str | None = None
+    device: dict[str, Any] | None = None
+    git_commit: str | None = None
+    created: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def to_json(record: CellRecord) -> dict[str, Any]:
+    return {"schema": SCHEMA, **asdict(record)}
+
+
+def from_json(d: dict[str, Any]) -> CellRecord:
+    """The record of a JSON dict of this schema or an old one; ValueError for anything else."""
+    d = dict(d)
+    schema = d.pop("schema", None)
+    if schema in OLD_SCHEMAS:
+        d = _upgrade_v1(d)
+    elif schema != SCHEMA:
+        raise ValueError(f"not a trilemma cell record (schema {schema!r}, expected {SCHEMA!r})")
+    unknown = sorted(set(d) - {f.name for f in fields(CellRecord)})
+    if unknown:
+        raise ValueError(f"a cell record with unknown fields {unknown}")
+    timing = d.get("timing")
+    if timing is not None:
+        throughput = timing.get("throughput")
+        d["timing"] = PaperTime(**{**timing, "throughput": Throughput(**throughput) if throughput else None})
+    return CellRecord(**{**d, "key": CellKey(**d["key"]), "command": tuple(d.get("command", ()))})
+
+
+def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 kept a device string and a `device_info` dict; schema 2 keeps one description as `device`."""
+    info = d.pop("device_info", None) or {}
+    name = info.get("gpu_name") or info.get("cpu")
+    d["device"] = {"name": name, **{k: v for k, v in info.items() if k != "gpu_name"}} if info else None
+    return d
 
 
 def cell_path(out: Path, cell_id: str) -> Path:
     return out / "cells" / f"{cell_id}.json"
 
 
-def write(out: Path, cell_id: str, record: dict) -> Path:
-    return write_json_atomic({"schema": SCHEMA, **record}, cell_path(out, cell_id))
+def write(out: Path, record: CellRecord) -> Path:
+    return write_json_atomic(to_json(record), cell_path(out, record.cell))
 
 
-def read(out: Path, cell_id: str) -> dict | None:
+def read(out: Path, cell_id: str) -> CellRecord | None:
     """The cell's record, or None if absent or unreadable."""
-    path = cell_path(out, cell_id)
     try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return from_json(json.loads(cell_path(out, cell_id).read_text()))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    return record if record.get("schema") == SCHEMA else None
 
 
-def done(out: Path, cell_id: str, key: dict) -> dict | None:
-    """The finished record of a cell made under the same key (config, seeds, n), or None."""
-    record = read(out, cell_id)
-    return record if record and record.get("status") == "ok" and record.get("key") == key else None
+def done(out: Path, key: CellKey) -> CellRecord | None:
+    """The finished record of the key's cell made under the same key, or None."""
+    record = read(out, key.cell)
+    return record if record is not None and record.ok and record.key == key else None
 
 
-def read_all(out: Path) -> list[dict]:
+def read_all(out: Path) -> list[CellRecord]:
     """Every readable cell record under out/cells, sorted by file name."""
     records = (read(out, p.stem) for p in sorted((out / "cells").glob("*.json")))
     return [r for r in records if r is not None]

@@ -7,12 +7,16 @@ import pandas as pd
 import pytest
 
 from bench import paper
+from bench.results import CellKey, CellRecord
+from bench.timing import PaperTime
 from bench.trilemma import write_paper
 
 
 def cell(name, family, nfe, metrics, seconds=0.5, device="NVIDIA H100 80GB HBM3", status="ok"):
-    return {"cell": name, "model": family, "status": status, "metrics": metrics,
-            "timing": {"nfe": nfe, "seconds": seconds, "batch": 100}, "device_info": {"gpu_name": device}}
+    timing = PaperTime(batch=100, rounds=1, seconds=seconds, seconds_all=[seconds], nfe=nfe, peak_memory_bytes=None,
+                       joules_per_image=None)
+    return CellRecord(name, name, family, nfe, CellKey(name, "cifar10", 100, 0, 1, None), status=status,
+                      metrics=metrics, timing=timing, device={"name": device})
 
 
 CIFAR = [

@@ -1,0 +1,59 @@
+"""bench.results: the cell record's one schema, written and read back, older records upgraded, and resume keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from bench import results
+from bench.results import CellKey, CellRecord
+from bench.timing import PaperTime, Throughput
+
+COMMITTED = Path(__file__).resolve().parents[2] / "results" / "trilemma-gaussians25" / "cells"
+KEY = CellKey("ddpm-10", "gaussians25", 200, 0, 1, "ab" * 32)
+
+
+def record(**changes) -> CellRecord:
+    timing = PaperTime(100, 2, 0.5, [0.4, 0.6], 10, 2**20, None, Throughput(250.0, 100, {100: 250.0}))
+    base = CellRecord("ddpm-10", "DDIM (10 steps)", "ddpm", 10, KEY, metrics={"modes": 23.0}, timing=timing,
+                      command=("python", "-m", "bench.trilemma"), device={"name": "a CPU", "device": "cpu"})
+    return replace(base, **changes)
+
+
+def test_record_written_and_read_back_equal(tmp_path):
+    path = results.write(tmp_path, record())
+    assert path == results.cell_path(tmp_path, "ddpm-10")
+    data = json.loads(path.read_text())
+    assert data["schema"] == results.SCHEMA and data["timing"]["nfe"] == 10 and data["key"]["n"] == 200
+    back = results.read(tmp_path, "ddpm-10")
+    assert back.timing.throughput.images_per_s == 250.0 and back.key == KEY and back.metrics == {"modes": 23.0}
+    assert replace(back, timing=None) == replace(record(), timing=None)
+
+
+def test_done_needs_an_ok_record_made_under_the_same_key(tmp_path):
+    results.write(tmp_path, record())
+    assert results.done(tmp_path, KEY) == results.read(tmp_path, "ddpm-10")
+    assert results.done(tmp_path, replace(KEY, n=201)) is None
+    results.write(tmp_path, record(status="failed", reason="RuntimeError: x"))
+    assert results.done(tmp_path, KEY) is None
+
+
+def test_unreadable_or_foreign_records_are_skipped(tmp_path):
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "a.json").write_text("{not json")
+    (tmp_path / "cells" / "b.json").write_text(json.dumps({"schema": "something/else", "cell": "b"}))
+    (tmp_path / "cells" / "c.json").write_text(json.dumps({**results.to_json(record()), "surprise": 1}))
+    assert results.read_all(tmp_path) == []
+
+
+def test_schema_1_records_are_read_with_one_device_description(tmp_path):
+    shutil.copytree(COMMITTED, tmp_path / "cells")
+    records = {r.cell: r for r in results.read_all(tmp_path)}
+    r = records["ddgan-t4"]
+    old = json.loads((COMMITTED / "ddgan-t4.json").read_text())
+    assert old["schema"] == "ddgan-bench/trilemma-cell/1" and "device_info" in old
+    assert r.device["name"] == old["device_info"]["cpu"] and r.device["threads"] == old["device_info"]["threads"]
+    assert r.timing.nfe == 4 and r.metrics == old["metrics"] and r.ok
+    assert len(records) == len(list(COMMITTED.glob("*.json")))
