@@ -16,13 +16,11 @@ import torch
 from torchvision.utils import save_image
 from tqdm import tqdm
 
-from baselines.ddpm import model as ddpm_model
-from baselines.stylegan2 import model as sg2_model
 from bench.devices import resolve_device
 from bench.grid import write_grid
-from ddgan_ref import model as ddgan_model
-from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
-from ddgan_ref.io import CheckpointError, save_atomic, write_json_atomic
+from bench.protocol import Generator
+from bench.registry import family_of_format
+from ddgan_ref.io import CheckpointError, peek_format, save_atomic, write_json_atomic
 from ddgan_ref.provenance import provenance
 
 
@@ -30,7 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", type=Path, required=True,
-                   help="a checkpoint.pt written by bench.train (ddgan, ddpm or stylegan2; told apart by its format)")
+                   help="a checkpoint.pt written by bench.train (any family of bench.registry; told apart by its "
+                        "format)")
     p.add_argument("--n", type=int, required=True, help="number of samples")
     p.add_argument("--out", type=Path, required=True,
                    help="a .png path for one grid, or a folder for one PNG per image (000000.png, ...) plus "
@@ -44,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def draw(model, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> torch.Tensor:
+def draw(model: Generator, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> torch.Tensor:
     """n samples in batches; batch b covers images [b0, b0 + size) with seeds seed + b0 + i."""
     chunks = []
     with tqdm(total=n, desc="sampling", unit="img", disable=quiet, file=sys.stderr) as bar:
@@ -55,7 +54,7 @@ def draw(model, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> 
     return torch.cat(chunks)
 
 
-def resolve_steps(model, steps: int | None) -> int:
+def resolve_steps(model: Generator, steps: int | None) -> int:
     """`steps`, or the model's default when None; ValueError if the model does not support it."""
     steps = steps if steps is not None else model.default_steps
     if steps not in model.supported_steps:
@@ -63,20 +62,14 @@ def resolve_steps(model, steps: int | None) -> int:
     return steps
 
 
-LOADERS = {DDGAN_FORMAT: ddgan_model.load, ddpm_model.FORMAT: ddpm_model.load, sg2_model.FORMAT: sg2_model.load}
-
-
-def load_model(path: Path, device: torch.device):
-    """The model of any of the suite's checkpoint formats (DDGAN, DDPM, StyleGAN2), by its `format` field."""
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+def load_model(path: Path, device: torch.device) -> Generator:
+    """The model of any family's checkpoint, told apart by its `format` entry (bench.registry.FAMILIES)."""
+    fmt = peek_format(path)
     try:
-        fmt = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format")
-    except Exception as error:
-        raise CheckpointError(f"{path}: truncated, corrupt or not a PyTorch checkpoint ({error})") from error
-    if fmt not in LOADERS:
-        raise CheckpointError(f"{path}: unknown checkpoint format {fmt!r}; expected one of {sorted(LOADERS)}")
-    return LOADERS[fmt](path, device)
+        f = family_of_format(fmt)
+    except KeyError as error:
+        raise CheckpointError(f"{path}: {error.args[0]}") from None
+    return f.load(path, device)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,36 +13,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from baselines.ddpm import configs as ddpm_configs
-from baselines.ddpm import model as ddpm_model
-from baselines.ddpm import train as ddpm_train
-from baselines.stylegan2 import configs as sg2_configs
-from baselines.stylegan2 import model as sg2_model
-from baselines.stylegan2 import train as sg2_train
-from bench.data import DATASETS, build_dataset
+from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.grid import write_grid
-from ddgan_ref import configs as ddgan_configs
-from ddgan_ref import model as ddgan_model
-from ddgan_ref import train as ddgan_train
-from ddgan_ref.io import TrainingDiverged
-from ddgan_ref.provenance import provenance
+from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, family
+from ddgan_ref.io import CheckpointError, TrainingDiverged
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training, as the CLI and the trilemma harness ask for it: a family's resolved config, where it goes,
+    and how it runs."""
+
+    family: str
+    preset: str
+    config: Any
+    out: Path
+    device: torch.device
+    resume: bool = False
+    max_steps: int | None = None  # an absolute iteration count, for every family
+    data_root: Path | None = None
+    download: bool = False
+    num_workers: int = 0
+    single_process: bool = False
+    grid_n: int = 64
+    quiet: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(TRAINERS), default="ddgan", help="model family to train")
-    p.add_argument("--preset", required=True,
-                   help=f"config preset; ddgan: {', '.join(sorted(ddgan_configs.PRESETS))}; "
-                        f"ddpm: {', '.join(sorted(ddpm_configs.PRESETS))}; "
-                        f"stylegan2: {', '.join(sorted(sg2_configs.PRESETS))}")
+    p.add_argument("--model", choices=sorted(FAMILIES), default="ddgan", help="model family to train")
+    p.add_argument("--preset", required=True, help="config preset; " + "; ".join(
+        f"{name}: {', '.join(sorted(f.presets))}" for name, f in FAMILIES.items()))
     p.add_argument("--dataset", help=f"dataset (default: the preset's): {', '.join(sorted(DATASETS))}")
     p.add_argument("--data-root", type=Path, help="folder with the dataset files (cifar10, mnist, image-folder)")
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
@@ -52,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timesteps", type=int, help="override the preset's number of denoising steps T (ddgan)")
     p.add_argument("--steps", type=int, help="override the preset's number of training steps (ddpm, stylegan2)")
     p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
-    p.add_argument("--max-steps", type=int, help="stop after this many iterations (a checkpoint is written)")
+    p.add_argument("--max-steps", type=int, help="stop once this many iterations are done in all (a checkpoint is "
+                                                 "written); a resumed run counts the iterations before it")
     p.add_argument("--batch-size", type=int, help="override the per-process batch size")
     p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
     p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
@@ -67,135 +78,87 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def ddgan_config(args: argparse.Namespace) -> ddgan_configs.DDGANConfig:
-    """The preset with the command-line overrides applied."""
-    config = ddgan_configs.preset(args.preset)
-    overrides = {"num_epoch": args.epochs, "batch_size": args.batch_size, "lr_g": args.lr_g, "lr_d": args.lr_d,
-                 "seed": args.seed, "checkpoint_every": args.checkpoint_every}
-    train_cfg = replace(config.train, **{k: v for k, v in overrides.items() if v is not None})
-    diffusion = config.diffusion if args.timesteps is None else replace(config.diffusion, num_timesteps=args.timesteps)
-    return replace(config, train=train_cfg, dataset=args.dataset or config.dataset, diffusion=diffusion)
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    """The TrainJob the command line asks for; unknown presets (KeyError) and overrides the family has no
+    field for (ValueError) are refused here, before any work."""
+    f = family(args.model)
+    overrides = TrainOverrides(dataset=args.dataset, timesteps=args.timesteps, epochs=args.epochs, steps=args.steps,
+                               batch_size=args.batch_size, lr=args.lr, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
+                               checkpoint_every=args.checkpoint_every)
+    return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out,
+                    resolve_device(args.device), resume=args.resume, max_steps=args.max_steps,
+                    data_root=args.data_root, download=args.download, num_workers=args.num_workers,
+                    single_process=args.single_process, grid_n=args.grid_n, quiet=args.quiet)
 
 
-def progress_bar(total: int, enabled: bool) -> Callable:
-    from tqdm import tqdm
+def training_data(f: Family, config: Any, job: TrainJob):
+    """The config's dataset, checked against the shape the config models."""
+    shape = f.data_shape(config)
+    data = build_dataset(config.dataset, root=job.data_root, train=True, download=job.download,
+                         image_size=shape[-1] if len(shape) == 3 else None, seed=config.train.seed)
+    if tuple(data.shape) != shape:
+        raise ValueError(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
+                         f"{job.preset!r} models {shape}; pick a matching preset")
+    return data
 
+
+def progress_bar(total: int, enabled: bool) -> tuple[Progress, tqdm]:
     bar = tqdm(total=total, desc="training", unit="it", disable=not enabled, file=sys.stderr)
 
     def update(step: int, stats: dict[str, float]) -> None:
         bar.n = step
-        bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in stats.items()}, refresh=False)
         bar.refresh()
 
-    return update
+    return update, bar
 
 
-def train_ddgan(args: argparse.Namespace) -> Path:
-    """Train DDGAN, then write samples.png from the checkpoint's (EMA) generator."""
-    config = ddgan_config(args)
-    device = resolve_device(args.device)
-    image_size = getattr(config.generator, "image_size", None)
-    data = build_dataset(config.dataset, root=args.data_root, train=True, download=args.download,
-                         image_size=image_size, seed=config.train.seed)
-    if tuple(data.shape) != tuple(config.generator.data_shape):
-        raise SystemExit(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
-                         f"{args.preset!r} models {tuple(config.generator.data_shape)}; pick a matching preset")
-    world = ddgan_train.World() if args.single_process else ddgan_train.World(_rank(), _world_size())
-    total = ddgan_train.iters_per_epoch(data, config.train, world) * config.train.num_epoch
-    total = total if args.max_steps is None else min(total, args.max_steps)
-    rank0 = world.rank == 0
-    if rank0:
-        print(f"training ddgan preset={config.preset} dataset={config.dataset} ({len(data)} items) on {device}, "
-              f"{total} iterations -> {args.out}", file=sys.stderr)
-    state = ddgan_train.train(config, data, args.out, device=device, resume=args.resume, max_steps=args.max_steps,
-                              num_workers=args.num_workers, progress=progress_bar(total, rank0 and not args.quiet),
-                              world=ddgan_train.World() if args.single_process else None)
-    ckpt = args.out / ddgan_train.CHECKPOINT_NAME
-    if rank0:
-        n = 2000 if len(config.generator.data_shape) == 1 else args.grid_n
-        samples = ddgan_model.load(ckpt, device).sample(n, config.diffusion.num_timesteps, seed=0)
-        reference = torch.stack([data[i][0] for i in range(min(len(data), 2000))]) if samples.ndim == 2 else None
-        grid = write_grid(samples, args.out / "samples.png", reference=reference)
-        print(f"done: step {state.step}, checkpoint {ckpt}, samples {grid}", file=sys.stderr)
-    return ckpt
+def train_model(job: TrainJob) -> Path:
+    """Train the job's family, then (rank 0) write out/samples.png from the checkpoint's sampling network;
+    returns the checkpoint path."""
+    f = family(job.family)
+    data = training_data(f, job.config, job)
+    rank, world_size = (0, 1) if job.single_process else (_env_int("RANK", 0), _env_int("WORLD_SIZE", 1))
+    total = f.total_steps(job.config, len(data), world_size)
+    total = total if job.max_steps is None else min(total, job.max_steps)
+    if rank == 0:
+        print(f"training {job.family} preset={job.preset} dataset={job.config.dataset} ({len(data)} items) on "
+              f"{job.device}, {total} iterations -> {job.out}", file=sys.stderr)
+    update, bar = progress_bar(total, rank == 0 and not job.quiet)
+    run = TrainRun(job.device, resume=job.resume, max_steps=job.max_steps, progress=update,
+                   num_workers=job.num_workers, single_process=job.single_process)
+    try:
+        checkpoint = f.train(job.config, data, job.out, run)
+    finally:
+        bar.close()
+    if rank == 0:
+        grid = sample_grid(f, checkpoint, data, job)
+        print(f"done: checkpoint {checkpoint}, samples {grid}", file=sys.stderr)
+    return checkpoint
 
 
-BASELINES = {  # family: (configs, train, model) modules of baselines/
-    "ddpm": (ddpm_configs, ddpm_train, ddpm_model),
-    "stylegan2": (sg2_configs, sg2_train, sg2_model),
-}
+def sample_grid(f: Family, checkpoint: Path, data, job: TrainJob) -> Path:
+    """out/samples.png from the checkpoint: an image grid, or 2000 points over the data's."""
+    model = f.load(checkpoint, job.device)
+    points = len(f.data_shape(job.config)) == 1
+    samples = model.sample(2000 if points else job.grid_n, model.default_steps, seed=0)
+    reference = stack_items(torch.utils.data.Subset(data, range(min(len(data), 2000)))) if points else None
+    return write_grid(samples, job.out / "samples.png", reference=reference)
 
 
-def baseline_config(args: argparse.Namespace, configs_module):
-    """The preset with the command-line overrides that its training config has; others are an error."""
-    base = configs_module.preset(args.preset)
-    if args.timesteps is not None or args.epochs is not None:
-        raise ValueError(f"--timesteps and --epochs apply to --model ddgan, not {args.model}")
-    wanted = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lr_g": args.lr_g,
-              "lr_d": args.lr_d, "seed": args.seed, "checkpoint_every": args.checkpoint_every}
-    names = {f.name for f in fields(base.train)}
-    given = {k: v for k, v in wanted.items() if v is not None}
-    if set(given) - names:
-        raise ValueError(f"--{sorted(set(given) - names)[0].replace('_', '-')} does not apply to --model {args.model}")
-    return replace(base, dataset=args.dataset or base.dataset, train=replace(base.train, **given))
-
-
-def train_baseline(args: argparse.Namespace) -> Path:
-    """Train a baseline (single process), then write samples.png from its EMA network at its default steps."""
-    configs_module, train_module, model_module = BASELINES[args.model]
-    config = baseline_config(args, configs_module)
-    device = resolve_device(args.device)
-    data = build_dataset(config.dataset, root=args.data_root, train=True, download=args.download,
-                         image_size=config.data_shape[-1] if len(config.data_shape) == 3 else None,
-                         seed=config.train.seed)
-    if tuple(data.shape) != tuple(config.data_shape):
-        raise SystemExit(f"dataset {config.dataset!r} gives items of shape {tuple(data.shape)} but preset "
-                         f"{args.preset!r} models {tuple(config.data_shape)}; pick a matching preset")
-    total = config.train.steps if args.max_steps is None else min(config.train.steps, args.max_steps)
-    print(f"training {args.model} preset={config.name} dataset={config.dataset} ({len(data)} items) on {device}, "
-          f"{total} steps -> {args.out}", file=sys.stderr)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc="training", unit="it", disable=args.quiet, file=sys.stderr)
-
-    def update(step: int, stats: dict[str, float]) -> None:
-        bar.update(step - bar.n)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in stats.items()}, refresh=False)
-
-    state = train_module.train(config, ddpm_train.dataset_tensor(data), args.out, device=device, resume=args.resume,
-                               max_steps=args.max_steps, meta=provenance(device), progress=update)
-    bar.close()
-    ckpt = args.out / train_module.CHECKPOINT_NAME
-    model = model_module.load(ckpt, device)
-    samples = model.sample(2000 if len(config.data_shape) == 1 else args.grid_n, model.default_steps, seed=0)
-    reference = torch.stack([data[i][0] for i in range(min(len(data), 2000))]) if samples.ndim == 2 else None
-    grid = write_grid(samples, args.out / "samples.png", reference=reference)
-    print(f"done: step {state.step}, checkpoint {ckpt}, samples {grid}", file=sys.stderr)
-    return ckpt
-
-
-def _rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def _world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-TRAINERS: dict[str, Callable[[argparse.Namespace], Path]] = {
-    "ddgan": train_ddgan, "ddpm": train_baseline, "stylegan2": train_baseline,
-}
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, str(default)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        TRAINERS[args.model](args)
+        train_model(job_from_args(args))
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)  # no repr quotes
         return 2
     return 0
 

@@ -4,7 +4,8 @@ For each model x steps (a cell): load its checkpoint, or on an embedded dataset 
 when none is given; draw --n samples by seed; evaluate them (bench.metrics); time one batch of 100 (the paper's
 protocol: warm-up, median of rounds, CUDA synchronised, network calls counted by a hook); write
 cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A finished cell is not
-run again (delete its JSON to redo it); a failed cell is reported with its reason and the others go on.
+run again (delete its JSON to redo it); a failed cell is reported with its reason and the others go on. The
+families and their cells come from bench.registry.FAMILIES.
 Examples:
   python -m bench.trilemma                                  # embedded gaussians25, every model, trains them
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
@@ -21,60 +22,91 @@ import hashlib
 import json
 import sys
 import traceback
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from bench import paper, report, results, timing
-from bench import train as bench_train
-from bench.data import DATASETS, build_dataset
+from bench import paper, report, results, tables, timing
+from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
 from bench.grid import write_grid
 from bench.metrics import Reference, evaluate
 from bench.metrics.extractors import inception_weights
-from bench.registry import build_model
+from bench.protocol import Generator
+from bench.registry import FAMILIES, CellSpec, TrainOverrides, build_model, family
+from bench.results import CellKey, CellRecord
 from bench.sample import draw
-from ddgan_ref.io import write_json_atomic
+from bench.train import TrainJob, train_model
+from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
-EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # presets exist for all three families
-DDIM_STEPS, QUICK_DDIM_STEPS = (10, 20, 50, 100), (10, 50)
-DDGAN_T = (4, 2)  # trained on embedded data: the paper's T and one other
-FAMILIES = ("ddgan", "ddpm", "stylegan2")
-QUICK_TRAIN = {"ddgan": 600, "ddpm": 1500, "stylegan2": 1500}  # iterations under --quick
+EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # datasets the harness trains its own models on
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The command line, resolved once: what to measure, how, and where the results go."""
+
+    dataset: str
+    models: tuple[str, ...]
+    checkpoints: tuple[str, ...]  # FAMILY=PATH
+    n: int
+    seed: int
+    quick: bool
+    train_steps: int | None
+    root: str | None
+    inception_weights: Path | None
+    rounds: int
+    throughput: bool
+    batch_size: int
+    device: torch.device
+    out: Path
+    quiet: bool
+    paper: bool
+    command: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A model to measure: family (registry key), training preset, DDGAN's T, and a given checkpoint."""
+    """A model to measure: its name in the results, its family, the preset overrides it is trained with, or a
+    given checkpoint."""
 
     name: str
     family: str
-    timesteps: int | None = None
+    overrides: TrainOverrides = TrainOverrides()
     checkpoint: Path | None = None
 
 
 @dataclass(frozen=True)
 class Cell:
     entry: Entry
-    steps: int | None  # None: the model's trained T (DDGAN) or its one step (StyleGAN2)
-    label: str
+    spec: CellSpec
 
     @property
     def id(self) -> str:
-        return self.entry.name if self.steps is None else f"{self.entry.name}-{self.steps}"
+        return self.entry.name if self.spec.steps is None else f"{self.entry.name}-{self.spec.steps}"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """An entry's checkpoint, or why there is none (its cells are then reported as failed)."""
+
+    checkpoint: Path | None
+    failure: str | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.trilemma", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="gaussians25", choices=sorted(DATASETS), help="default gaussians25")
-    p.add_argument("--models", nargs="+", default=list(FAMILIES), choices=FAMILIES,
+    p.add_argument("--models", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
                    help="model families (default all; ddpm includes its DDIM cells)")
     p.add_argument("--checkpoints", nargs="+", default=[], metavar="FAMILY=PATH",
-                   help="checkpoints to measure instead of training (ddgan may be given once per T)")
+                   help="checkpoints to measure instead of training (a family may be given several times, e.g. "
+                        "DDGAN once per T)")
     p.add_argument("--n", "--num-samples", dest="n", type=int,
                    help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for stacked data, as Stacked "
                         "MNIST; 10,000 for digits; 50,000 otherwise); under torchrun write --num-samples, since "
@@ -103,87 +135,111 @@ def default_n(dataset: str, quick: bool) -> int:
     return min(n, 1000) if quick else n
 
 
-def entries(args: argparse.Namespace) -> list[Entry]:
-    """Models to measure: the given checkpoints, else (embedded data) the ones to train."""
-    given = [Entry(*_checkpoint_entry(spec)) for spec in args.checkpoints]
-    out = [e for e in given if e.family in args.models]
+def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
+    """The run's settings with their defaults, and the checks that fail before any work."""
+    if args.dataset in ("cifar10", "image-folder"):
+        inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
+    return RunConfig(
+        dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
+        n=args.n or default_n(args.dataset, args.quick), seed=args.seed, quick=args.quick,
+        train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights, rounds=args.rounds,
+        throughput=args.throughput, batch_size=args.batch_size, device=resolve_device(args.device),
+        out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
+        command=("python", "-m", "bench.trilemma", *command))
+
+
+def entries(run: RunConfig) -> list[Entry]:
+    """Models to measure: the given checkpoints, else (embedded data) each family's variants to train."""
+    given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
+    out = [e for e in given if e.family in run.models]
     have = {e.family for e in out}
-    missing = [f for f in args.models if f not in have]
-    if missing and args.dataset not in EMBEDDED:
-        raise SystemExit(f"nothing is trained for --dataset {args.dataset} (small presets for every model exist for "
+    untrained = [f for f in run.models if f not in have]
+    missing = [f for f in untrained if run.dataset not in EMBEDDED or run.dataset not in FAMILIES[f].presets]
+    if missing:
+        raise SystemExit(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
                          f"{', '.join(EMBEDDED)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
                          f"them with python -m bench.train or convert official ones), or leave them out of --models")
-    for family in missing:
-        ts = DDGAN_T if family == "ddgan" else (None,)
-        out += [Entry(f"{family}-t{t}" if t else family, family, t) for t in ts]
+    for name in untrained:
+        out += [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides) for v in FAMILIES[name].variants]
     return out
 
 
-def _checkpoint_entry(spec: str) -> tuple[str, str, None, Path]:
-    family, sep, path = spec.partition("=")
-    if not sep or family not in ("ddgan", "ddpm", "stylegan2"):
-        raise SystemExit(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in ddgan, ddpm, stylegan2")
+def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:
+    """FAMILY=PATH; a family given several times names each entry FAMILY-<digest of its path>."""
+    name, sep, path = spec.partition("=")
+    if not sep or name not in FAMILIES:
+        raise SystemExit(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
     if not Path(path).is_file():
         raise SystemExit(f"--checkpoints {spec!r}: {path} does not exist")
+    if sum(s.partition("=")[0] == name for s in specs) == 1:
+        return Entry(name, name, checkpoint=Path(path))
     digest = hashlib.sha256(Path(path).resolve().as_posix().encode()).hexdigest()[:6]
-    return (family if family != "ddgan" else f"ddgan-{digest}"), family, None, Path(path)
+    return Entry(f"{name}-{digest}", name, checkpoint=Path(path))
 
 
 def cells(entry: Entry, quick: bool) -> list[Cell]:
-    """DDGAN at its T, DDPM at its T (ancestral) and DDIM step counts, StyleGAN2 at 1 step."""
-    if entry.family == "ddpm":
-        steps = QUICK_DDIM_STEPS if quick else DDIM_STEPS
-        return [Cell(entry, None, "DDPM ({steps} steps)")] + [Cell(entry, s, f"DDIM ({s} steps)") for s in steps]
-    if entry.family == "ddgan":
-        return [Cell(entry, None, "DDGAN (T={steps})")]
-    return [Cell(entry, None, "StyleGAN2")]
+    """The entry's cells, as its family lists them (bench.registry)."""
+    f = FAMILIES[entry.family]
+    return [Cell(entry, spec) for spec in (f.quick_cells if quick else f.cells)]
 
 
-def train_entry(entry: Entry, args: argparse.Namespace, device: torch.device) -> Path:
+def train_entry(entry: Entry, run: RunConfig) -> Path:
     """The entry's checkpoint: the given one, or one trained under out/train/<entry> (an interrupted training
-    resumes; a finished one, recorded in trained.json with its command, is reused)."""
+    resumes; a finished one, recorded in trained.json with its config, is reused)."""
     if entry.checkpoint is not None:
         return entry.checkpoint
-    run = args.out / "train" / entry.name
-    argv = ["--model", entry.family, "--preset", args.dataset, "--out", str(run), "--device", str(device)]
-    argv += ["--timesteps", str(entry.timesteps)] if entry.timesteps else []
-    steps = args.train_steps or (QUICK_TRAIN[entry.family] if args.quick else None)
-    argv += [] if not steps else ["--max-steps" if entry.family == "ddgan" else "--steps", str(steps)]
-    marker = run / "trained.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("argv") == argv:
-        return run / "checkpoint.pt"
-    extra = (["--resume"] if (run / "checkpoint.pt").is_file() else []) + (["--quiet"] if args.quiet else [])
-    extra += ["--single-process"]  # under torchrun only rank 0 trains, alone
-    print(f"training {entry.name}: python -m bench.train {' '.join(argv + extra)}", file=sys.stderr)
-    checkpoint = bench_train.TRAINERS[entry.family](bench_train.parse_args(argv + extra))
-    write_json_atomic({"argv": argv, "checkpoint": str(checkpoint)}, marker)
+    f, folder = family(entry.family), run.out / "train" / entry.name
+    config = f.configure(f.preset(run.dataset), entry.overrides)
+    max_steps = run.train_steps or (f.quick_train_steps if run.quick else None)
+    marker = {"family": entry.family, "preset": run.dataset, "config": config_to_dict(config), "max_steps": max_steps}
+    marker = json.loads(json.dumps(marker))  # tuples as lists, as read back
+    done = folder / "trained.json"
+    if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in marker} == marker:
+        return folder / "checkpoint.pt"
+    command = f"python -m bench.train --model {entry.family} --preset {run.dataset} --out {folder}" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in asdict(entry.overrides).items() if v is not None) + (
+        f" --max-steps {max_steps}" if max_steps else "")
+    print(f"training {entry.name}: {command}", file=sys.stderr)
+    checkpoint = train_model(TrainJob(entry.family, run.dataset, config, folder, run.device,
+                                      resume=(folder / "checkpoint.pt").is_file(), max_steps=max_steps,
+                                      single_process=True, quiet=run.quiet))  # under torchrun rank 0 trains alone
+    write_json_atomic({**marker, "command": command, "checkpoint": str(checkpoint)}, done)
     return checkpoint
 
 
-def draw_shared(model, steps: int, args: argparse.Namespace, world: World) -> torch.Tensor:
+def trained(entry: Entry, run: RunConfig, world: World) -> Trained:
+    """Rank 0 trains (or finds) the entry's checkpoint; every rank gets its answer."""
+    answer = None
+    if world.main:
+        try:
+            answer = Trained(train_entry(entry, run))
+        except Exception as e:  # training failed or diverged: its cells are reported as failed
+            answer = Trained(None, f"training failed: {type(e).__name__}: {e}")
+    return world.broadcast(answer)
+
+
+def draw_shared(model: Generator, steps: int, run: RunConfig, world: World) -> torch.Tensor:
     """The cell's n samples; under torchrun each rank draws its contiguous shard of whole batches (seeds seed + i)
     and the shards are gathered: the single-process batches, so the single-process samples."""
-    part = world.shard(args.n, args.batch_size)
-    quiet = args.quiet or not world.main
-    return world.gather(draw(model, part.stop - part.start, steps, args.seed + part.start, args.batch_size, quiet))
+    part = world.shard(run.n, run.batch_size)
+    quiet = run.quiet or not world.main
+    return world.gather(draw(model, part.stop - part.start, steps, run.seed + part.start, run.batch_size, quiet))
 
 
-def measure(cell: Cell, model, args: argparse.Namespace, device: torch.device, world: World) -> dict:
-    """Samples, metrics, timing and a sample grid of one cell (timing and grid on rank 0 only)."""
-    steps = cell.steps if cell.steps is not None else model.default_steps
+def measure(cell: Cell, model: Generator, run: RunConfig, world: World) -> dict[str, Any]:
+    """Samples, metrics, timing and a sample grid of one cell (timing and grid on rank 0 only), as record fields."""
+    steps = cell.spec.steps if cell.spec.steps is not None else model.default_steps
     if steps not in model.supported_steps:
         raise ValueError(f"{cell.entry.name} does not support {steps} steps")
-    samples = draw_shared(model, steps, args, world)
-    result = evaluate(samples, Reference(args.dataset, root=args.root), weights=args.inception_weights,
-                      device=device, world=world if world.size > 1 else None)
-    config = getattr(model, "config", None)
-    out = {"steps": steps, "label": cell.label.format(steps=steps), "metrics": result["metrics"],
-           "protocol": result["protocol"], "world_size": world.size,
-           "model_config": asdict(config) if is_dataclass(config) else None}
+    samples = draw_shared(model, steps, run, world)
+    result = evaluate(samples, Reference(run.dataset, root=run.root), weights=run.inception_weights,
+                      device=run.device, world=world if world.size > 1 else None)
+    out = {"steps": steps, "label": cell.spec.label.format(steps=steps), "metrics": result["metrics"],
+           "protocol": result["protocol"], "world_size": world.size, "model_config": config_to_dict(model.config)}
     error = None
     if world.main:
         try:
-            out.update(timed_and_drawn(cell, model, steps, samples, args, device))
+            out.update(timed_and_drawn(cell, model, steps, samples, run))
         except Exception as e:  # raised after the barrier, so the other ranks do not wait forever
             error = e
     world.barrier()
@@ -192,88 +248,59 @@ def measure(cell: Cell, model, args: argparse.Namespace, device: torch.device, w
     return out
 
 
-def timed_and_drawn(cell: Cell, model, steps: int, samples: torch.Tensor, args: argparse.Namespace,
-                    device: torch.device) -> dict:
+def timed_and_drawn(cell: Cell, model: Generator, steps: int, samples: torch.Tensor, run: RunConfig) -> dict:
     """The paper's timing (and throughput) and the cell's sample grid."""
-    reference = None
-    if samples.ndim == 2:
-        ds = build_dataset(args.dataset, size=2000, seed=0)
-        reference = torch.stack([ds[i][0] for i in range(len(ds))])
-    grid = write_grid(samples[:2000] if samples.ndim == 2 else samples[:64], args.out / f"samples_{cell.id}.png",
+    reference = stack_items(build_dataset(run.dataset, size=2000, seed=0)) if samples.ndim == 2 else None
+    grid = write_grid(samples[:2000] if samples.ndim == 2 else samples[:64], run.out / f"samples_{cell.id}.png",
                       reference=reference)
-    timed = timing.paper_time(model, steps, device, batch=100, rounds=args.rounds, seed=args.seed)
-    if args.throughput:
-        timed["throughput"] = timing.throughput(model, steps, device, seed=args.seed)
+    timed = timing.paper_time(model, steps, run.device, batch=100, rounds=run.rounds, seed=run.seed)
+    if run.throughput:
+        timed = timed.with_throughput(timing.throughput(model, steps, run.device, seed=run.seed))
     return {"timing": timed, "grid": grid.name}
 
 
-def run_cell(cell: Cell, checkpoint: Path | None, failure: str | None, args: argparse.Namespace,
-             device: torch.device, common: dict, world: World) -> dict:
+def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellRecord:
     """Measure a cell (or record why it cannot be measured) and write its JSON."""
-    key = {"cell": cell.id, "dataset": args.dataset, "n": args.n, "seed": args.seed, "rounds": args.rounds,
-           "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None}
-    previous = results.done(args.out, cell.id, key)
+    checkpoint = source.checkpoint
+    key = CellKey(cell.id, run.dataset, run.n, run.seed, run.rounds, file_sha256(checkpoint) if checkpoint else None)
+    previous = results.done(run.out, key)
     if previous is not None:
         if world.main:
-            print(f"{cell.id}: done before, kept ({results.cell_path(args.out, cell.id)})", file=sys.stderr)
+            print(f"{cell.id}: done before, kept ({results.cell_path(run.out, cell.id)})", file=sys.stderr)
         return previous
-    record = {"cell": cell.id, "label": cell.label.format(steps=cell.steps or "?"), "steps": cell.steps,
-              "model": cell.entry.family, "checkpoint": str(checkpoint) if checkpoint else None, "key": key,
-              "training": _training_record(checkpoint), **common}
+    record = CellRecord(cell.id, cell.spec.label.format(steps=cell.spec.steps or "?"), cell.entry.family,
+                        cell.spec.steps, key, checkpoint=str(checkpoint) if checkpoint else None,
+                        training=_training_record(checkpoint), command=run.command, **provenance(run.device))
     try:
-        if failure is not None:
-            raise RuntimeError(failure)
+        if source.failure is not None:
+            raise RuntimeError(source.failure)
         if world.main:
-            print(f"{cell.id}: sampling {args.n}, evaluating, timing", file=sys.stderr)
-        model = build_model(cell.entry.family, checkpoint=checkpoint, device=device)
-        record.update(measure(cell, model, args, device, world), status="ok")
+            print(f"{cell.id}: sampling {run.n}, evaluating, timing", file=sys.stderr)
+        model = build_model(cell.entry.family, checkpoint=checkpoint, device=run.device)
+        record = replace(record, **measure(cell, model, run, world))
     except Exception as e:  # a failed cell is reported in the table; the others still run
-        record.update(status="failed", reason=f"{type(e).__name__}: {e}",
-                      traceback=traceback.format_exc(limit=4))
-        print(f"{cell.id}: FAILED: {record['reason']}", file=sys.stderr)
+        record = replace(record, status="failed", reason=f"{type(e).__name__}: {e}",
+                         traceback=traceback.format_exc(limit=4))
+        print(f"{cell.id}: FAILED: {record.reason}", file=sys.stderr)
     if world.main:
-        results.write(args.out, cell.id, record)
+        results.write(run.out, record)
     return record
 
 
 def _training_record(checkpoint: Path | None) -> dict | None:
-    """How the harness trained this checkpoint (bench.train arguments), if it did."""
+    """How the harness trained this checkpoint (trained.json: family, preset, config, command), if it did."""
     marker = checkpoint.parent / "trained.json" if checkpoint else None
     return json.loads(marker.read_text()) if marker and marker.is_file() else None
 
 
-def prepare(args: argparse.Namespace) -> argparse.Namespace:
-    """Defaults that depend on other arguments, and the checks that fail before any work."""
-    args = replace_ns(args, out=args.out or Path("runs") / f"trilemma-{args.dataset}",
-                      n=args.n or default_n(args.dataset, args.quick))
-    if args.dataset in ("cifar10", "image-folder"):
-        inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
-    return args
-
-
-def replace_ns(ns: argparse.Namespace, **changes) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(ns), **changes})
-
-
-def trained(entry: Entry, args: argparse.Namespace, device: torch.device, world: World) -> tuple:
-    """(checkpoint, None) or (None, why training failed); rank 0 trains, every rank gets its answer."""
-    answer = None
-    if world.main:
-        try:
-            answer = (train_entry(entry, args, device), None)
-        except Exception as e:  # training failed or diverged: its cells are reported as failed
-            answer = (None, f"training failed: {type(e).__name__}: {e}")
-    return world.broadcast(answer)
-
-
-def write_paper(out: Path, records: list[dict], dataset: str) -> list[Path]:
+def write_paper(out: Path, records: list[CellRecord], dataset: str) -> list[Path]:
     """Measured vs paper (bench.paper.compare), printed and written as paper.md and paper.csv."""
     df = paper.compare(records, dataset)
     if df.empty:
         print(f"\nthe paper reports no numbers that these cells measure on {dataset} (it has cifar10 Table 1 and "
               f"ablation rows, and Stacked-MNIST)", file=sys.stderr)
         return []
-    text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + report.markdown(df)
+    text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + tables.markdown(df)
     print("\n" + text, end="")
     (out / "paper.md").write_text(text)
     df.to_csv(out / "paper.csv", index=False)
@@ -283,33 +310,30 @@ def write_paper(out: Path, records: list[dict], dataset: str) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        args = prepare(args)
+        run = run_config(args, sys.argv[1:] if argv is None else argv)
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    device = resolve_device(args.device)
-    world = setup(device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    common = {"command": ["python", "-m", "bench.trilemma", *(sys.argv[1:] if argv is None else argv)],
-              "device_info": timing.device_info(device), **provenance(device)}
-    plan = [(e, c) for e in entries(args) for c in cells(e, args.quick)]
+    world = setup(run.device)
+    run.out.mkdir(parents=True, exist_ok=True)
+    plan = [cell for entry in entries(run) for cell in cells(entry, run.quick)]
     if world.main:
-        print(f"trilemma on {args.dataset}: {len(plan)} cells, n={args.n}, {world.size} process(es) -> {args.out}",
+        print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}, {world.size} process(es) -> {run.out}",
               file=sys.stderr)
-    checkpoints: dict[str, tuple[Path | None, str | None]] = {}
+    sources: dict[str, Trained] = {}
     records = []
-    for entry, cell in plan:
-        if entry.name not in checkpoints:
-            checkpoints[entry.name] = trained(entry, args, device, world)
-        records.append(run_cell(cell, *checkpoints[entry.name], args, device, common, world))
+    for cell in plan:
+        if cell.entry.name not in sources:
+            sources[cell.entry.name] = trained(cell.entry, run, world)
+        records.append(run_cell(cell, sources[cell.entry.name], run, world))
     if world.main:
-        written = report.write(args.out, records, f"{args.dataset}: quality vs sampling time")
-        print(report.markdown(report.table(records)), end="")
-        if args.paper:
-            written += write_paper(args.out, records, args.dataset)
+        written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time")
+        print(tables.markdown(report.table(records)), end="")
+        if run.paper:
+            written += write_paper(run.out, records, run.dataset)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     teardown(world)
-    return 0 if all(r["status"] == "ok" for r in records) else 1
+    return 0 if all(r.ok for r in records) else 1
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from baselines.ddpm import schedule
 from baselines.ddpm.configs import DDPMConfig, TrainConfig
@@ -120,7 +119,3 @@ def train(config: DDPMConfig, data: Tensor, out_dir: str | Path, *, device: str 
             save(state, config, ckpt, meta)
     return state
 
-
-def dataset_tensor(dataset: Dataset) -> Tensor:
-    """All items of a (small, in-memory) dataset as one float tensor in [-1, 1]."""
-    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float()

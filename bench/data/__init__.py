@@ -3,6 +3,8 @@
 from pathlib import Path
 from typing import Protocol
 
+import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from bench.data.cifar import build_cifar10
@@ -12,7 +14,7 @@ from bench.data.folder import build_image_folder
 from bench.data.mnist import build_mnist, build_stacked_mnist
 from bench.data.toy import build_gaussians25, build_ring8
 
-__all__ = ["DATASETS", "DatasetCorruptError", "DatasetNotFoundError", "build_dataset"]
+__all__ = ["DATASETS", "DatasetCorruptError", "DatasetNotFoundError", "build_dataset", "stack_items"]
 
 
 class Builder(Protocol):
@@ -46,3 +48,8 @@ def build_dataset(name: str, *, root: str | Path | None = None, train: bool = Tr
         raise KeyError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
     build = DATASETS[name]
     return build(root=root, train=train, download=download, size=size, seed=seed, image_size=image_size)
+
+
+def stack_items(dataset: Dataset) -> Tensor:
+    """Every x of a dataset that fits in memory as one tensor [N, *shape] (float32 in [-1, 1])."""
+    return torch.stack([dataset[i][0] for i in range(len(dataset))]).float()

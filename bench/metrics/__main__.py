@@ -85,13 +85,15 @@ def read_samples(path: Path) -> torch.Tensor:
     return torch.stack([decode_image(str(f), mode=mode) for f in files])
 
 
-def draw_samples(args: argparse.Namespace, device: torch.device) -> tuple[torch.Tensor, dict]:
-    if args.n is None:
+def draw_samples(checkpoint: Path, n: int | None, steps: int | None, seed: int, batch_size: int, quiet: bool,
+                 device: torch.device) -> tuple[torch.Tensor, dict]:
+    """n samples of a checkpoint's model (any family), and where they came from."""
+    if n is None:
         raise ValueError("--checkpoint needs --n (how many samples to draw)")
-    model = load_model(args.checkpoint, device)
-    steps = resolve_steps(model, args.steps)
-    samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
-    return samples, {"checkpoint": str(args.checkpoint), "model": model.name, "steps": steps, "seed": args.seed}
+    model = load_model(checkpoint, device)
+    steps = resolve_steps(model, steps)
+    samples = draw(model, n, steps, seed, batch_size, quiet)
+    return samples, {"checkpoint": str(checkpoint), "model": model.name, "steps": steps, "seed": seed}
 
 
 def progress_bars(quiet: bool):
@@ -103,7 +105,8 @@ def progress_bars(quiet: bool):
 
 def run(args: argparse.Namespace, command: list[str]) -> dict:
     device = resolve_device(args.device)
-    samples, source = (draw_samples(args, device) if args.checkpoint
+    samples, source = (draw_samples(args.checkpoint, args.n, args.steps, args.seed, args.batch_size, args.quiet,
+                                    device) if args.checkpoint
                        else (read_samples(args.samples), {"samples": str(args.samples)}))
     inception = (args.extractor or "") == "inception-v3-compat" or (
         args.extractor is None and args.dataset in ("cifar10", "image-folder"))

@@ -48,25 +48,10 @@ def tiny():
     return model.build("tiny")
 
 
-def test_ddgan_sample_contract(tiny):
-    s = tiny.default_steps
-    x = tiny.sample(4, s, seed=0)
-    assert x.dtype == torch.float32 and x.shape == (4, 3, 16, 16)
-    assert x.isfinite().all() and x.abs().max() <= 1
-    torch.testing.assert_close(x, tiny.sample(4, s, seed=0), atol=0, rtol=0)
-    halves = torch.cat([tiny.sample(1, s, seed=0), tiny.sample(3, s, seed=1)])
-    torch.testing.assert_close(x, halves, atol=1e-5, rtol=1e-4)
-    assert not torch.equal(x, tiny.sample(4, s, seed=1))
-
-
-def test_ddgan_nfe_counted_by_hook_equals_T(tiny):
-    calls = []
-    handle = tiny.G.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        tiny.sample(2, tiny.default_steps, seed=0)
-    finally:
-        handle.remove()
-    assert len(calls) == tiny.default_steps == 4
+def test_ddgan_sample_shape_and_steps(tiny):
+    """The contract itself (determinism, batch independence, NFE = T) is tests/bench/test_registry.py's, for
+    every family."""
+    assert tiny.sample(2, tiny.default_steps, seed=0).shape == (2, 3, 16, 16) and tiny.default_steps == 4
 
 
 def test_ddgan_rejects_other_steps(tiny):

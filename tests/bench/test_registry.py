@@ -1,0 +1,193 @@
+"""bench.registry: the Generator contract for every family of the table, configuration overrides, and a toy
+fourth family, registered here alone, run through bench.train, bench.sample and bench.trilemma."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from bench import registry, timing, trilemma
+from bench import sample as bench_sample
+from bench import train as bench_train
+from bench.data import stack_items
+from bench.data.memory import InMemoryDataset
+from bench.protocol import Generator
+from bench.registry import FAMILIES, CellSpec, Family, TrainOverrides, TrainRun, build_model
+from ddgan_ref.io import CheckpointError, load_file, save_atomic
+from ddgan_ref.rng import SeedStream
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_sample_contract(name):
+    """STYLE.md E10 for every family: float32 in [-1, 1], deterministic, batch-independent, NFE = steps counted
+    on `network`, and steps outside supported_steps refused."""
+    torch.manual_seed(0)
+    m = build_model(name, "tiny")
+    assert isinstance(m, Generator) and isinstance(m.network, nn.Module) and m.config is not None
+    s = m.default_steps
+    x = m.sample(4, s, seed=0)
+    assert x.dtype == torch.float32 and x.shape[0] == 4 and x.isfinite().all() and x.abs().max() <= 1
+    torch.testing.assert_close(x, m.sample(4, s, seed=0), atol=0, rtol=0)  # deterministic
+    halves = torch.cat([m.sample(2, s, seed=0), m.sample(2, s, seed=2)])
+    torch.testing.assert_close(x, halves, atol=1e-4, rtol=1e-4)  # image i depends only on seed + i
+    assert not torch.equal(x, m.sample(4, s, seed=1))
+    assert timing.count_calls(m, lambda: m.sample(3, s, seed=0)) == s
+    assert s + 1 not in m.supported_steps
+    with pytest.raises(ValueError):
+        m.sample(1, s + 1)
+
+
+def assert_same(a, b, where: str = "") -> None:
+    """Nested checkpoint contents equal exactly: tensors bit for bit, everything else by ==."""
+    if isinstance(a, torch.Tensor):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_resumed_training_equals_the_uninterrupted_run(name, tmp_path):
+    """Through the family table: 4 iterations straight, or 2 then a resume to 4 (max_steps counts all of them):
+    the same sampling weights and resume state, bit for bit."""
+    f = FAMILIES[name]
+    config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=2, seed=3))
+    data = InMemoryDataset("random", torch.rand(64, *f.data_shape(config)) * 2 - 1, torch.zeros(64), num_modes=None)
+    straight = f.train(config, data, tmp_path / "a", TrainRun(torch.device("cpu"), max_steps=4))
+    f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), max_steps=2))
+    resumed = f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), resume=True, max_steps=4))
+    a, b = load_file(straight), load_file(resumed)
+    assert a["train_state"]["step"] == b["train_state"]["step"] == 4
+    assert_same(a["state_dict"], b["state_dict"], "state_dict")
+    assert_same(a["train_state"], b["train_state"], "train_state")
+
+
+def test_overrides_a_family_has_no_field_for_are_refused():
+    ddgan, ddpm = FAMILIES["ddgan"], FAMILIES["ddpm"]
+    config = ddgan.configure(ddgan.preset("tiny"), TrainOverrides(timesteps=2, epochs=3, lr_g=1e-3))
+    assert (config.diffusion.num_timesteps, config.train.num_epoch, config.train.lr_g) == (2, 3, 1e-3)
+    assert ddpm.configure(ddpm.preset("tiny"), TrainOverrides(steps=7, lr=0.1)).train.steps == 7
+    with pytest.raises(ValueError, match="--steps does not apply to --model ddgan"):
+        ddgan.configure(ddgan.preset("tiny"), TrainOverrides(steps=5))
+    with pytest.raises(ValueError, match="--timesteps does not apply to --model ddpm"):
+        ddpm.configure(ddpm.preset("tiny"), TrainOverrides(timesteps=5))
+    with pytest.raises(KeyError, match="unknown stylegan2 preset 'nope'"):
+        FAMILIES["stylegan2"].preset("nope")
+    with pytest.raises(KeyError, match="unknown checkpoint format"):
+        registry.family_of_format("something/else")
+
+
+# A fourth family: one Gaussian fitted to the data (mean and Cholesky factor as an affine map of z).
+
+FORMAT = "tests/gaussian-checkpoint"
+
+
+@dataclass(frozen=True)
+class GaussianTrain:
+    steps: int = 3  # one "iteration" refines the fit on a bigger prefix of the data
+    seed: int = 0
+    checkpoint_every: int = 1
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    name: str
+    dataset: str
+    data_shape: tuple[int, ...] = (2,)
+    train: GaussianTrain = GaussianTrain()
+
+
+class Gaussian:
+    """One affine network call per sample batch: x = mean + L z."""
+
+    name = "gaussian"
+    default_steps = 1
+    supported_steps = (1,)
+
+    def __init__(self, net: nn.Linear, config: GaussianConfig, device: torch.device):
+        self.device, self.config, self.net = torch.device(device), config, net.to(device)
+
+    @property
+    def network(self) -> nn.Module:
+        return self.net
+
+    @torch.no_grad()
+    def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
+        if steps not in self.supported_steps:
+            raise ValueError(f"a Gaussian samples in one step, got {steps}")
+        return self.net(SeedStream(seed, n, self.device).randn(*self.config.data_shape)).clamp(-1, 1)
+
+
+@torch.no_grad()
+def fitted(x: Tensor) -> nn.Linear:
+    net = nn.Linear(x.shape[1], x.shape[1])
+    cov = torch.cov(x.T) + 1e-6 * torch.eye(x.shape[1])
+    net.weight.data, net.bias.data = torch.linalg.cholesky(cov), x.mean(0)
+    return net
+
+
+def train_gaussian(config: GaussianConfig, data: Dataset, out: Path, run: TrainRun) -> Path:
+    x, path = stack_items(data), out / "checkpoint.pt"
+    last = config.train.steps if run.max_steps is None else min(config.train.steps, run.max_steps)
+    for step in range(1, last + 1):
+        net = fitted(x[: len(x) * step // last])
+        if run.progress is not None:
+            run.progress(step, {"mean_norm": float(net.bias.detach().norm())})
+    save_atomic({"format": FORMAT, "config": asdict(config), "state_dict": net.state_dict(), "meta": {}}, path)
+    return path
+
+
+def load_gaussian(path: Path, device: torch.device) -> Gaussian:
+    payload = load_file(path)
+    if payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Gaussian checkpoint")
+    config = GaussianConfig(**{**payload["config"], "data_shape": tuple(payload["config"]["data_shape"]),
+                               "train": GaussianTrain(**payload["config"]["train"])})
+    net = nn.Linear(*config.data_shape * 2)
+    net.load_state_dict(payload["state_dict"])
+    return Gaussian(net, config, device)
+
+
+GAUSSIAN = Family(
+    name="gaussian", checkpoint_format=FORMAT, presets={"gaussians25": GaussianConfig("gaussians25", "gaussians25")},
+    configure=lambda config, overrides: registry.override_train(config, overrides, {"steps": "steps"}, "gaussian"),
+    build=lambda preset, device: Gaussian(nn.Linear(2, 2), GaussianConfig(preset, preset), device),
+    load=load_gaussian, train=train_gaussian, total_steps=lambda config, size, processes: config.train.steps,
+    data_shape=lambda config: config.data_shape, cells=(CellSpec(None, "Gaussian"),),
+    quick_cells=(CellSpec(None, "Gaussian"),), quick_train_steps=2)
+
+
+@pytest.fixture
+def fourth_family(monkeypatch):
+    monkeypatch.setitem(FAMILIES, "gaussian", GAUSSIAN)
+
+
+def test_a_fourth_family_runs_through_train_sample_and_trilemma(fourth_family, tmp_path, capsys):
+    run = tmp_path / "train"
+    assert bench_train.main(["--model", "gaussian", "--preset", "gaussians25", "--out", str(run), "--quiet"]) == 0
+    assert (run / "samples.png").is_file()
+    assert bench_sample.main(["--checkpoint", str(run / "checkpoint.pt"), "--n", "6", "--out", str(tmp_path / "s"),
+                              "--quiet"]) == 0
+    assert torch.load(tmp_path / "s" / "samples.pt", weights_only=True).shape == (6, 2)
+    assert json.loads((tmp_path / "s" / "samples.json").read_text())["model"] == "gaussian"
+    out = tmp_path / "trilemma"
+    code = trilemma.main(["--models", "gaussian", "--quick", "--train-steps", "2", "--n", "200",
+                          "--batch-size", "100", "--rounds", "1", "--quiet", "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "cells" / "gaussian.json").read_text())
+    assert record["status"] == "ok" and record["label"] == "Gaussian" and record["timing"]["nfe"] == 1
+    assert record["training"]["max_steps"] == 2 and record["training"]["family"] == "gaussian"
+    assert record["metrics"]["modes"] >= 1 and "| Gaussian |" in (out / "trilemma.md").read_text()
