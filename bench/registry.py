@@ -88,7 +88,7 @@ class Family:
     build: Callable[..., Generator]  # build(preset name, device=...): an untrained model of a preset
     load: Callable[[Path, torch.device], Generator]  # model of a checkpoint
     train: Callable[[Any, Dataset, Path, TrainRun], Path]  # trains into a folder; returns the checkpoint path
-    total_steps: Callable[[Any, int, int], int]  # (config, dataset size, processes) -> iterations of a full run
+    total_steps: Callable[[Any, Dataset, int], int]  # (config, data, processes) -> iterations of a full run
     data_shape: Callable[[Any], tuple[int, ...]]  # shape of one data item the config models
     cells: tuple[CellSpec, ...]
     quick_cells: tuple[CellSpec, ...]  # under bench.trilemma --quick
@@ -131,9 +131,9 @@ def train_ddgan(config: ddgan_configs.DDGANConfig, data: Dataset, out: Path, run
     return out / ddgan_train.CHECKPOINT_NAME
 
 
-def ddgan_total_steps(config: ddgan_configs.DDGANConfig, size: int, processes: int) -> int:
-    per_process = size // processes // config.train.batch_size
-    return per_process * config.train.num_epoch
+def ddgan_total_steps(config: ddgan_configs.DDGANConfig, data: Dataset, processes: int) -> int:
+    world = ddgan_train.World(0, processes)
+    return ddgan_train.iters_per_epoch(data, config.train, world) * config.train.num_epoch
 
 
 # The baselines (baselines/): one process, data as one tensor.
@@ -168,7 +168,7 @@ FAMILIES: dict[str, Family] = {
     "ddpm": Family(
         name="ddpm", checkpoint_format=ddpm_model.FORMAT, presets=ddpm_configs.PRESETS,
         configure=configure_baseline("ddpm"), build=ddpm_model.build, load=ddpm_model.load,
-        train=train_baseline(ddpm_train), total_steps=lambda config, size, processes: config.train.steps,
+        train=train_baseline(ddpm_train), total_steps=lambda config, data, processes: config.train.steps,
         data_shape=lambda config: tuple(config.data_shape),
         cells=(CellSpec(None, "DDPM ({steps} steps)"), *(CellSpec(s, f"DDIM ({s} steps)") for s in (10, 20, 50, 100))),
         quick_cells=(CellSpec(None, "DDPM ({steps} steps)"), *(CellSpec(s, f"DDIM ({s} steps)") for s in (10, 50))),
@@ -176,7 +176,7 @@ FAMILIES: dict[str, Family] = {
     "stylegan2": Family(
         name="stylegan2", checkpoint_format=sg2_model.FORMAT, presets=sg2_configs.PRESETS,
         configure=configure_baseline("stylegan2"), build=sg2_model.build, load=sg2_model.load,
-        train=train_baseline(sg2_train), total_steps=lambda config, size, processes: config.train.steps,
+        train=train_baseline(sg2_train), total_steps=lambda config, data, processes: config.train.steps,
         data_shape=lambda config: tuple(config.data_shape),
         cells=(CellSpec(None, "StyleGAN2"),), quick_cells=(CellSpec(None, "StyleGAN2"),), quick_train_steps=1500),
 }

@@ -119,7 +119,7 @@ def train_model(job: TrainJob) -> Path:
     f = family(job.family)
     data = training_data(f, job.config, job)
     rank, world_size = (0, 1) if job.single_process else (_env_int("RANK", 0), _env_int("WORLD_SIZE", 1))
-    total = f.total_steps(job.config, len(data), world_size)
+    total = f.total_steps(job.config, data, world_size)
     total = total if job.max_steps is None else min(total, job.max_steps)
     if rank == 0:
         print(f"training {job.family} preset={job.preset} dataset={job.config.dataset} ({len(data)} items) on "

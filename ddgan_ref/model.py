@@ -51,10 +51,7 @@ def load(checkpoint: str | Path, device: torch.device | str = "cpu") -> DDGAN:
     return DDGAN(G, config, device)
 
 
-def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
-          device: torch.device | str = "cpu") -> DDGAN:
-    """From a checkpoint when given, else an untrained model of the preset (weights from torch's global RNG)."""
-    if checkpoint is not None:
-        return load(checkpoint, device)
+def build(preset_name: str = "tiny", *, device: torch.device | str = "cpu") -> DDGAN:
+    """An untrained model of the preset (weights from torch's global RNG); `load` reads a checkpoint."""
     config = preset(preset_name)
     return DDGAN(build_generator(config.generator), config, device)

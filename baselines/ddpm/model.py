@@ -94,10 +94,7 @@ def load(checkpoint: str | Path, device: torch.device | str = "cpu", **sampler_k
     return DDPM(net, ckpt.config, device, **sampler_kwargs)
 
 
-def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
-          device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
-    """The registry entry: a checkpoint if given, else the preset with freshly initialised weights."""
-    if checkpoint is not None:
-        return load(checkpoint, device, **sampler_kwargs)
+def build(preset_name: str = "tiny", *, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
+    """The preset with freshly initialised weights (torch's global RNG); `load` reads a checkpoint."""
     config = preset(preset_name)
     return DDPM(build_network(config), config, device, **sampler_kwargs)

@@ -84,10 +84,7 @@ def load(checkpoint: str | Path, device: torch.device | str = "cpu", **kwargs) -
     return StyleGAN2(G, ckpt.config, device, **kwargs)
 
 
-def build(preset_name: str = "tiny", *, checkpoint: str | Path | None = None,
-          device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
-    """The registry entry: a checkpoint if given, else the preset with freshly initialised weights."""
-    if checkpoint is not None:
-        return load(checkpoint, device, **kwargs)
+def build(preset_name: str = "tiny", *, device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
+    """The preset with freshly initialised weights (torch's global RNG); `load` reads a checkpoint."""
     config = preset(preset_name)
     return StyleGAN2(build_networks(config)[0], config, device, **kwargs)

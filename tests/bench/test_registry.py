@@ -165,7 +165,7 @@ GAUSSIAN = Family(
     name="gaussian", checkpoint_format=FORMAT, presets={"gaussians25": GaussianConfig("gaussians25", "gaussians25")},
     configure=lambda config, overrides: registry.override_train(config, overrides, {"steps": "steps"}, "gaussian"),
     build=lambda preset, device: Gaussian(nn.Linear(2, 2), GaussianConfig(preset, preset), device),
-    load=load_gaussian, train=train_gaussian, total_steps=lambda config, size, processes: config.train.steps,
+    load=load_gaussian, train=train_gaussian, total_steps=lambda config, data, processes: config.train.steps,
     data_shape=lambda config: config.data_shape, cells=(CellSpec(None, "Gaussian"),),
     quick_cells=(CellSpec(None, "Gaussian"),), quick_train_steps=2)
 
