@@ -1,5 +1,6 @@
-"""bench.registry: the Generator contract for every family of the table, configuration overrides, and a toy
-fourth family, registered here alone, run through bench.train, bench.sample and bench.trilemma."""
+"""bench.registry: for every family of the table, the Generator contract, exact resume, the refusals and the
+divergence stop of training; configuration overrides; and a toy fourth family, registered here alone, run
+through bench.train, bench.sample and bench.trilemma."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bench.data import stack_items
 from bench.data.memory import InMemoryDataset
 from bench.protocol import Generator
 from bench.registry import FAMILIES, CellSpec, Family, TrainOverrides, TrainRun, build_model
-from ddgan_ref.io import CheckpointError, load_file, save_atomic
+from ddgan_ref.io import CheckpointError, TrainingDiverged, load_file, save_atomic
 from ddgan_ref.rng import SeedStream
 
 
@@ -65,7 +66,7 @@ def test_resumed_training_equals_the_uninterrupted_run(name, tmp_path):
     the same sampling weights and resume state, bit for bit."""
     f = FAMILIES[name]
     config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=2, seed=3))
-    data = InMemoryDataset("random", torch.rand(64, *f.data_shape(config)) * 2 - 1, torch.zeros(64), num_modes=None)
+    data = dataset_of(torch.rand(64, *f.data_shape(config)) * 2 - 1)
     straight = f.train(config, data, tmp_path / "a", TrainRun(torch.device("cpu"), max_steps=4))
     f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), max_steps=2))
     resumed = f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), resume=True, max_steps=4))
@@ -73,6 +74,32 @@ def test_resumed_training_equals_the_uninterrupted_run(name, tmp_path):
     assert a["train_state"]["step"] == b["train_state"]["step"] == 4
     assert_same(a["state_dict"], b["state_dict"], "state_dict")
     assert_same(a["train_state"], b["train_state"], "train_state")
+
+
+def dataset_of(x: Tensor) -> InMemoryDataset:
+    return InMemoryDataset("test", x, torch.zeros(len(x)), num_modes=None)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_training_refuses_to_overwrite_or_mix_runs_and_stops_on_divergence(name, tmp_path):
+    """Through the family table: a second run into the folder needs resume; a resume under another config is
+    refused naming the field; a NaN loss stops the run and leaves the last good checkpoint as it was."""
+    f, cpu = FAMILIES[name], torch.device("cpu")
+    config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=1))
+    shape = f.data_shape(config)
+    checkpoint = f.train(config, dataset_of(torch.rand(64, *shape) * 2 - 1), tmp_path, TrainRun(cpu, max_steps=2))
+    with pytest.raises(FileExistsError, match="resume=True"):
+        f.train(config, dataset_of(torch.zeros(64, *shape)), tmp_path, TrainRun(cpu, max_steps=2))
+    seed = config.train.seed
+    other = f.configure(config, TrainOverrides(seed=seed + 1))
+    with pytest.raises(CheckpointError, match=f"holds another run: its config has train.seed = {seed}, this run "
+                                              f"{seed + 1}"):
+        f.train(other, dataset_of(torch.zeros(64, *shape)), tmp_path, TrainRun(cpu, resume=True, max_steps=4))
+    before = checkpoint.read_bytes()
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        f.train(config, dataset_of(torch.full((64, *shape), float("nan"))), tmp_path,
+                TrainRun(cpu, resume=True, max_steps=4))
+    assert checkpoint.read_bytes() == before
 
 
 def test_overrides_a_family_has_no_field_for_are_refused():

@@ -84,18 +84,6 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(v.isfinite().all() for v in rest["train_state"]["G"].values())
 
 
-def test_existing_run_needs_resume_and_same_config(tmp_path):
-    config = configs.preset("gaussians25")
-    data = build_dataset("gaussians25", size=1024, seed=0)
-    tr.train(config, data, tmp_path, max_steps=2)
-    with pytest.raises(FileExistsError, match="pass resume=True"):
-        tr.train(config, data, tmp_path, max_steps=2)
-    other = replace(config, train=replace(config.train, lr_g=1e-3))
-    with pytest.raises(io.CheckpointError, match=r"holds another run: its config has train.lr_g = 0.0005, this run "
-                                                 r"0.001\. Resume with the same preset"):
-        tr.train(other, data, tmp_path, max_steps=4, resume=True)
-
-
 def train_args(out: Path, *extra: str) -> list[str]:
     return ["-m", "bench.train", "--model", "ddgan", "--preset", "tiny", "--out", str(out), "--device", "cpu",
             "--checkpoint-every", "3", "--max-steps", "18", "--quiet", *extra]
