@@ -44,8 +44,8 @@ def write_checkpoint(path: str | Path, config: DDGANConfig, state_dict: Mapping[
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """(config, generator state_dict, meta, the other entries) of one of our DDGAN checkpoints."""
     obj = load_file(path)
-    ckpt = io.parse_checkpoint(obj, path, FORMAT, hint=OFFICIAL_HINT if _looks_official(obj) else "")
-    return ckpt._replace(config=io.config_from_dict(DDGANConfig, ckpt.config))
+    return io.parse_checkpoint(obj, path, FORMAT, config_cls=DDGANConfig, hint=OFFICIAL_HINT if _looks_official(obj)
+                               else "")
 
 
 def _looks_official(obj: Any) -> bool:

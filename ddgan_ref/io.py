@@ -169,8 +169,9 @@ def write_checkpoint(path: str | Path, fmt: str, config: Mapping[str, Any], stat
 
 
 def parse_checkpoint(obj: Any, path: str | Path, fmt: str, *, upgrade: Callable[[dict], dict] | None = None,
-                     hint: str = "") -> Checkpoint:
-    """The parts of a loaded checkpoint of format `fmt`; `upgrade` turns a file without format_version into the form."""
+                     config_cls: type | None = None, hint: str = "") -> Checkpoint:
+    """The parts of a loaded checkpoint of format `fmt`; `upgrade` turns a file without format_version into the form;
+    with `config_cls` the config comes back decoded (config_from_dict), else as the stored dict."""
     if not isinstance(obj, dict) or obj.get("format") != fmt:
         raise CheckpointError(f"{path}: not a DDGAN-Bench checkpoint (expected a dict with format={fmt!r} and keys "
                               f"config, state_dict, meta; found {_describe(obj)}).{hint}")
@@ -180,7 +181,8 @@ def parse_checkpoint(obj: Any, path: str | Path, fmt: str, *, upgrade: Callable[
         raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')} is not "
                               f"supported by this build (it reads {FORMAT_VERSION})")
     extra = {k: v for k, v in obj.items() if k not in FORM_KEYS}
-    return Checkpoint(obj["config"], obj["state_dict"], obj["meta"], extra)
+    config = obj["config"] if config_cls is None else config_from_dict(config_cls, obj["config"])
+    return Checkpoint(config, obj["state_dict"], obj["meta"], extra)
 
 
 def _describe(obj: Any) -> str:
@@ -191,9 +193,10 @@ def _describe(obj: Any) -> str:
     return f"a dict with keys {sorted(map(str, obj))[:6]}"
 
 
-def read_checkpoint(path: str | Path, fmt: str, *, upgrade: Callable[[dict], dict] | None = None) -> Checkpoint:
-    """The parts of checkpoint file `path` of format `fmt` (config still a dict)."""
-    return parse_checkpoint(load_file(path), path, fmt, upgrade=upgrade)
+def read_checkpoint(path: str | Path, fmt: str, *, upgrade: Callable[[dict], dict] | None = None,
+                    config_cls: type | None = None) -> Checkpoint:
+    """The parts of checkpoint file `path` of format `fmt` (the config decoded into `config_cls` when given)."""
+    return parse_checkpoint(load_file(path), path, fmt, upgrade=upgrade, config_cls=config_cls)
 
 
 # The config codec: nested frozen dataclasses <-> JSON-able dicts, driven by the fields' type hints.

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from baselines.ddpm import sampling, schedule
 from baselines.ddpm.configs import DDPMConfig, UNetConfig, preset
 from baselines.ddpm.networks import MLPDenoiser, UNet2D
-from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, config_from_dict, load_into, read_checkpoint
+from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, load_into, read_checkpoint
 from ddgan_ref.rng import SeedStream
 
 FORMAT = "ddgan-bench/ddpm-checkpoint"
@@ -49,8 +49,7 @@ def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
 
 def read(checkpoint: str | Path) -> Checkpoint:
     """A DDPM checkpoint (either layout) with its config decoded."""
-    ckpt = read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1)
-    return ckpt._replace(config=config_from_dict(DDPMConfig, ckpt.config))
+    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=DDPMConfig)
 
 
 class DDPM:

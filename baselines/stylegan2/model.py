@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from baselines.stylegan2.configs import StyleGAN2Config, preset
 from baselines.stylegan2.networks import Discriminator, Generator
 from baselines.stylegan2.toy import ToyDiscriminator, ToyGenerator
-from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, config_from_dict, load_into, read_checkpoint
+from ddgan_ref.io import FORMAT_VERSION, Checkpoint, CheckpointError, load_into, read_checkpoint
 from ddgan_ref.rng import SeedStream
 
 FORMAT = "ddgan-bench/stylegan2-checkpoint"
@@ -39,8 +39,7 @@ def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
 
 def read(checkpoint: str | Path) -> Checkpoint:
     """A StyleGAN2 checkpoint (either layout) with its config decoded."""
-    ckpt = read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1)
-    return ckpt._replace(config=config_from_dict(StyleGAN2Config, ckpt.config))
+    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=StyleGAN2Config)
 
 
 class StyleGAN2:
