@@ -31,6 +31,8 @@ class CellKey:
     seed: int
     rounds: int
     checkpoint_sha256: str | None
+    sample_format: str = "png"  # jpeg: the samples were measured after a JPEG round trip (the paper's FID protocol)
+    inception_n: int | None = None  # samples that also went through Inception (FID/KID/P/R) besides the extractor
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CellRecord:
     training: dict[str, Any] | None = None  # how the harness trained the checkpoint, if it did
     metrics: dict[str, float] = field(default_factory=dict)
     protocol: dict[str, Any] | None = None  # how the metrics were measured (bench.metrics.evaluate)
+    unavailable: dict[str, str] = field(default_factory=dict)  # metrics the extractor cannot give, and why
     timing: PaperTime | None = None
     grid: str | None = None  # the sample picture, beside the cells folder
     world_size: int = 1

@@ -1,9 +1,11 @@
-"""python -m bench.sample: draw N samples from a checkpoint into a PNG grid or a folder of PNGs.
+"""python -m bench.sample: draw N samples from a checkpoint into a PNG grid or a folder of images (PNG, or JPEG as
+the DDGAN paper's FID protocol wrote them).
 
 Image i is drawn from seed + i, so any batch size gives the same images.
 Examples:
   python -m bench.sample --checkpoint runs/tiny/checkpoint.pt --n 64 --out grid.png
   python -m bench.sample --checkpoint runs/cifar10/checkpoint.pt --n 50000 --out samples/ --batch-size 500
+  python -m bench.sample --checkpoint runs/cifar10/checkpoint.pt --n 50000 --out samples-jpeg/ --sample-format jpeg
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import sys
 from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 from tqdm import tqdm
 
 from bench.devices import resolve_device
 from bench.grid import write_grid
+from bench.images import FORMATS, write_folder
 from bench.protocol import Generator
 from bench.registry import family_of_format
 from ddgan_ref.io import CheckpointError, peek_format, save_atomic, write_json_atomic
@@ -34,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True,
                    help="a .png path for one grid, or a folder for one PNG per image (000000.png, ...) plus "
                         "samples.pt (the float tensor) and samples.json (what made them)")
+    p.add_argument("--sample-format", choices=sorted(FORMATS), default="png",
+                   help="files of an --out folder: png (lossless, the default) or jpeg (save_image to .jpg, quality "
+                        "75, as the DDGAN paper's FID; bench.metrics reads it only with --allow-jpeg)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
     p.add_argument("--steps", type=int, help="sampling steps (default: the model's own: DDGAN its trained T, DDPM "
                                               "T = 1000 (fewer: DDIM), StyleGAN2 1)")
@@ -88,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         save_atomic(samples, args.out / "samples.pt")
         record = {"checkpoint": str(args.checkpoint), "model": model.name, "n": args.n, "seed": args.seed,
-                  "steps": steps, "batch_size": args.batch_size, "command": sys.argv,
-                  **provenance(model.device)}
+                  "steps": steps, "batch_size": args.batch_size, "sample_format": args.sample_format,
+                  "command": sys.argv, **provenance(model.device)}
         write_json_atomic(record, args.out / "samples.json")
-        for i, img in enumerate(samples if samples.ndim == 4 else []):
-            save_image((img + 1) / 2, args.out / f"{i:06d}.png")
+        if samples.ndim == 4:
+            write_folder(samples, args.out, args.sample_format)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

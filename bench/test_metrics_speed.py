@@ -1,5 +1,5 @@
 """Benchmarks (pytest-benchmark): bench.metrics.prdc vs prdc.compute_prdc side by side, a 50k x 50k run with its
-peak memory, and feature-extraction throughput.
+peak memory, and feature-extraction throughput (the real FID Inception: ours and torch-fidelity's own, side by side).
 
 Run: pytest bench/test_metrics_speed.py --benchmark-json out.json, then `python -m bench.speedups out.json`
 for the prdc ratios (impl "ref" is prdc 0.2, "blocks" is ours; extra_info "first_pass" says how ours ran: the
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,14 +21,16 @@ import numpy as np
 import prdc as prdc_package
 import pytest
 import torch
+import torch_fidelity
 
 from bench.data import build_dataset
 from bench.metrics import extractors as fe
 from bench.metrics import prdc
 from bench.metrics.distances import Points
-from bench.metrics.features import extract
+from bench.metrics.features import extract, to_uint8
+from bench.metrics.inception import port_cache_path, write_fidelity_weights
 from bench.metrics.neighbours import FirstPass
-from ddgan_ref.provenance import describe_device
+from ddgan_ref.provenance import describe_device, file_sha256
 
 PRDC_CASES = {"10k-d64": (10_000, 64), "10k-d384": (10_000, 384), "10k-d2048": (10_000, 2048)}  # N = M, dims
 GIB = 2**30
@@ -112,18 +115,40 @@ def test_feature_extraction_throughput(benchmark, name):
                                  "images_per_s": n / seconds, "device": "cpu", "threads": torch.get_num_threads()})
 
 
-def test_inception_extraction_throughput(benchmark, tmp_path):
-    """Inception-v3 at 299 px (upsampled from 32 px) with random weights of the official layout: the cost of
-    FID on CPU (the values are meaningless; the speed is the real network's)."""
-    import torchvision
+def inception_file() -> Path:
+    """The FID Inception file of the real-data tests (env DDGAN_BENCH_INCEPTION, default fetch-inception's path)."""
+    path = Path(os.environ.get("DDGAN_BENCH_INCEPTION", port_cache_path()))
+    if not path.is_file():
+        pytest.skip(f"needs the FID Inception file at {path}: run `python -m bench.metrics fetch-inception`")
+    return path
 
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False)
-    torch.save(net.state_dict(), tmp_path / "inception.pth")
-    module = fe.build("inception-v3-compat", tmp_path / "inception.pth")
-    images = torch.rand(16, 3, 32, 32) * 2 - 1
-    benchmark.group = "feature extraction"
-    benchmark.pedantic(extract, args=(images, module, "inception-v3-compat"), kwargs={"batch_size": 16},
-                       rounds=2, warmup_rounds=1)
+
+def fidelity_extract(module: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """torch-fidelity's own loop: uint8 batches into its extractor, 2048-d features out."""
+    with torch.no_grad():
+        return torch.cat([module(to_uint8(images[s:s + batch_size]))[0] for s in range(0, len(images), batch_size)])
+
+
+@pytest.mark.parametrize("impl", ["torch-fidelity", "ours"])
+def test_inception_extraction_throughput(benchmark, impl, tmp_path):
+    """The real FID Inception at 299 px (upsampled from 32 px digits) on CPU: our extractor (the TorchScript port
+    read and mapped by bench.metrics.inception, run through bench.metrics.features.extract) side by side with
+    torch-fidelity's own extractor loaded by torch-fidelity from the converted .pth, on the same images."""
+    path, n = inception_file(), 32
+    ds = build_dataset("stacked-digits", train=False, size=n, image_size=32)
+    images = torch.stack([ds[i][0] for i in range(n)])
+    if impl == "ours":
+        module = fe.build("inception-v3-compat", path)
+        fn = lambda: extract(images, module, "inception-v3-compat", batch_size=16)["features"]
+    else:
+        write_fidelity_weights(path, tmp_path / "fidelity.pth")
+        cls = torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY["inception-v3-compat"]
+        module = cls("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(tmp_path / "fidelity.pth"))
+        fn = lambda: fidelity_extract(module, images, 16)
+    benchmark.group = "inception extraction"
+    features = benchmark.pedantic(fn, rounds=2, warmup_rounds=1)
     seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
-    benchmark.extra_info.update({"extractor": "inception-v3-compat", "images": 16, "image_shape": [3, 32, 32],
-                                 "images_per_s": 16 / seconds, "device": "cpu", "threads": torch.get_num_threads()})
+    benchmark.extra_info.update({"extractor": "inception-v3-compat", "impl": impl, "images": n,
+                                 "image_shape": list(images.shape[1:]), "images_per_s": n / seconds,
+                                 "weights_sha256": file_sha256(path), "feature_mean": float(features.mean()),
+                                 "device": "cpu", "threads": torch.get_num_threads()})

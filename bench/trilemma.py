@@ -33,8 +33,10 @@ from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
 from bench.grid import write_grid
+from bench.images import FORMATS, as_stored
 from bench.metrics import Reference, evaluate
-from bench.metrics.extractors import inception_weights
+from bench.metrics.evaluate import DEFAULT_EXTRACTOR
+from bench.metrics.inception import inception_weights
 from bench.protocol import Generator
 from bench.registry import FAMILIES, CellSpec, TrainOverrides, build_model, family
 from bench.results import CellKey, CellRecord
@@ -59,6 +61,8 @@ class RunConfig:
     train_steps: int | None
     root: str | None
     inception_weights: Path | None
+    inception_n: int | None
+    sample_format: str
     rounds: int
     throughput: bool
     batch_size: int
@@ -116,6 +120,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-steps", type=int, help="override the training iterations of every trained model")
     p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist, image-folder)")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for FID/IS (cifar10, folders)")
+    p.add_argument("--inception-n", type=int,
+                   help="also measure Inception FID/KID/precision/recall on the first N samples of each cell (needs "
+                        "--inception-weights; for data whose own extractor is not Inception, e.g. Stacked MNIST)")
+    p.add_argument("--sample-format", choices=sorted(FORMATS), default="png",
+                   help="measure the samples as stored in png (lossless, the default) or jpeg files (quality 75: the "
+                        "DDGAN paper's FID protocol, which moves FID; see results/jpeg-vs-png-fid.md)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds of one batch of 100 (median; default 5)")
     p.add_argument("--throughput", action="store_true", help="also measure images/s at the best of batch sizes "
                                                              "100, 250, 500")
@@ -137,12 +147,13 @@ def default_n(dataset: str, quick: bool) -> int:
 
 def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     """The run's settings with their defaults, and the checks that fail before any work."""
-    if args.dataset in ("cifar10", "image-folder"):
+    if args.dataset in ("cifar10", "image-folder") or args.inception_n:
         inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
     return RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
         n=args.n or default_n(args.dataset, args.quick), seed=args.seed, quick=args.quick,
-        train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights, rounds=args.rounds,
+        train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
+        inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
         throughput=args.throughput, batch_size=args.batch_size, device=resolve_device(args.device),
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command))
@@ -226,16 +237,33 @@ def draw_shared(model: Generator, steps: int, run: RunConfig, world: World) -> t
     return world.gather(draw(model, part.stop - part.start, steps, run.seed + part.start, run.batch_size, quiet))
 
 
+def cell_metrics(samples: torch.Tensor, run: RunConfig, shards: World | None) -> dict[str, Any]:
+    """The dataset's own metrics of the samples as stored (--sample-format), plus Inception's on the first
+    --inception-n of them: {'metrics', 'unavailable', 'protocol'}."""
+    stored = as_stored(samples, run.sample_format) if samples.ndim == 4 else samples
+    own_weights = run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
+    result = evaluate(stored, Reference(run.dataset, root=run.root), weights=own_weights, device=run.device,
+                      world=shards)
+    result["protocol"]["stored_as"] = run.sample_format
+    if not run.inception_n:
+        return result
+    second = evaluate(stored[:run.inception_n], Reference(run.dataset, root=run.root), "inception-v3-compat",
+                      weights=run.inception_weights, device=run.device, count_modes=False, world=shards)
+    return {"metrics": {**result["metrics"], **second["metrics"]},
+            "unavailable": {**result["unavailable"], **second["unavailable"]},
+            "protocol": {**result["protocol"], "inception": second["protocol"]}}
+
+
 def measure(cell: Cell, model: Generator, run: RunConfig, world: World) -> dict[str, Any]:
     """Samples, metrics, timing and a sample grid of one cell (timing and grid on rank 0 only), as record fields."""
     steps = cell.spec.steps if cell.spec.steps is not None else model.default_steps
     if steps not in model.supported_steps:
         raise ValueError(f"{cell.entry.name} does not support {steps} steps")
     samples = draw_shared(model, steps, run, world)
-    result = evaluate(samples, Reference(run.dataset, root=run.root), weights=run.inception_weights,
-                      device=run.device, world=world if world.size > 1 else None)
+    result = cell_metrics(samples, run, world if world.size > 1 else None)
     out = {"steps": steps, "label": cell.spec.label.format(steps=steps), "metrics": result["metrics"],
-           "protocol": result["protocol"], "world_size": world.size, "model_config": config_to_dict(model.config)}
+           "protocol": result["protocol"], "unavailable": result["unavailable"],
+           "world_size": world.size, "model_config": config_to_dict(model.config)}
     error = None
     if world.main:
         try:
@@ -262,7 +290,8 @@ def timed_and_drawn(cell: Cell, model: Generator, steps: int, samples: torch.Ten
 def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellRecord:
     """Measure a cell (or record why it cannot be measured) and write its JSON."""
     checkpoint = source.checkpoint
-    key = CellKey(cell.id, run.dataset, run.n, run.seed, run.rounds, file_sha256(checkpoint) if checkpoint else None)
+    key = CellKey(cell.id, run.dataset, run.n, run.seed, run.rounds, file_sha256(checkpoint) if checkpoint else None,
+                  run.sample_format, run.inception_n)
     previous = results.done(run.out, key)
     if previous is not None:
         if world.main:

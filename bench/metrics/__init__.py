@@ -3,7 +3,8 @@ blocks, and mode coverage. `prdc(real, fake, nearest_k=5)` mirrors prdc.compute_
 dataset, extractor)` is what the harness calls."""
 
 from bench.metrics.evaluate import METRICS, Knobs, Reference, evaluate
-from bench.metrics.extractors import EXTRACTORS, InceptionWeightsError
+from bench.metrics.extractors import EXTRACTORS
+from bench.metrics.inception import InceptionWeightsError
 from bench.metrics.neighbours import prdc
 
 __all__ = ["EXTRACTORS", "METRICS", "InceptionWeightsError", "Knobs", "Reference", "evaluate", "prdc"]

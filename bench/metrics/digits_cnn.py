@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from ddgan_ref.provenance import file_sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_WEIGHTS = {"digits-cnn": WEIGHTS_DIR / "digits-cnn.pt"}  # committed; mnist-cnn is trained by its user
+DEFAULT_WEIGHTS = {"digits-cnn": WEIGHTS_DIR / "digits-cnn.pt", "mnist-cnn": WEIGHTS_DIR / "mnist-cnn.pt"}  # committed
 FORMAT = "ddgan-bench/digits-cnn/1"
 
 

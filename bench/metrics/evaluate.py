@@ -140,7 +140,8 @@ class FeaturePass:
     world: Sharding | None = None
 
 
-def _features(data: Tensor, module, name: str, stage: str, fp: FeaturePass) -> dict[str, Tensor]:
+def embed(data: Tensor, module, name: str, stage: str, fp: FeaturePass) -> dict[str, Tensor]:
+    """Features (+ logits, mu, sigma) of data under the extractor `name`, as FeaturePass says."""
     part = data if fp.world is None else data[fp.world.shard(len(data), fp.batch_size)]
     update = fp.progress(stage, len(part)) if fp.progress is not None else None
     out = extract(part, module, name, batch_size=fp.batch_size, device=fp.device, progress=update)
@@ -162,7 +163,7 @@ def reference_features(ref: Reference, ds, module, name: str, weights_sha256: st
     cached = cache.load(root, key) if fp.use_cache else None
     if cached is not None:
         return cached
-    out = _features(reference_tensor(ds), module, name, f"features of {ref.dataset}", fp)
+    out = embed(reference_tensor(ds), module, name, f"features of {ref.dataset}", fp)
     if fp.use_cache and (fp.world is None or fp.world.main):
         cache.store(root, key, out)
     return out
@@ -207,7 +208,7 @@ def _classifier_pass(ref: Reference, ds, images: Tensor, weights, fp: FeaturePas
     name = MODE_CLASSIFIER[ref.dataset]
     module = fe.build(name, weights)
     sha = file_sha256(fe.weights_file(name, weights))
-    gen = _features(images, module, name, "classifying samples", fp)
+    gen = embed(images, module, name, "classifying samples", fp)
     refd = reference_features(ref, ds, module, name, sha, fp)
     return gen["logits"], refd["logits"], module.meta
 
@@ -216,12 +217,14 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
              weights: str | Path | None = None, classifier_weights: str | Path | None = None,
              download_inception: bool = False, knobs: Knobs = Knobs(), batch_size: int = 100,
              device: torch.device | str = "cpu", cache_root: str | Path | None = None, use_cache: bool = True,
-             progress: Progress | None = None, world: Sharding | None = None) -> dict:
+             progress: Progress | None = None, world: Sharding | None = None, count_modes: bool = True) -> dict:
     """Metrics of samples (images [N, C, H, W] float in [-1, 1] or uint8, or points [N, 2]) against a dataset
-    split: {'metrics': {name: number}, 'protocol': {what was measured, how}}. `weights` is the extractor's
-    weights file (for Inception, the --inception-weights file), `classifier_weights` the mode classifier's when
-    it is not the extractor. Reference features are cached under `cache_root` (default cache.default_root()).
-    With `world` (several processes), each embeds its shard and every process gets the same numbers."""
+    split: {'metrics': {name: number}, 'unavailable': {name: why}, 'protocol': {what was measured, how}}; mode
+    coverage too where the dataset has modes, unless count_modes=False (a second pass with another extractor).
+    `weights` is the extractor's weights file (for Inception, the --inception-weights file), `classifier_weights`
+    the mode classifier's when it is not the extractor. Reference features are cached under `cache_root` (default
+    cache.default_root()). With `world` (several processes), each embeds its shard and every process gets the same
+    numbers."""
     # The extractor first: a missing weights file fails before any work.
     ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
     if ref.dataset not in DEFAULT_EXTRACTOR:
@@ -236,27 +239,39 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     images = _check_samples(images, ds, ref.dataset)
     # One feature pass over each side, then every metric on those features.
     fp = FeaturePass(batch_size, device, None if cache_root is None else Path(cache_root), use_cache, progress, world)
-    gen = _features(images, module, name, "features of samples", fp)
+    gen = embed(images, module, name, "features of samples", fp)
     refd = reference_features(ref, ds, module, name, sha, fp)
     metrics = feature_metrics(gen, refd, fe.EXTRACTORS[name].tag, knobs, device)
+    source = getattr(module, "weights_file", None)  # an Inception file: its layout, logits and provenance
     # Mode coverage: from the extractor's logits, or a second pass of the dataset's classifier.
     gen_logits, ref_logits, classifier = gen.get("logits"), refd.get("logits"), getattr(module, "meta", None)
-    if ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
+    if count_modes and ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
         gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, fp)
-    ref_data = reference_tensor(ds) if images.ndim == 2 else None
-    metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
+    if count_modes:
+        ref_data = reference_tensor(ds) if images.ndim == 2 else None
+        metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
     protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
                 "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
+                "weights_layout": source and source.layout, "weights_note": source and source.note,
                 "feature_dim": gen["features"].shape[1], "knobs": asdict(knobs), "sample_format": _format(images),
-                "classifier": classifier if ref.dataset in MODE_CLASSIFIER else None,
+                "classifier": classifier if count_modes and ref.dataset in MODE_CLASSIFIER else None,
                 "torch_fidelity": torch_fidelity.__version__}
-    return {"metrics": metrics, "protocol": protocol}
+    return {"metrics": metrics, "unavailable": unavailable(module), "protocol": protocol}
 
 
 def feature_metrics(gen: dict, ref: dict, tag: str, knobs: Knobs, device) -> dict[str, float]:
-    """Every metric of METRICS on the features (IS only from Inception), named for the extractor's tag."""
-    return {metric_name(m, tag): v for key, fn in METRICS.items() if key not in INCEPTION_ONLY or not tag
+    """Every metric of METRICS on the features (IS only from Inception with logits), named for the extractor's tag."""
+    return {metric_name(m, tag): v for key, fn in METRICS.items()
+            if key not in INCEPTION_ONLY or (not tag and "logits" in gen)
             for m, v in fn(gen, ref, knobs, device).items()}
+
+
+def unavailable(module) -> dict[str, str]:
+    """Metrics the extractor cannot give, with the reason: IS from an Inception file without logits."""
+    source = getattr(module, "weights_file", None)
+    if source is None or source.has_logits:
+        return {}
+    return {"is": f"{source.path.name} has no logits layer ({source.note}); IS needs the 1008 logits"}
 
 
 def _format(images: Tensor) -> str:

@@ -1,27 +1,20 @@
 """Feature extractors, all torch-fidelity FeatureExtractorBase modules (uint8 [B, 3, H, W] in, one tensor per
-requested feature out): torch-fidelity's inception-v3-compat (local weights only), digits-cnn / mnist-cnn (our
-classifier, per channel) and identity (the pixels). The offline ones are registered with torch-fidelity, so
-`torch_fidelity.calculate_metrics(feature_extractor="digits-cnn", ...)` runs the same networks."""
+requested feature out): torch-fidelity's inception-v3-compat (local weights only, any file bench.metrics.inception
+reads), digits-cnn / mnist-cnn (our classifier, per channel) and identity (the pixels). The offline ones are
+registered with torch-fidelity, so `torch_fidelity.calculate_metrics(feature_extractor="digits-cnn", ...)` runs the
+same networks."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch_fidelity
 from torch import Tensor
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from bench.metrics import digits_cnn
-
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's name under torch.hub's cache
-PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the same weights as released by pytorch-fid
-
-
-class InceptionWeightsError(FileNotFoundError):
-    """Inception-v3 weights are missing or unusable; the message says where to get them and where to put them."""
+from bench.metrics.inception import build_inception, inception_weights
 
 
 @dataclass(frozen=True)
@@ -43,76 +36,15 @@ EXTRACTORS: dict[str, Extractor] = {
 }
 
 
-def inception_cache_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-
-
-def inception_fix() -> str:
-    return (f"Fix: download {URL_INCEPTION_V3} (or pytorch-fid's {PYTORCH_FID_FILE}, the same weights) and pass "
-            f"--inception-weights PATH, or put it at {inception_cache_path()}, or pass --download-inception on a "
-            f"machine with internet access.")
-
-
-def missing_inception_message() -> str:
-    return ("Inception-v3 weights not found: FID, IS and KID use torch-fidelity's inception-v3-compat, whose weights "
-            "(about 91 MB) this suite does not download behind your back. " + inception_fix())
-
-
-def inception_weights(path: str | Path | None, download: bool = False) -> Path:
-    """The weights file: `path` if given, else torch.hub's cached copy; download=True fetches it there."""
-    if path is not None:
-        if not Path(path).is_file():
-            raise InceptionWeightsError(f"--inception-weights {path}: no such file. " + inception_fix())
-        return Path(path)
-    cached = inception_cache_path()
-    if not cached.is_file() and download:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached))
-        except OSError as e:
-            raise InceptionWeightsError(f"download of {URL_INCEPTION_V3} failed ({e}). " + inception_fix()) from e
-    if not cached.is_file():
-        raise InceptionWeightsError(missing_inception_message())
-    return cached
-
-
-def _safe_state_dict_bytes(path: Path) -> io.BytesIO:
-    """The file's state dict, loaded with weights_only=True and re-serialised: torch-fidelity itself loads
-    with the unrestricted unpickler, so it only ever sees these checked bytes."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InceptionWeightsError(f"{path}: truncated, corrupt or not a plain state dict of tensors ({e}). "
-                                    + inception_fix()) from e
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return buffer
-
-
-def build_inception(path: Path, features: tuple[str, ...]) -> FeatureExtractorInceptionV3:
-    try:
-        return FeatureExtractorInceptionV3("inception-v3-compat", list(features),
-                                           feature_extractor_weights_path=_safe_state_dict_bytes(path))
-    except RuntimeError as e:
-        raise InceptionWeightsError(f"{path} does not fit torch-fidelity's Inception-v3 ({e}). "
-                                    + inception_fix()) from e
-
-
 class DigitsCNNExtractor(torch_fidelity.FeatureExtractorBase):
     """Each of the 3 channels is embedded (and classified) on its own: features [B, 3 * 128], logits [B, 3, 10].
     A greyscale image arrives as 3 equal channels (torch-fidelity's contract), so its features repeat 3 times."""
 
-    default_weights: Path | None = digits_cnn.DEFAULT_WEIGHTS["digits-cnn"]
+    default_weights: Path = digits_cnn.DEFAULT_WEIGHTS["digits-cnn"]
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        path = feature_extractor_weights_path or self.default_weights
-        if path is None:
-            raise digits_cnn.ClassifierWeightsError(
-                f"{name} has no default weights: train them with `python -m bench.metrics.train_classifier "
-                f"--dataset mnist --root DATA --image-size 32 --out mnist-cnn.pt` and pass --extractor-weights")
-        self.net, self.meta = digits_cnn.load(path)
+        self.net, self.meta = digits_cnn.load(feature_extractor_weights_path or self.default_weights)
 
     @staticmethod
     def get_provided_features_list():
@@ -139,9 +71,9 @@ class DigitsCNNExtractor(torch_fidelity.FeatureExtractorBase):
 
 
 class MNISTCNNExtractor(DigitsCNNExtractor):
-    """The same classifier trained on MNIST; no committed weights (MNIST is a download)."""
+    """The same classifier trained on the real MNIST train split (committed weights)."""
 
-    default_weights = None
+    default_weights = digits_cnn.DEFAULT_WEIGHTS["mnist-cnn"]
 
 
 class IdentityExtractor(torch_fidelity.FeatureExtractorBase):
@@ -181,13 +113,14 @@ def register() -> None:
 
 
 def build(name: str, weights: str | Path | None = None, download: bool = False) -> torch_fidelity.FeatureExtractorBase:
-    """The extractor `name` in eval mode, giving its feature layer and (if any) its logits layer, on CPU."""
+    """The extractor `name` in eval mode, giving its feature layer and (if any) its logits layer, on CPU; its
+    `features_list` names what it gives (an Inception file without logits gives features only)."""
     if name not in EXTRACTORS:
         raise KeyError(f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}")
     spec = EXTRACTORS[name]
     layers = (spec.feature,) if spec.logits is None else (spec.feature, spec.logits)
     if name == "inception-v3-compat":
-        module = build_inception(inception_weights(weights, download), layers)
+        module = build_inception(inception_weights(weights, download), spec.feature, spec.logits)
     else:
         module = OFFLINE[name](name, list(layers), feature_extractor_weights_path=weights)
     return module.eval().requires_grad_(False)

@@ -49,9 +49,8 @@ def extract(data: Tensor, extractor: torch.nn.Module, name: str, *, batch_size: 
         chunks.append(tuple(t.float().cpu() for t in extractor(batch)))
         if progress is not None:
             progress(len(batch))
-    layers = [spec.feature] + ([spec.logits] if spec.logits else [])
-    out = {layer: torch.cat([c[i] for c in chunks]) for i, layer in enumerate(layers)}
+    out = {layer: torch.cat([c[i] for c in chunks]) for i, layer in enumerate(extractor.features_list)}
     result = {"features": out[spec.feature]}
-    if spec.logits:
+    if spec.logits in out:  # an Inception file without a logits layer gives features only
         result["logits"] = out[spec.logits]
     return result

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench import results
+from bench.train import main as train_main
 from bench.trilemma import main
 
 TINY = ["--quick", "--train-steps", "30", "--n", "200", "--batch-size", "50", "--rounds", "1", "--quiet"]
@@ -103,3 +104,20 @@ def test_trilemma_two_gloo_processes_equal_one_process(two_runs, tmp_path):
     for cell in CELLS:
         assert two[cell]["world_size"] == 2 and one[cell]["world_size"] == 1
         assert two[cell]["metrics"] == one[cell]["metrics"], cell
+
+
+def test_trilemma_inception_beside_the_digit_classifier_on_jpeg_samples(tmp_path, inception_port):
+    """--inception-n: Inception FID/KID/P/R on the first N samples of a stacked-digits cell, beside digits-cnn's
+    numbers and the mode count on all of them; --sample-format jpeg measures the samples after a JPEG round trip."""
+    assert train_main(["--model", "ddgan", "--preset", "tiny", "--out", str(tmp_path / "t"), "--max-steps", "2",
+                       "--quiet"]) == 0
+    out = tmp_path / "out"
+    assert main(["--dataset", "stacked-digits", "--models", "ddgan", "--checkpoints",
+                 f"ddgan={tmp_path / 't' / 'checkpoint.pt'}", "--n", "16", "--inception-n", "8", "--inception-weights",
+                 str(inception_port), "--sample-format", "jpeg", "--rounds", "1", "--quiet", "--out", str(out)]) == 0
+    (record,) = cell_records(out).values()
+    assert {"fid", "kid", "precision", "recall", "fd_digits", "modes", "mode_kl"} <= set(record["metrics"])
+    assert "is" in record["unavailable"] and record["key"]["inception_n"] == 8
+    assert record["protocol"]["inception"]["n_samples"] == 8 and record["protocol"]["n_samples"] == 16
+    assert record["protocol"]["stored_as"] == "jpeg" and record["key"]["sample_format"] == "jpeg"
+    assert record["protocol"]["inception"]["weights_layout"] == "torchscript"

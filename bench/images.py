@@ -1,0 +1,74 @@
+"""Images on disk: a folder of one file per image, written as torchvision's save_image writes them and read back in
+name order. PNG (lossless) is the default everywhere; JPEG exists to reproduce the DDGAN paper's FID protocol
+(save_image to .jpg, PIL's default quality 75; ../shared/spec/metrics.md) and is read only when asked for, since
+its artefacts move FID (results/jpeg-vs-png-fid.md measures by how much)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torchvision.io import ImageReadMode, decode_image
+from torchvision.utils import save_image
+
+FORMATS = {"png": ".png", "jpeg": ".jpg"}  # --sample-format -> file suffix
+LOSSLESS = (".png",)
+LOSSY = (".jpg", ".jpeg", ".webp")
+
+
+def write_folder(images: Tensor, folder: Path, fmt: str = "png") -> list[Path]:
+    """Images [N, C, H, W] in [-1, 1] (or uint8) as folder/000000.png, ... (or .jpg): save_image's rounding and,
+    for JPEG, PIL's default quality 75."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown image format {fmt!r}; choose from {sorted(FORMATS)}")
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
+    paths = [folder / f"{i:06d}{FORMATS[fmt]}" for i in range(len(images))]
+    for image, path in zip(unit, paths, strict=True):
+        save_image(image, path)
+    return paths
+
+
+def as_stored(images: Tensor, fmt: str) -> Tensor:
+    """Images [N, C, H, W] in [-1, 1] as a folder of `fmt` files would give them back: unchanged for PNG (lossless;
+    the metrics quantise as save_image does), uint8 [N, 3, H, W] after a JPEG round trip at quality 75 for jpeg."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown image format {fmt!r}; choose from {sorted(FORMATS)}")
+    if fmt == "png":
+        return images
+    out = []
+    for image in images:
+        buffer = io.BytesIO()
+        save_image((image.float().cpu() + 1) / 2, buffer, format="jpeg")
+        out.append(decode_image(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8), ImageReadMode.RGB))
+    return torch.stack(out)
+
+
+def image_files(path: Path, allow_lossy: bool = False) -> list[Path]:
+    """The folder's image files in name order; lossy files are an error unless allowed."""
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder of images")
+    lossy = sorted(f.name for f in path.iterdir() if f.suffix.lower() in LOSSY)
+    if lossy and not allow_lossy:
+        raise ValueError(f"{path} holds lossy images ({lossy[0]}, ...): metrics read PNGs unless told otherwise, "
+                         f"since JPEG shifts FID. Write PNGs (python -m bench.sample --out DIR), or pass --allow-jpeg "
+                         f"to measure JPEG files on purpose (the DDGAN paper's protocol).")
+    kinds = LOSSLESS + (LOSSY if allow_lossy else ())
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in kinds)
+    if not files:
+        raise FileNotFoundError(f"{path} holds no {' or '.join(kinds)} files")
+    return files
+
+
+def read_folder(path: Path, allow_lossy: bool = False, rgb: bool = False) -> Tensor:
+    """The folder's images as uint8 [N, C, H, W] (C as stored, or 3 with rgb=True, as torch-fidelity reads them)."""
+    files = image_files(path, allow_lossy)
+    mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
+    images = [decode_image(str(f), mode=mode) for f in files]
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:
+        raise ValueError(f"{path} holds images of {len(shapes)} different shapes ({sorted(shapes)[:2]}, ...); "
+                         f"resize them to one size first")
+    return torch.stack(images)
