@@ -10,6 +10,7 @@ is single-source or disputed. Times are seconds for one batch of 100 CIFAR-10 im
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,20 @@ def compare(records: list[CellRecord], dataset: str) -> pd.DataFrame:
 TITLES = {"table1": "Table 1: CIFAR-10 (IS, FID, recall, NFE, time in s for 100 images on one V100)",
           "ablation": "Table 2: ablation on CIFAR-10 (IS, FID, recall)",
           "stacked-mnist": "Stacked-MNIST, 1000 modes (modes covered, reverse KL)"}
+
+
+def write(out: Path, records: list[CellRecord], dataset: str) -> list[Path]:
+    """Measured vs paper (bench.paper.compare), printed and written as paper.md and paper.csv."""
+    df = compare(records, dataset)
+    if df.empty:
+        print(f"\nthe paper reports no numbers that these cells measure on {dataset} (it has cifar10 Table 1 and "
+              f"ablation rows, and Stacked-MNIST)", file=sys.stderr)
+        return []
+    text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + markdown(df)
+    print("\n" + text, end="")
+    (out / "paper.md").write_text(text)
+    df.to_csv(out / "paper.csv", index=False)
+    return [out / "paper.md", out / "paper.csv"]
 
 
 def tables_markdown() -> str:

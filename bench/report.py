@@ -22,7 +22,8 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
 
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
-    """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory."""
+    """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory, and
+    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model."""
     rows = []
     for r in records:
         timing = r.timing
@@ -33,6 +34,12 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
         row["images_per_s"] = timing.batch / seconds if seconds else None
         peak = timing.peak_memory_bytes if timing else None
         row["peak_memory_mib"] = peak / 2**20 if peak else None
+        budget = (r.training or {}).get("budget") or {}  # set where the harness trained the model
+        row["train_iterations"] = budget.get("iterations")
+        row["train_images"] = budget.get("images_seen")
+        row["train_minutes"] = round(budget["seconds"] / 60, 2) if budget.get("seconds") is not None else None
+        plateaued = ((r.training or {}).get("curve") or {}).get("plateaued")  # over the curve's last segment
+        row["plateau"] = None if plateaued is None else "yes" if plateaued else "no"
         row["status"] = r.status if r.ok else f"failed: {r.reason or ''}"
         rows.append(row)
     return pd.DataFrame(rows)

@@ -24,7 +24,8 @@ from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, family
-from ddgan_ref.io import CheckpointError, TrainingDiverged
+from ddgan_ref.io import CheckpointError, TrainingDiverged, load_file
+from ddgan_ref.provenance import describe_device
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class TrainJob:
     num_workers: int = 0
     single_process: bool = False
     grid_n: int = 64
+    grid: bool = True  # write out/samples.png at the end (the harness skips it between curve segments)
     quiet: bool = False
 
 
@@ -131,10 +133,19 @@ def train_model(job: TrainJob) -> Path:
         checkpoint = f.train(job.config, data, job.out, run)
     finally:
         bar.close()
-    if rank == 0:
+    if rank == 0 and job.grid:
         grid = sample_grid(f, checkpoint, data, job)
         print(f"done: checkpoint {checkpoint}, samples {grid}", file=sys.stderr)
     return checkpoint
+
+
+def training_budget(checkpoint: Path, config: Any, device: torch.device, seconds: float, resumed: bool) -> dict:
+    """What a training cost: iterations (the checkpoint's step), images seen, wall-clock seconds of this run
+    (only the part after the restart when it resumed) and the device."""
+    step = (load_file(checkpoint, mmap=True).get("meta") or {}).get("step")
+    batch = getattr(getattr(config, "train", None), "batch_size", None)
+    return {"iterations": step, "batch_size": batch, "images_seen": step * batch if step and batch else None,
+            "seconds": round(seconds, 1), "resumed": resumed, "device": describe_device(device)["name"]}
 
 
 def sample_grid(f: Family, checkpoint: Path, data, job: TrainJob) -> Path:

@@ -3,9 +3,11 @@
 For each model x steps (a cell): load its checkpoint, or on an embedded dataset train it with the small preset
 when none is given; draw --n samples by seed; evaluate them (bench.metrics); time one batch of 100 (the paper's
 protocol: warm-up, median of rounds, CUDA synchronised, network calls counted by a hook); write
-cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A finished cell is not
-run again (delete its JSON to redo it); a failed cell is reported with its reason and the others go on. The
-families and their cells come from bench.registry.FAMILIES.
+cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A model the harness
+trains is trained in segments with its quality measured after each (learning_curves.json/.png); the table states
+its budget (iterations, images seen, minutes) and whether the last segment still moved it (`plateau`). A finished
+cell is not run again (delete its JSON to redo it); a failed cell is reported with its reason and the others go
+on. The families and their cells come from bench.registry.FAMILIES.
 Examples:
   python -m bench.trilemma                                  # embedded gaussians25, every model, trains them
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
@@ -21,6 +23,7 @@ import argparse
 import hashlib
 import json
 import sys
+import time
 import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import Any
 
 import torch
 
-from bench import paper, report, results, tables, timing
+from bench import curves, paper, report, results, tables, timing
 from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
@@ -41,7 +44,7 @@ from bench.protocol import Generator
 from bench.registry import FAMILIES, CellSpec, TrainOverrides, build_model, family
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
-from bench.train import TrainJob, train_model
+from bench.train import TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
@@ -63,6 +66,7 @@ class RunConfig:
     inception_weights: Path | None
     inception_n: int | None
     sample_format: str
+    curve_points: int
     rounds: int
     throughput: bool
     batch_size: int
@@ -126,6 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample-format", choices=sorted(FORMATS), default="png",
                    help="measure the samples as stored in png (lossless, the default) or jpeg files (quality 75: the "
                         "DDGAN paper's FID protocol, which moves FID; see results/jpeg-vs-png-fid.md)")
+    p.add_argument("--curve-points", type=int,
+                   help="models the harness trains: measure the table's quality metric at this many points along "
+                        "training (learning_curves.json/.png; the table's `plateau` column); 0: none (default 5, "
+                        "3 with --quick)")
     p.add_argument("--rounds", type=int, default=5, help="timed rounds of one batch of 100 (median; default 5)")
     p.add_argument("--throughput", action="store_true", help="also measure images/s at the best of batch sizes "
                                                              "100, 250, 500")
@@ -154,6 +162,7 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         n=args.n or default_n(args.dataset, args.quick), seed=args.seed, quick=args.quick,
         train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
         inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
+        curve_points=args.curve_points if args.curve_points is not None else 3 if args.quick else 5,
         throughput=args.throughput, batch_size=args.batch_size, device=resolve_device(args.device),
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command))
@@ -202,7 +211,8 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     f, folder = family(entry.family), run.out / "train" / entry.name
     config = f.configure(f.preset(run.dataset), entry.overrides)
     max_steps = run.train_steps or (f.quick_train_steps if run.quick else None)
-    marker = {"family": entry.family, "preset": run.dataset, "config": config_to_dict(config), "max_steps": max_steps}
+    marker = {"family": entry.family, "preset": run.dataset, "config": config_to_dict(config), "max_steps": max_steps,
+              "curve_points": run.curve_points}
     marker = json.loads(json.dumps(marker))  # tuples as lists, as read back
     done = folder / "trained.json"
     if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in marker} == marker:
@@ -211,11 +221,34 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
         f" --{k.replace('_', '-')} {v}" for k, v in asdict(entry.overrides).items() if v is not None) + (
         f" --max-steps {max_steps}" if max_steps else "")
     print(f"training {entry.name}: {command}", file=sys.stderr)
-    checkpoint = train_model(TrainJob(entry.family, run.dataset, config, folder, run.device,
-                                      resume=(folder / "checkpoint.pt").is_file(), max_steps=max_steps,
-                                      single_process=True, quiet=run.quiet))  # under torchrun rank 0 trains alone
-    write_json_atomic({**marker, "command": command, "checkpoint": str(checkpoint)}, done)
+    job = lambda steps, grid=True: TrainJob(entry.family, run.dataset, config, folder, run.device, grid=grid,
+                                            resume=(folder / "checkpoint.pt").is_file(), max_steps=steps,
+                                            single_process=True, quiet=run.quiet)
+    resume, start, curve = (folder / "checkpoint.pt").is_file(), time.perf_counter(), None  # rank 0 trains alone
+    if run.curve_points:
+        total = max_steps or f.total_steps(config, training_data(f, config, job(None)), 1)
+        metric = curves.table_metric(run.dataset)
+        checkpoint, curve = curves.train_with_curve(
+            lambda steps: train_model(job(steps, steps == total)), lambda c: curve_value(entry.family, c, run, metric),
+            total, run.curve_points, curves.Curve(entry.name, metric, report.QUALITY[metric] == "higher", ()),
+            folder / "curve.json")
+    else:
+        checkpoint = train_model(job(max_steps))
+    seconds = curve.points[-1].seconds if curve else time.perf_counter() - start  # training only, not measuring
+    record = {**marker, "command": command, "checkpoint": str(checkpoint), "budget": training_budget(
+        checkpoint, config, run.device, seconds, resume)}
+    write_json_atomic({**record, "curve": curves.to_json(curve)} if curve else record, done)
     return checkpoint
+
+
+def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:
+    """`metric` of a checkpoint's samples at its default steps (at most 1000 points or 500 images, by seed)."""
+    model = build_model(family_name, checkpoint=checkpoint, device=run.device)
+    n = min(run.n, 1000 if len(family(family_name).data_shape(model.config)) == 1 else 500)
+    samples = draw(model, n, model.default_steps, run.seed, run.batch_size, True)
+    own_weights = run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
+    return evaluate(samples, Reference(run.dataset, root=run.root), weights=own_weights,
+                    device=run.device)["metrics"][metric]
 
 
 def trained(entry: Entry, run: RunConfig, world: World) -> Trained:
@@ -322,20 +355,6 @@ def _training_record(checkpoint: Path | None) -> dict | None:
     return json.loads(marker.read_text()) if marker and marker.is_file() else None
 
 
-def write_paper(out: Path, records: list[CellRecord], dataset: str) -> list[Path]:
-    """Measured vs paper (bench.paper.compare), printed and written as paper.md and paper.csv."""
-    df = paper.compare(records, dataset)
-    if df.empty:
-        print(f"\nthe paper reports no numbers that these cells measure on {dataset} (it has cifar10 Table 1 and "
-              f"ablation rows, and Stacked-MNIST)", file=sys.stderr)
-        return []
-    text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + tables.markdown(df)
-    print("\n" + text, end="")
-    (out / "paper.md").write_text(text)
-    df.to_csv(out / "paper.csv", index=False)
-    return [out / "paper.md", out / "paper.csv"]
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -357,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         records.append(run_cell(cell, sources[cell.entry.name], run, world))
     if world.main:
         written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time")
+        written += curves.write_beside(run.out, [r.training for r in records], run.dataset)
         print(tables.markdown(report.table(records)), end="")
         if run.paper:
-            written += write_paper(run.out, records, run.dataset)
+            written += paper.write(run.out, records, run.dataset)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     teardown(world)
     return 0 if all(r.ok for r in records) else 1

@@ -44,6 +44,17 @@ def test_trilemma_writes_every_file_for_every_model(two_runs):
     assert r["schema"] == results.SCHEMA and r["git_commit"] and r["command"][:3] == ["python", "-m", "bench.trilemma"]
     assert r["device"]["name"] and r["device"]["threads"] >= 1 and "device_info" not in r  # one description
     assert r["training"]["family"] == "ddpm" and r["model_config"]["schedule"]["T"] == 1000
+    budget = r["training"]["budget"]  # what the training cost, stated beside its cells
+    assert budget["iterations"] == 30 and budget["images_seen"] == 30 * budget["batch_size"] > 0
+    assert budget["seconds"] > 0 and budget["device"] and budget["resumed"] is False
+    header = (out / "trilemma.csv").read_text().splitlines()[0]
+    assert "train_iterations" in header and "plateau" in header
+    curve = r["training"]["curve"]  # --quick: 3 points, the last at the trained iterations
+    assert [p["iterations"] for p in curve["points"]] == [10, 20, 30] and curve["metric"] == "hq_fraction"
+    assert isinstance(curve["plateaued"], bool)
+    saved = json.loads((out / "learning_curves.json").read_text())["curves"]
+    assert {c["model"] for c in saved} == {"ddgan-t4", "ddgan-t2", "ddpm", "stylegan2"}
+    assert (out / "learning_curves.png").stat().st_size > 0
     assert {"modes", "hq_fraction", "fd_identity", "recall_identity"} <= set(r["metrics"])
     assert "| DDGAN (T=2) |" in (out / "trilemma.md").read_text()
 
