@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from bench import paper
+from bench.paper import write as write_paper
 from bench.results import CellKey, CellRecord
 from bench.timing import PaperTime
-from bench.trilemma import write_paper
 
 
 def cell(name, family, nfe, metrics, seconds=0.5, device="NVIDIA H100 80GB HBM3", status="ok"):

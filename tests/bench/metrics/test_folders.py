@@ -35,6 +35,7 @@ def digits(mnist_root):
     return images[:N], images[N:2 * N]
 
 
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # torch-fidelity's 4 workers
 def test_compare_equals_torch_fidelity_with_the_same_file(digits, inception_port, tmp_path):
     a, b = write_folder(digits[0], tmp_path / "a"), write_folder(digits[1], tmp_path / "b")
     out = tmp_path / "compare.json"
