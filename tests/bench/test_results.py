@@ -11,7 +11,7 @@ from bench import results
 from bench.results import CellKey, CellRecord
 from bench.timing import PaperTime, Throughput
 
-COMMITTED = Path(__file__).resolve().parents[2] / "results" / "trilemma-gaussians25" / "cells"
+COMMITTED = Path(__file__).resolve().parents[2] / "results" / "trilemma-stacked-digits" / "cells"  # schema 1
 KEY = CellKey("ddpm-10", "gaussians25", 200, 0, 1, "ab" * 32)
 
 
@@ -55,5 +55,11 @@ def test_schema_1_records_are_read_with_one_device_description(tmp_path):
     old = json.loads((COMMITTED / "ddgan-t4.json").read_text())
     assert old["schema"] == "ddgan-bench/trilemma-cell/1" and "device_info" in old
     assert r.device["name"] == old["device_info"]["cpu"] and r.device["threads"] == old["device_info"]["threads"]
-    assert r.timing.nfe == 4 and r.metrics == old["metrics"] and r.ok
+    assert r.timing.nfe == 4 and r.metrics == old["metrics"] and r.ok and r.key.sample_format == "png"
     assert len(records) == len(list(COMMITTED.glob("*.json")))
+
+
+def test_committed_main_job_records_carry_budget_and_curve():
+    records = results.read_all(COMMITTED.parents[1] / "trilemma-gaussians25")
+    assert len(records) == 8 and all(r.ok and r.key.sample_format == "png" for r in records)
+    assert all(r.training["budget"]["iterations"] > 0 and len(r.training["curve"]["points"]) == 5 for r in records)
