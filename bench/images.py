@@ -18,14 +18,14 @@ LOSSLESS = (".png",)
 LOSSY = (".jpg", ".jpeg", ".webp")
 
 
-def write_folder(images: Tensor, folder: Path, fmt: str = "png") -> list[Path]:
-    """Images [N, C, H, W] in [-1, 1] (or uint8) as folder/000000.png, ... (or .jpg): save_image's rounding and,
-    for JPEG, PIL's default quality 75."""
+def write_folder(images: Tensor, folder: Path, fmt: str = "png", start: int = 0) -> list[Path]:
+    """Images [N, C, H, W] in [-1, 1] (or uint8) as folder/000000.png, ... (or .jpg), numbered from `start`:
+    save_image's rounding and, for JPEG, PIL's default quality 75."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}; choose from {sorted(FORMATS)}")
     folder.mkdir(parents=True, exist_ok=True)
     unit = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
-    paths = [folder / f"{i:06d}{FORMATS[fmt]}" for i in range(len(images))]
+    paths = [folder / f"{i:06d}{FORMATS[fmt]}" for i in range(start, start + len(images))]
     for image, path in zip(unit, paths, strict=True):
         save_image(image, path)
     return paths

@@ -13,6 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from torch.utils.data import Subset
+from tqdm import tqdm
+
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, build_dataset, stack_items
 from bench.images import FORMATS, write_folder
 from ddgan_ref.io import write_json_atomic
@@ -30,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--format", choices=sorted(FORMATS), default="png",
                    help="png (lossless, the default) or jpeg (save_image's .jpg, quality 75)")
     p.add_argument("--out", type=Path, required=True, help="folder to write: 000000.png, ... and export.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
@@ -44,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.dataset} holds points of shape {ds.shape}, not images", file=sys.stderr)
         return 2
     print(f"writing {len(ds)} {args.dataset} ({args.split}) images as {args.format} -> {args.out}", file=sys.stderr)
-    write_folder(stack_items(ds), args.out, args.format)
+    for start in tqdm(range(0, len(ds), 500), desc="writing", unit="batch of 500", file=sys.stderr,
+                      disable=args.quiet):
+        write_folder(stack_items(Subset(ds, range(start, min(start + 500, len(ds))))), args.out, args.format, start)
     write_json_atomic({"dataset": args.dataset, "split": args.split, "n": len(ds), "seed": args.seed,
                        "format": args.format, "command": ["python", "-m", "bench.data.export", *(argv or sys.argv[1:])],
                        **provenance("cpu")}, args.out / "export.json")
