@@ -246,8 +246,7 @@ def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str)
     model = build_model(family_name, checkpoint=checkpoint, device=run.device)
     n = min(run.n, 1000 if len(family(family_name).data_shape(model.config)) == 1 else 500)
     samples = draw(model, n, model.default_steps, run.seed, run.batch_size, True)
-    own_weights = run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
-    return evaluate(samples, Reference(run.dataset, root=run.root), weights=own_weights,
+    return evaluate(samples, Reference(run.dataset, root=run.root), weights=own_weights(run),
                     device=run.device)["metrics"][metric]
 
 
@@ -270,12 +269,16 @@ def draw_shared(model: Generator, steps: int, run: RunConfig, world: World) -> t
     return world.gather(draw(model, part.stop - part.start, steps, run.seed + part.start, run.batch_size, quiet))
 
 
+def own_weights(run: RunConfig) -> Path | None:
+    """The weights of the dataset's own extractor: the Inception file where that is Inception, else the default."""
+    return run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
+
+
 def cell_metrics(samples: torch.Tensor, run: RunConfig, shards: World | None) -> dict[str, Any]:
     """The dataset's own metrics of the samples as stored (--sample-format), plus Inception's on the first
     --inception-n of them: {'metrics', 'unavailable', 'protocol'}."""
     stored = as_stored(samples, run.sample_format) if samples.ndim == 4 else samples
-    own_weights = run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
-    result = evaluate(stored, Reference(run.dataset, root=run.root), weights=own_weights, device=run.device,
+    result = evaluate(stored, Reference(run.dataset, root=run.root), weights=own_weights(run), device=run.device,
                       world=shards)
     result["protocol"]["stored_as"] = run.sample_format
     if not run.inception_n:

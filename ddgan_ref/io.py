@@ -89,6 +89,11 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return _replace_atomically(path, lambda f: torch.save(obj, f))
 
 
+def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
+    """Write `data` to `path` atomically, for files taken out of archives."""
+    return _replace_atomically(path, lambda f: f.write(data))
+
+
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
     """Write `obj` as indented JSON to `path` atomically, for configs and result records."""
     return _replace_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))

