@@ -12,12 +12,13 @@ import torchvision
 
 from bench.data import build_dataset, stack_items
 from bench.data.digits import load_digit_images
-from bench.data.memory import to_unit_range
-from bench.data.mnist import load_mnist
 from bench.metrics import digits_cnn, modes
 from bench.metrics import extractors as fe
+from bench.metrics.evaluate import mode_labels
 from bench.metrics.features import extract, to_uint8
 from bench.metrics.inception import InceptionWeightsError
+from bench.metrics.train_classifier import accuracy as classifier_accuracy
+from bench.metrics.train_classifier import load_split
 from bench.metrics.train_classifier import main as train_classifier
 
 URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -166,10 +167,8 @@ def test_train_classifier_cli_writes_loadable_weights_and_meta(tmp_path):
 
 def test_mnist_cnn_committed_weights_reach_99_3_percent_on_the_real_test_split(mnist_root):
     net, meta = digits_cnn.load(digits_cnn.DEFAULT_WEIGHTS["mnist-cnn"])
-    images, labels = load_mnist(mnist_root, train=False)
-    with torch.no_grad():
-        predicted = torch.cat([net(to_unit_range(images[s:s + 1000]))[1].argmax(1) for s in range(0, 10_000, 1000)])
-    accuracy = (predicted == labels).double().mean().item()
+    images, labels = load_split("mnist", False, net.image_size, mnist_root)
+    accuracy = classifier_accuracy(net, images, labels)
     assert accuracy >= 0.993 and meta["test_size"] == 10_000 and meta["train_size"] == 60_000
     assert accuracy == pytest.approx(meta["test_accuracy"], abs=1e-4)
     assert meta["command"].startswith("python -m bench.metrics.train_classifier --dataset mnist ")
@@ -180,6 +179,7 @@ def test_reference_stacked_mnist_covers_all_1000_modes(mnist_root):
     ds = build_dataset("stacked-mnist", root=mnist_root, size=26_000)
     module = fe.build("mnist-cnn")
     logits = extract(stack_items(ds), module, "mnist-cnn", batch_size=1000)["logits"]
-    result = modes.coverage(modes.stacked_modes(logits.argmax(-1)), 1000)
+    labels = mode_labels("stacked-mnist", logits)
+    result = modes.coverage(labels, 1000)
     assert result["modes"] == 1000 and result["mode_kl"] < 0.05
-    assert (modes.stacked_modes(logits.argmax(-1)) == ds.labels).double().mean() > 0.98  # all three digits right
+    assert (labels == ds.labels).double().mean() > 0.98  # all three digits right

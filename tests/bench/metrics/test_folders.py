@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torch_fidelity
-from torchvision.io import ImageReadMode, decode_image, write_jpeg, write_png
+from torchvision.io import ImageReadMode, decode_image, write_jpeg
 
+from bench import images as images_folder
 from bench.data.mnist import load_mnist
 from bench.metrics.__main__ import main
 from bench.metrics.folders import compare, read_folder
@@ -20,12 +21,11 @@ N = 24  # images per folder: a few seconds of Inception on 2 CPU cores per folde
 
 
 def write_folder(images: torch.Tensor, folder, side: int | None = None):
-    folder.mkdir(parents=True, exist_ok=True)
+    """uint8 digits as a PNG folder (bench.images), upsampled to side x side first if given."""
     if side is not None:
         images = F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False)
         images = images.round().clamp(0, 255).to(torch.uint8)
-    for i, image in enumerate(images):
-        write_png(image.expand(3, -1, -1).contiguous(), str(folder / f"{i:05d}.png"))
+    images_folder.write_folder(images, folder)
     return folder
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from bench.metrics import extractors as fe
 from bench.metrics import inception
 from bench.metrics.features import extract
+from tests.bench.metrics.test_extractors import Payload
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # the oracle and the written files
 
@@ -64,15 +65,6 @@ def test_nvlabs_layout_gives_logits_and_is(port_tensors, tmp_path):
     assert module.features_list == ["2048", "logits_unbiased"] and module.weights_file.has_logits
     out = extract(torch.rand(2, 3, 16, 16) * 2 - 1, module, "inception-v3-compat", batch_size=2)
     assert out["logits"].shape == (2, 1008) and torch.isfinite(out["logits"]).all()
-
-
-class Payload:
-    """Appends to a list when unpickled by an unrestricted unpickler."""
-
-    calls: list = []
-
-    def __reduce__(self):
-        return (Payload.calls.append, ("executed",))
 
 
 def test_archive_with_code_in_its_pickle_is_refused_without_running_it(tmp_path):
