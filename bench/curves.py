@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR
@@ -29,12 +29,14 @@ class CurvePoint:
 
 @dataclass(frozen=True)
 class Curve:
-    """One model's curve of `metric` (higher_better says its direction)."""
+    """One model's curve of `metric` (higher_better says its direction), measured on samples of `steps`
+    sampling steps (None: the model's default)."""
 
     model: str
     metric: str
     higher_better: bool
     points: tuple[CurvePoint, ...]
+    steps: int | None = None
 
     def plateaued(self, tolerance: float = PLATEAU_TOLERANCE) -> bool | None:
         """Whether the last segment changed the metric by less than `tolerance` of its size (an improvement
@@ -74,8 +76,7 @@ def train_with_curve(train_to: Callable[[int], Path], measure: Callable[[Path], 
         start = time.perf_counter()
         checkpoint = train_to(steps)
         elapsed += time.perf_counter() - start
-        done = Curve(done.model, done.metric, done.higher_better,
-                     (*done.points, CurvePoint(steps, round(elapsed, 2), measure(checkpoint))))
+        done = replace(done, points=(*done.points, CurvePoint(steps, round(elapsed, 2), measure(checkpoint))))
         write_json_atomic(to_json(done), saved)
     return checkpoint or train_to(total), done
 
@@ -85,7 +86,8 @@ def to_json(curve: Curve) -> dict:
 
 
 def from_json(d: dict) -> Curve:
-    return Curve(d["model"], d["metric"], d["higher_better"], tuple(CurvePoint(**p) for p in d["points"]))
+    return Curve(d["model"], d["metric"], d["higher_better"], tuple(CurvePoint(**p) for p in d["points"]),
+                 d.get("steps"))
 
 
 def read_one(path: Path) -> Curve:

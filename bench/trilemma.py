@@ -48,7 +48,8 @@ from bench.train import TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
-EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # datasets the harness trains its own models on
+EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
+TRAINABLE = (*EMBEDDED, "stacked-mnist")  # and the file-backed ones it has CPU presets for (with --root)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class RunConfig:
     models: tuple[str, ...]
     checkpoints: tuple[str, ...]  # FAMILY=PATH
     n: int
+    cell_n: tuple[tuple[str, int], ...]  # (cell id, n) for cells measured on fewer samples
     seed: int
     quick: bool
     train_steps: int | None
@@ -119,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for stacked data, as Stacked "
                         "MNIST; 10,000 for digits; 50,000 otherwise); under torchrun write --num-samples, since "
                         "torchrun's parser takes --n for its own options")
+    p.add_argument("--cell-n", nargs="+", default=[], metavar="CELL=N",
+                   help="fewer samples for the named cells, e.g. ddpm=500 ddpm-10=2000 (a 1000-step sampler on a CPU); "
+                        "their metrics, and the reference's they are compared with, are then at that N")
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
     p.add_argument("--train-steps", type=int, help="override the training iterations of every trained model")
@@ -159,7 +164,8 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
     return RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
-        n=args.n or default_n(args.dataset, args.quick), seed=args.seed, quick=args.quick,
+        n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(_cell_n(s) for s in args.cell_n),
+        seed=args.seed, quick=args.quick,
         train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
         inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
         curve_points=args.curve_points if args.curve_points is not None else 3 if args.quick else 5,
@@ -168,16 +174,28 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         command=("python", "-m", "bench.trilemma", *command))
 
 
+def _cell_n(spec: str) -> tuple[str, int]:
+    name, sep, n = spec.partition("=")
+    if not sep or not n.isdigit() or int(n) < 2:
+        raise SystemExit(f"--cell-n {spec!r}: expected CELL=N with N >= 2, e.g. ddpm=500")
+    return name, int(n)
+
+
+def samples_of(run: RunConfig, cell_id: str) -> int:
+    """How many samples the cell draws: its --cell-n, else --n."""
+    return dict(run.cell_n).get(cell_id, run.n)
+
+
 def entries(run: RunConfig) -> list[Entry]:
     """Models to measure: the given checkpoints, else (embedded data) each family's variants to train."""
     given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
     out = [e for e in given if e.family in run.models]
     have = {e.family for e in out}
     untrained = [f for f in run.models if f not in have]
-    missing = [f for f in untrained if run.dataset not in EMBEDDED or run.dataset not in FAMILIES[f].presets]
+    missing = [f for f in untrained if run.dataset not in TRAINABLE or run.dataset not in FAMILIES[f].presets]
     if missing:
         raise SystemExit(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
-                         f"{', '.join(EMBEDDED)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
+                         f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
                          f"them with python -m bench.train or convert official ones), or leave them out of --models")
     for name in untrained:
         out += [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides) for v in FAMILIES[name].variants]
@@ -217,12 +235,15 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     done = folder / "trained.json"
     if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in marker} == marker:
         return folder / "checkpoint.pt"
-    command = f"python -m bench.train --model {entry.family} --preset {run.dataset} --out {folder}" + "".join(
+    root = Path(run.root) if run.root else None
+    command = f"python -m bench.train --model {entry.family} --preset {run.dataset} --out {folder}" + (
+        f" --data-root {root}" if root else "") + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in asdict(entry.overrides).items() if v is not None) + (
         f" --max-steps {max_steps}" if max_steps else "")
     print(f"training {entry.name}: {command}", file=sys.stderr)
     job = lambda steps, grid=True: TrainJob(entry.family, run.dataset, config, folder, run.device, grid=grid,
                                             resume=(folder / "checkpoint.pt").is_file(), max_steps=steps,
+                                            data_root=root,
                                             single_process=True, quiet=run.quiet)
     resume, start, curve = (folder / "checkpoint.pt").is_file(), time.perf_counter(), None  # rank 0 trains alone
     if run.curve_points:
@@ -230,7 +251,8 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
         metric = curves.table_metric(run.dataset)
         checkpoint, curve = curves.train_with_curve(
             lambda steps: train_model(job(steps, steps == total)), lambda c: curve_value(entry.family, c, run, metric),
-            total, run.curve_points, curves.Curve(entry.name, metric, report.QUALITY[metric] == "higher", ()),
+            total, run.curve_points,
+            curves.Curve(entry.name, metric, report.QUALITY[metric] == "higher", (), f.curve_steps),
             folder / "curve.json")
     else:
         checkpoint = train_model(job(max_steps))
@@ -242,10 +264,11 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
 
 
 def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:
-    """`metric` of a checkpoint's samples at its default steps (at most 1000 points or 500 images, by seed)."""
-    model = build_model(family_name, checkpoint=checkpoint, device=run.device)
-    n = min(run.n, 1000 if len(family(family_name).data_shape(model.config)) == 1 else 500)
-    samples = draw(model, n, model.default_steps, run.seed, run.batch_size, True)
+    """`metric` of a checkpoint's samples at the family's curve steps (at most 1000 points or 500 images, by
+    seed)."""
+    f, model = family(family_name), build_model(family_name, checkpoint=checkpoint, device=run.device)
+    n = min(run.n, 1000 if len(f.data_shape(model.config)) == 1 else 500)
+    samples = draw(model, n, f.curve_steps or model.default_steps, run.seed, run.batch_size, True)
     return evaluate(samples, Reference(run.dataset, root=run.root), weights=own_weights(run),
                     device=run.device)["metrics"][metric]
 
@@ -261,10 +284,10 @@ def trained(entry: Entry, run: RunConfig, world: World) -> Trained:
     return world.broadcast(answer)
 
 
-def draw_shared(model: Generator, steps: int, run: RunConfig, world: World) -> torch.Tensor:
+def draw_shared(model: Generator, steps: int, n: int, run: RunConfig, world: World) -> torch.Tensor:
     """The cell's n samples; under torchrun each rank draws its contiguous shard of whole batches (seeds seed + i)
     and the shards are gathered: the single-process batches, so the single-process samples."""
-    part = world.shard(run.n, run.batch_size)
+    part = world.shard(n, run.batch_size)
     quiet = run.quiet or not world.main
     return world.gather(draw(model, part.stop - part.start, steps, run.seed + part.start, run.batch_size, quiet))
 
@@ -295,7 +318,7 @@ def measure(cell: Cell, model: Generator, run: RunConfig, world: World) -> dict[
     steps = cell.spec.steps if cell.spec.steps is not None else model.default_steps
     if steps not in model.supported_steps:
         raise ValueError(f"{cell.entry.name} does not support {steps} steps")
-    samples = draw_shared(model, steps, run, world)
+    samples = draw_shared(model, steps, samples_of(run, cell.id), run, world)
     result = cell_metrics(samples, run, world if world.size > 1 else None)
     out = {"steps": steps, "label": cell.spec.label.format(steps=steps), "metrics": result["metrics"],
            "protocol": result["protocol"], "unavailable": result["unavailable"],
@@ -326,8 +349,8 @@ def timed_and_drawn(cell: Cell, model: Generator, steps: int, samples: torch.Ten
 def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellRecord:
     """Measure a cell (or record why it cannot be measured) and write its JSON."""
     checkpoint = source.checkpoint
-    key = CellKey(cell.id, run.dataset, run.n, run.seed, run.rounds, file_sha256(checkpoint) if checkpoint else None,
-                  run.sample_format, run.inception_n)
+    key = CellKey(cell.id, run.dataset, samples_of(run, cell.id), run.seed, run.rounds,
+                  file_sha256(checkpoint) if checkpoint else None, run.sample_format, run.inception_n)
     previous = results.done(run.out, key)
     if previous is not None:
         if world.main:
@@ -340,7 +363,7 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellR
         if source.failure is not None:
             raise RuntimeError(source.failure)
         if world.main:
-            print(f"{cell.id}: sampling {run.n}, evaluating, timing", file=sys.stderr)
+            print(f"{cell.id}: sampling {key.n}, evaluating, timing", file=sys.stderr)
         model = build_model(cell.entry.family, checkpoint=checkpoint, device=run.device)
         record = replace(record, **measure(cell, model, run, world))
     except Exception as e:  # a failed cell is reported in the table; the others still run
@@ -368,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     world = setup(run.device)
     run.out.mkdir(parents=True, exist_ok=True)
     plan = [cell for entry in entries(run) for cell in cells(entry, run.quick)]
+    unknown = sorted({name for name, _ in run.cell_n} - {cell.id for cell in plan})
+    if unknown:
+        raise SystemExit(f"--cell-n names {', '.join(unknown)}, which this run does not measure; its cells are "
+                         f"{', '.join(cell.id for cell in plan)}")
     if world.main:
         print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}, {world.size} process(es) -> {run.out}",
               file=sys.stderr)
