@@ -111,6 +111,20 @@ def paper_row(record: CellRecord, dataset: str) -> tuple[str, Row] | None:
     return find("table1", "StyleGAN2 w/ ADA") if family == "stylegan2" else None
 
 
+def budget_note(record: CellRecord, dataset: str) -> str:
+    """What differs from the paper's protocol in how the cell was made: a model the harness trained (its
+    budget), and on Stacked MNIST fewer samples than the paper's 26,000."""
+    parts = []
+    budget = (record.training or {}).get("budget")
+    if budget:
+        parts.append(f"trained here: {record.training.get('preset')} preset, {budget['iterations']} iterations "
+                     f"({budget['images_seen']} images, {budget['seconds'] / 60:.0f} min on {budget['device']}); "
+                     f"the paper trains to convergence on GPUs")
+    if dataset in STACKED and record.key.n != 26_000:
+        parts.append(f"modes and KL of {record.key.n} samples (the paper: 26,000)")
+    return "; ".join(parts)
+
+
 def measured_values(record: CellRecord) -> dict[str, float | None]:
     timing = record.timing
     return {**{k: record.metrics.get(k) for k in ("is", "fid", "recall", "modes", "mode_kl")},
@@ -133,7 +147,7 @@ def compare(records: list[CellRecord], dataset: str) -> pd.DataFrame:
             if value is None:
                 continue
             got = measured.get(metric)
-            note = "; ".join(filter(None, [STAND_INS.get(dataset, ""), paper.note]))
+            note = "; ".join(filter(None, [STAND_INS.get(dataset, ""), budget_note(record, dataset), paper.note]))
             if metric == "time_s" and "V100" not in str(device):
                 note = "; ".join(filter(None, [f"hardware differs: measured on {device}, paper on {PAPER_HARDWARE}",
                                                note]))

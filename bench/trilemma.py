@@ -1,17 +1,19 @@
 """python -m bench.trilemma: quality, coverage and sampling speed of DDGAN, DDPM/DDIM and StyleGAN2 on one dataset.
 
-For each model x steps (a cell): load its checkpoint, or on an embedded dataset train it with the small preset
-when none is given; draw --n samples by seed; evaluate them (bench.metrics); time one batch of 100 (the paper's
-protocol: warm-up, median of rounds, CUDA synchronised, network calls counted by a hook); write
-cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A model the harness
-trains is trained in segments with its quality measured after each (learning_curves.json/.png); the table states
-its budget (iterations, images seen, minutes) and whether the last segment still moved it (`plateau`). A finished
-cell is not run again (delete its JSON to redo it); a failed cell is reported with its reason and the others go
-on. The families and their cells come from bench.registry.FAMILIES.
+For each model x steps (a cell): load its checkpoint, or on an embedded dataset or real Stacked MNIST (--root)
+train it with the small CPU preset when none is given; draw --n samples by seed; evaluate them (bench.metrics);
+time one batch of 100 (the paper's protocol: warm-up, median of rounds, CUDA synchronised, network calls counted
+by a hook); write cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A
+model the harness trains is trained in segments with its quality measured after each (learning_curves.json/.png);
+the table states its budget (iterations, images seen, minutes) and whether the last segment still moved it
+(`plateau`). A finished cell is not run again (delete its JSON to redo it); a failed cell is reported with its
+reason and the others go on. The families and their cells come from bench.registry.FAMILIES.
 Examples:
   python -m bench.trilemma                                  # embedded gaussians25, every model, trains them
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
   python -m bench.trilemma --dataset stacked-digits --out runs/trilemma-sd
+  python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --cell-n ddpm=300 --paper \\
+      --inception-weights default_1.pt --inception-n 500     # real Stacked MNIST, trains all models (~2 h CPU)
   python -m bench.trilemma --dataset cifar10 --root ~/data --checkpoints ddgan=ddgan.pt ddpm=ddpm.pt \\
       stylegan2=sg2.pt --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda --paper
   (--paper: also measured vs the paper's Table 1 / ablation / Stacked-MNIST numbers, paper.md and paper.csv)
@@ -20,7 +22,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -40,64 +41,14 @@ from bench.images import FORMATS, as_stored
 from bench.metrics import Reference, evaluate
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR
 from bench.metrics.inception import inception_weights
+from bench.plan import Cell, Entry, RunConfig, cells, default_n, entries, parse_cell_n, samples_of
 from bench.protocol import Generator
-from bench.registry import FAMILIES, CellSpec, TrainOverrides, build_model, family
+from bench.registry import FAMILIES, build_model, family
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
-
-EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
-TRAINABLE = (*EMBEDDED, "stacked-mnist")  # and the file-backed ones it has CPU presets for (with --root)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The command line, resolved once: what to measure, how, and where the results go."""
-
-    dataset: str
-    models: tuple[str, ...]
-    checkpoints: tuple[str, ...]  # FAMILY=PATH
-    n: int
-    cell_n: tuple[tuple[str, int], ...]  # (cell id, n) for cells measured on fewer samples
-    seed: int
-    quick: bool
-    train_steps: int | None
-    root: str | None
-    inception_weights: Path | None
-    inception_n: int | None
-    sample_format: str
-    curve_points: int
-    rounds: int
-    throughput: bool
-    batch_size: int
-    device: torch.device
-    out: Path
-    quiet: bool
-    paper: bool
-    command: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A model to measure: its name in the results, its family, the preset overrides it is trained with, or a
-    given checkpoint."""
-
-    name: str
-    family: str
-    overrides: TrainOverrides = TrainOverrides()
-    checkpoint: Path | None = None
-
-
-@dataclass(frozen=True)
-class Cell:
-    entry: Entry
-    spec: CellSpec
-
-    @property
-    def id(self) -> str:
-        return self.entry.name if self.spec.steps is None else f"{self.entry.name}-{self.spec.steps}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
     p.add_argument("--train-steps", type=int, help="override the training iterations of every trained model")
-    p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist, image-folder)")
+    p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist and stacked-mnist: the "
+                                  "folder holding MNIST/raw/, image-folder)")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for FID/IS (cifar10, folders)")
     p.add_argument("--inception-n", type=int,
                    help="also measure Inception FID/KID/precision/recall on the first N samples of each cell (needs "
@@ -152,19 +104,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def default_n(dataset: str, quick: bool) -> int:
-    n = 2500 if dataset in ("gaussians25", "ring8") else 26_000 if dataset.startswith("stacked") else (
-        10_000 if dataset in ("digits", "mnist") else 50_000)
-    return min(n, 1000) if quick else n
-
-
 def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     """The run's settings with their defaults, and the checks that fail before any work."""
     if args.dataset in ("cifar10", "image-folder") or args.inception_n:
         inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
+    if args.dataset in ("mnist", "stacked-mnist"):
+        try:  # training and the reference read MNIST: missing files are a clear error now, not a failed cell
+            build_dataset(args.dataset, root=args.root, size=2)
+        except ValueError as e:
+            raise FileNotFoundError(str(e)) from e
     return RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
-        n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(_cell_n(s) for s in args.cell_n),
+        n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(parse_cell_n(s) for s in args.cell_n),
         seed=args.seed, quick=args.quick,
         train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
         inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
@@ -173,52 +124,6 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command))
 
-
-def _cell_n(spec: str) -> tuple[str, int]:
-    name, sep, n = spec.partition("=")
-    if not sep or not n.isdigit() or int(n) < 2:
-        raise SystemExit(f"--cell-n {spec!r}: expected CELL=N with N >= 2, e.g. ddpm=500")
-    return name, int(n)
-
-
-def samples_of(run: RunConfig, cell_id: str) -> int:
-    """How many samples the cell draws: its --cell-n, else --n."""
-    return dict(run.cell_n).get(cell_id, run.n)
-
-
-def entries(run: RunConfig) -> list[Entry]:
-    """Models to measure: the given checkpoints, else (embedded data) each family's variants to train."""
-    given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
-    out = [e for e in given if e.family in run.models]
-    have = {e.family for e in out}
-    untrained = [f for f in run.models if f not in have]
-    missing = [f for f in untrained if run.dataset not in TRAINABLE or run.dataset not in FAMILIES[f].presets]
-    if missing:
-        raise SystemExit(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
-                         f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
-                         f"them with python -m bench.train or convert official ones), or leave them out of --models")
-    for name in untrained:
-        out += [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides) for v in FAMILIES[name].variants]
-    return out
-
-
-def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:
-    """FAMILY=PATH; a family given several times names each entry FAMILY-<digest of its path>."""
-    name, sep, path = spec.partition("=")
-    if not sep or name not in FAMILIES:
-        raise SystemExit(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
-    if not Path(path).is_file():
-        raise SystemExit(f"--checkpoints {spec!r}: {path} does not exist")
-    if sum(s.partition("=")[0] == name for s in specs) == 1:
-        return Entry(name, name, checkpoint=Path(path))
-    digest = hashlib.sha256(Path(path).resolve().as_posix().encode()).hexdigest()[:6]
-    return Entry(f"{name}-{digest}", name, checkpoint=Path(path))
-
-
-def cells(entry: Entry, quick: bool) -> list[Cell]:
-    """The entry's cells, as its family lists them (bench.registry)."""
-    f = FAMILIES[entry.family]
-    return [Cell(entry, spec) for spec in (f.quick_cells if quick else f.cells)]
 
 
 def train_entry(entry: Entry, run: RunConfig) -> Path:

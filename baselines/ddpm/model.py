@@ -33,7 +33,7 @@ def build_network(config: DDPMConfig) -> nn.Module:
     if config.unet is not None:
         return build_unet(config.unet)
     m = config.mlp
-    return MLPDenoiser(m.data_dim, m.hidden, m.layers, m.temb_dim)
+    return MLPDenoiser(m.data_dim, m.hidden, m.layers, m.temb_dim, m.fourier_octaves)
 
 
 def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ddgan_ref.ops.fourier import fourier_features
+
 
 def timestep_embedding(t: Tensor, dim: int, flip_sin_to_cos: bool, freq_shift: float) -> Tensor:
     """[N] integer steps -> [N, dim] sinusoidal embedding (diffusers `get_timestep_embedding`)."""
@@ -225,18 +227,21 @@ class UNet2D(nn.Module):
 
 
 class MLPDenoiser(nn.Module):
-    """epsilon(x_t, t) for vector data (the 2D mixtures): [x, sinusoidal(t)] through a SiLU MLP -> [N, D]."""
+    """epsilon(x_t, t) for vector data (the 2D mixtures): [fourier(x), sinusoidal(t)] through a SiLU MLP -> [N, D]
+    (fourier_octaves 0: x itself)."""
 
-    def __init__(self, data_dim: int = 2, hidden: int = 256, layers: int = 3, temb_dim: int = 64):
+    def __init__(self, data_dim: int = 2, hidden: int = 256, layers: int = 3, temb_dim: int = 64,
+                 fourier_octaves: int = 0):
         super().__init__()
-        self.temb_dim = temb_dim
-        dims = [data_dim + temb_dim] + [hidden] * layers
+        self.temb_dim, self.fourier_octaves = temb_dim, fourier_octaves
+        dims = [data_dim * (1 + 2 * fourier_octaves) + temb_dim] + [hidden] * layers
         self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.out = nn.Linear(hidden, data_dim)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
-        h = torch.cat([x, timestep_embedding(t, self.temb_dim, flip_sin_to_cos=False, freq_shift=1)], dim=1)
+        temb = timestep_embedding(t, self.temb_dim, flip_sin_to_cos=False, freq_shift=1)
+        h = torch.cat([fourier_features(x, self.fourier_octaves), temb], dim=1)
         for layer in self.body:
             h = F.silu(layer(h))
         return self.out(h)

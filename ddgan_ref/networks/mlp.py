@@ -8,20 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ddgan_ref.networks.layers import mapping_network, timestep_embedding
+from ddgan_ref.ops.fourier import fourier_features
 
 SLOPE = 0.2
-
-
-def fourier_features(x: Tensor, octaves: int) -> Tensor:
-    """[B, D] -> [B, D * (1 + 2 * octaves)]: x, sin(2^k pi x), cos(2^k pi x) for k < octaves (NeRF-style).
-
-    Low-dimensional data with sharp modes (std 0.01 in [-1, 1]) is hard for a plain MLP to resolve
-    (spectral bias); these features make fine structure learnable in a few thousand steps.
-    """
-    if octaves == 0:
-        return x
-    angles = x[..., None] * (torch.pi * 2.0 ** torch.arange(octaves, device=x.device, dtype=x.dtype))
-    return torch.cat([x, angles.sin().flatten(1), angles.cos().flatten(1)], dim=1)
 
 
 class _AdaLNBlock(nn.Module):

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from baselines.ddpm import configs, model, schedule, train
+from baselines.ddpm.networks import MLPDenoiser
 from bench.data import build_dataset, stack_items
 from bench.timing import count_calls
 from ddgan_ref.io import CheckpointError
+from ddgan_ref.ops import fourier_features
 
 CPU = torch.device("cpu")
 
@@ -100,6 +102,17 @@ def test_ddpm_cli_trains_and_samples(tmp_path):
     assert main(["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path), "--max-steps", "4", "--quiet"]) == 0
     assert (tmp_path / "samples.png").stat().st_size > 0
     assert model.load(tmp_path / train.CHECKPOINT_NAME).config.name == "tiny"
+
+
+def test_fourier_features_and_the_toy_mlps_that_read_them():
+    x = torch.tensor([[0.5, -0.25]])
+    angles = torch.pi * torch.tensor([0.5, 1.0, -0.25, -0.5])  # per coordinate: 2^k pi x for k = 0, 1
+    expected = torch.cat([x[0], angles.sin(), angles.cos()])[None]
+    torch.testing.assert_close(fourier_features(x, 2), expected)
+    assert fourier_features(x, 0) is x
+    net = MLPDenoiser(2, 32, 2, 16, fourier_octaves=8)
+    assert net.body[0].in_features == 2 * 17 + 16 and net(torch.zeros(5, 2), torch.tensor(3)).shape == (5, 2)
+    assert configs.preset("gaussians25").mlp.fourier_octaves == 8  # as DDGAN's toy nets see x
 
 
 def test_ddpm_gaussians25_covers_modes_and_1000_steps_beat_4(tmp_path):

@@ -3,6 +3,8 @@ the right deltas and says when the time column was measured on other hardware th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -65,6 +67,17 @@ def test_time_on_a_v100_carries_no_hardware_note_and_stacked_data_uses_the_stack
     assert df.loc[("stylegan2", "modes"), "paper row"] == "stacked-mnist: StyleGAN2"
     assert df.loc[("ddgan-t4", "modes"), "note"].startswith("data differs: stacked-digits")
     assert not paper.compare(stacked, "stacked-mnist")["note"].str.contains("data differs").any()
+
+
+def test_a_model_trained_here_and_fewer_samples_than_the_papers_are_named_in_the_note():
+    budget = {"iterations": 3750, "images_seen": 240_000, "seconds": 1320.0, "device": "AMD EPYC"}
+    trained = replace(cell("ddgan-t4", "ddgan", 4, {"modes": 950, "mode_kl": 0.2}),
+                      training={"preset": "stacked-mnist", "budget": budget})
+    note = paper.compare([trained], "stacked-mnist").set_index("metric").loc["modes", "note"]
+    assert note == ("trained here: stacked-mnist preset, 3750 iterations (240000 images, 22 min on AMD EPYC); the "
+                    "paper trains to convergence on GPUs; modes and KL of 100 samples (the paper: 26,000)")
+    full = replace(trained, key=replace(trained.key, n=26_000), training=None)
+    assert paper.compare([full], "stacked-mnist").set_index("metric").loc["modes", "note"] == ""
 
 
 def test_write_paper_files_and_a_dataset_without_paper_numbers(tmp_path, capsys):

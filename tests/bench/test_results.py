@@ -63,3 +63,18 @@ def test_committed_main_job_records_carry_budget_and_curve():
     records = results.read_all(COMMITTED.parents[1] / "trilemma-gaussians25")
     assert len(records) == 8 and all(r.ok and r.key.sample_format == "png" for r in records)
     assert all(r.training["budget"]["iterations"] > 0 and len(r.training["curve"]["points"]) == 5 for r in records)
+
+
+def test_committed_stacked_mnist_run_is_real_data_at_the_stated_protocol():
+    """results/trilemma-stacked-mnist: the four families trained here on real Stacked MNIST (16 px CPU presets),
+    modes and KL from mnist-cnn (26,000 samples but where --cell-n says fewer), Inception at a stated N."""
+    folder = COMMITTED.parents[1] / "trilemma-stacked-mnist"
+    records = {r.cell: r for r in results.read_all(folder)}
+    assert set(records) == {"ddgan-t4", "ddgan-t2", "ddpm", "ddpm-10", "ddpm-20", "ddpm-50", "ddpm-100", "stylegan2"}
+    for r in records.values():
+        assert r.ok and r.key.dataset == "stacked-mnist" and r.training["preset"] == "stacked-mnist"
+        assert r.protocol["extractor"] == "mnist-cnn" and r.protocol["n_samples"] == r.key.n
+        assert r.protocol["inception"]["n_samples"] == r.key.inception_n and "fid" in r.metrics
+        assert "--data-root ../shared/data" in r.training["command"] and r.training["curve"]["points"]
+    assert all(records[c].key.n == 26_000 for c in ("ddgan-t4", "ddgan-t2", "ddpm-10", "ddpm-20", "stylegan2"))
+    assert (folder / "paper.md").is_file() and (folder / "learning_curves.json").is_file()

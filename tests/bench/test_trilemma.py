@@ -12,7 +12,8 @@ from bench import results
 from bench.train import main as train_main
 from bench.trilemma import main
 
-TINY = ["--quick", "--train-steps", "30", "--n", "200", "--batch-size", "50", "--rounds", "1", "--quiet"]
+TINY = ["--quick", "--train-steps", "30", "--n", "200", "--cell-n", "ddpm=100", "--batch-size", "50", "--rounds", "1",
+        "--quiet"]
 CELLS = {"ddgan-t4", "ddgan-t2", "ddpm", "ddpm-10", "ddpm-50", "stylegan2"}
 
 
@@ -51,7 +52,10 @@ def test_trilemma_writes_every_file_for_every_model(two_runs):
     assert "train_iterations" in header and "plateau" in header
     curve = r["training"]["curve"]  # --quick: 3 points, the last at the trained iterations
     assert [p["iterations"] for p in curve["points"]] == [10, 20, 30] and curve["metric"] == "hq_fraction"
-    assert isinstance(curve["plateaued"], bool)
+    assert isinstance(curve["plateaued"], bool) and curve["steps"] == 100  # DDPM's curves sample with DDIM-100
+    assert records["ddgan-t4"]["training"]["curve"]["steps"] is None
+    assert records["ddpm"]["key"]["n"] == records["ddpm"]["protocol"]["n_samples"] == 100  # --cell-n ddpm=100
+    assert r["key"]["n"] == r["protocol"]["n_samples"] == 200
     saved = json.loads((out / "learning_curves.json").read_text())["curves"]
     assert {c["model"] for c in saved} == {"ddgan-t4", "ddgan-t2", "ddpm", "stylegan2"}
     assert (out / "learning_curves.png").stat().st_size > 0
@@ -95,6 +99,29 @@ def test_trilemma_cifar10_offline_stops_at_once(tmp_path, monkeypatch, capsys):
     weights.write_bytes(b"x")
     with pytest.raises(SystemExit, match="pass --checkpoints for ddgan, ddpm, stylegan2"):
         main(["--dataset", "cifar10", "--inception-weights", str(weights), "--out", str(tmp_path / "o")])
+
+
+def test_trilemma_cell_n_must_name_a_cell_of_the_run(tmp_path):
+    with pytest.raises(SystemExit, match="--cell-n names ddpm-7, which this run does not measure; its cells are "
+                                         "ddpm, ddpm-10, ddpm-50"):
+        main([*TINY, "--models", "ddpm", "--cell-n", "ddpm-7=10", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="expected CELL=N with N >= 2"):
+        main([*TINY, "--cell-n", "ddpm=x", "--out", str(tmp_path)])
+
+
+def test_trilemma_trains_on_real_stacked_mnist_with_root(tmp_path, mnist_root, capsys):
+    """stacked-mnist is file-backed: the harness trains its presets on it from --root (16 px) and counts modes
+    with mnist-cnn; without the files it stops at once and says where it looked."""
+    assert main(["--dataset", "stacked-mnist", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "MNIST not found" in capsys.readouterr().err
+    out = tmp_path / "sm"
+    assert main(["--dataset", "stacked-mnist", "--root", str(mnist_root), "--models", "stylegan2", "--train-steps",
+                 "2", "--curve-points", "0", "--n", "40", "--rounds", "1", "--quiet", "--out", str(out)]) == 0
+    (record,) = cell_records(out).values()
+    assert record["training"]["preset"] == "stacked-mnist" and record["model_config"]["data_shape"] == [3, 16, 16]
+    assert f"--data-root {mnist_root}" in record["training"]["command"]
+    assert {"modes", "mode_kl", "fd_mnist", "ref_modes"} <= set(record["metrics"])
+    assert record["protocol"]["extractor"] == "mnist-cnn"
 
 
 def test_trilemma_two_gloo_processes_equal_one_process(two_runs, tmp_path):

@@ -1,0 +1,117 @@
+"""The plan of a trilemma run: its settings (RunConfig), the models it measures (Entry: a checkpoint given, or a
+family variant the harness trains) and their cells (Cell: one model at one sampling setting)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench.registry import FAMILIES, CellSpec, TrainOverrides
+
+EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
+TRAINABLE = (*EMBEDDED, "stacked-mnist")  # and the file-backed ones it has CPU presets for (with --root)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The command line, resolved once: what to measure, how, and where the results go."""
+
+    dataset: str
+    models: tuple[str, ...]
+    checkpoints: tuple[str, ...]  # FAMILY=PATH
+    n: int
+    cell_n: tuple[tuple[str, int], ...]  # (cell id, n) for cells measured on fewer samples
+    seed: int
+    quick: bool
+    train_steps: int | None
+    root: str | None
+    inception_weights: Path | None
+    inception_n: int | None
+    sample_format: str
+    curve_points: int
+    rounds: int
+    throughput: bool
+    batch_size: int
+    device: torch.device
+    out: Path
+    quiet: bool
+    paper: bool
+    command: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A model to measure: its name in the results, its family, the preset overrides it is trained with, or a
+    given checkpoint."""
+
+    name: str
+    family: str
+    overrides: TrainOverrides = TrainOverrides()
+    checkpoint: Path | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    entry: Entry
+    spec: CellSpec
+
+    @property
+    def id(self) -> str:
+        return self.entry.name if self.spec.steps is None else f"{self.entry.name}-{self.spec.steps}"
+
+
+def default_n(dataset: str, quick: bool) -> int:
+    n = 2500 if dataset in ("gaussians25", "ring8") else 26_000 if dataset.startswith("stacked") else (
+        10_000 if dataset in ("digits", "mnist") else 50_000)
+    return min(n, 1000) if quick else n
+
+
+
+def parse_cell_n(spec: str) -> tuple[str, int]:
+    name, sep, n = spec.partition("=")
+    if not sep or not n.isdigit() or int(n) < 2:
+        raise SystemExit(f"--cell-n {spec!r}: expected CELL=N with N >= 2, e.g. ddpm=500")
+    return name, int(n)
+
+
+def samples_of(run: RunConfig, cell_id: str) -> int:
+    """How many samples the cell draws: its --cell-n, else --n."""
+    return dict(run.cell_n).get(cell_id, run.n)
+
+
+def entries(run: RunConfig) -> list[Entry]:
+    """Models to measure: the given checkpoints, else (embedded data) each family's variants to train."""
+    given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
+    out = [e for e in given if e.family in run.models]
+    have = {e.family for e in out}
+    untrained = [f for f in run.models if f not in have]
+    missing = [f for f in untrained if run.dataset not in TRAINABLE or run.dataset not in FAMILIES[f].presets]
+    if missing:
+        raise SystemExit(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
+                         f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
+                         f"them with python -m bench.train or convert official ones), or leave them out of --models")
+    for name in untrained:
+        out += [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides) for v in FAMILIES[name].variants]
+    return out
+
+
+def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:
+    """FAMILY=PATH; a family given several times names each entry FAMILY-<digest of its path>."""
+    name, sep, path = spec.partition("=")
+    if not sep or name not in FAMILIES:
+        raise SystemExit(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
+    if not Path(path).is_file():
+        raise SystemExit(f"--checkpoints {spec!r}: {path} does not exist")
+    if sum(s.partition("=")[0] == name for s in specs) == 1:
+        return Entry(name, name, checkpoint=Path(path))
+    digest = hashlib.sha256(Path(path).resolve().as_posix().encode()).hexdigest()[:6]
+    return Entry(f"{name}-{digest}", name, checkpoint=Path(path))
+
+
+def cells(entry: Entry, quick: bool) -> list[Cell]:
+    """The entry's cells, as its family lists them (bench.registry)."""
+    f = FAMILIES[entry.family]
+    return [Cell(entry, spec) for spec in (f.quick_cells if quick else f.cells)]
