@@ -12,8 +12,8 @@ Examples:
   python -m bench.trilemma                                  # embedded gaussians25, every model, trains them
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
   python -m bench.trilemma --dataset stacked-digits --out runs/trilemma-sd
-  python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --cell-n ddpm=300 --paper \\
-      --inception-weights default_1.pt --inception-n 500     # real Stacked MNIST, trains all models (~2 h CPU)
+  python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --cell-n ddpm=100 ddpm-10=2000 \\
+      --inception-weights default_1.pt --inception-n 500 --paper   # real Stacked MNIST, trains every model
   python -m bench.trilemma --dataset cifar10 --root ~/data --checkpoints ddgan=ddgan.pt ddpm=ddpm.pt \\
       stylegan2=sg2.pt --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda --paper
   (--paper: also measured vs the paper's Table 1 / ablation / Stacked-MNIST numbers, paper.md and paper.csv)

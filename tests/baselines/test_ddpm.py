@@ -118,7 +118,8 @@ def test_fourier_features_and_the_toy_mlps_that_read_them():
 def test_ddpm_gaussians25_covers_modes_and_1000_steps_beat_4(tmp_path):
     """The gaussians25 preset trained for 4000 of its 8000 steps (about 15 s). Metrics: PacGAN modes (>= 1
     sample within 3 std) over 2500 samples, and the mean distance to the nearest mode over 1000 samples.
-    Measured when written: 22 of 25 modes; distance 0.151 with 1000 steps, 0.180 with 4 ancestral steps (0.84)."""
+    Measured at ebfbfe9 (Fourier features in): 25 of 25 modes; distance 0.0246 with 1000 steps, 0.168 with 4
+    ancestral steps (0.15; without the features it was 22 modes, 0.151 against 0.180)."""
     from tests.ddgan_ref.test_train import mixture_scores
 
     data = build_dataset("gaussians25", seed=0)
@@ -128,8 +129,8 @@ def test_ddpm_gaussians25_covers_modes_and_1000_steps_beat_4(tmp_path):
     modes, _ = mixture_scores(full.sample(2500, 1000, seed=0), data.centers, data.std)
     dist = {s: torch.cdist(m.sample(1000, s, seed=0), data.centers).min(1).values.mean().item()
             for s, m in ((1000, full), (4, four))}
-    assert modes >= 15, f"only {modes} of 25 modes"
-    assert dist[1000] < 0.9 * dist[4], dist
+    assert modes >= 22, f"only {modes} of 25 modes"
+    assert dist[1000] < 0.5 * dist[4], dist
 
 
 def test_sample_cli_reads_ddpm_and_stylegan2_checkpoints(tmp_path):
