@@ -69,7 +69,6 @@ def default_n(dataset: str, quick: bool) -> int:
     return min(n, 1000) if quick else n
 
 
-
 def parse_cell_n(spec: str) -> tuple[str, int]:
     name, sep, n = spec.partition("=")
     if not sep or not n.isdigit() or int(n) < 2:
@@ -83,7 +82,8 @@ def samples_of(run: RunConfig, cell_id: str) -> int:
 
 
 def entries(run: RunConfig) -> list[Entry]:
-    """Models to measure: the given checkpoints, else (embedded data) each family's variants to train."""
+    """Models to measure: the given checkpoints, else (on data it has presets for) each family's variants to
+    train."""
     given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
     out = [e for e in given if e.family in run.models]
     have = {e.family for e in out}
