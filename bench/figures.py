@@ -28,10 +28,13 @@ import numpy as np
 import torch
 
 from baselines.ddpm import model as ddpm_model
+from bench import preflight
 from bench.data import build_dataset
 from bench.metrics.modes import mixture_coverage
+from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.diffusion import EPS_SMALL, vp_variance
+from ddgan_ref.io import write_json_atomic
 
 TRILEMMA = Path("runs/trilemma-gaussians25/train")
 
@@ -118,14 +121,18 @@ def exact_figure(out: Path, s: float = 0.25) -> dict:
     return stats
 
 
-def measured_figure(out: Path, ddgan_ckpt: Path, ddpm_ckpt: Path, n: int, seed: int) -> dict:
-    """denoising_2d.png: DDGAN (T=4) vs DDPM restricted to 4 ancestral Gaussian steps on gaussians25."""
-    import matplotlib.pyplot as plt
-
+def check_checkpoints(ddgan_ckpt: Path, ddpm_ckpt: Path) -> None:
     for path, what in ((ddgan_ckpt, "DDGAN T=4"), (ddpm_ckpt, "DDPM")):
         if not path.is_file():
             raise FileNotFoundError(f"{what} checkpoint {path} not found: run `python -m bench.trilemma` first (it "
                                     f"trains both on gaussians25), or pass --ddgan / --ddpm")
+
+
+def measured_figure(out: Path, ddgan_ckpt: Path, ddpm_ckpt: Path, n: int, seed: int) -> dict:
+    """denoising_2d.png: DDGAN (T=4) vs DDPM restricted to 4 ancestral Gaussian steps on gaussians25."""
+    import matplotlib.pyplot as plt
+
+    check_checkpoints(ddgan_ckpt, ddpm_ckpt)
     ds = build_dataset("gaussians25", size=n, seed=seed)
     models = {"DDGAN, T=4": (ddgan_model.load(ddgan_ckpt), 4),
               "DDPM, 4 Gaussian steps": (ddpm_model.load(ddpm_ckpt, fast_sampler="ancestral"), 4)}
@@ -152,25 +159,36 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.figures", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("figure", choices=["denoising"], help="the figure to make")
-    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results)")
+    p.add_argument("--out", type=Path, default=Path("runs") / "figures",
+                   help="output folder (default runs/figures; the committed figures were written with --out results)")
     p.add_argument("--ddgan", type=Path, default=TRILEMMA / "ddgan-t4" / "checkpoint.pt", help="DDGAN T=4 checkpoint")
     p.add_argument("--ddpm", type=Path, default=TRILEMMA / "ddpm" / "checkpoint.pt", help="DDPM checkpoint")
-    p.add_argument("--n", type=int, default=2500, help="samples per model in the 2D part (default 2500, as PacGAN)")
+    p.add_argument("--n", type=positive_int, default=2500,
+                   help="samples per model in the 2D part (default 2500, as PacGAN)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (default 0)")
     p.add_argument("--exact-only", action="store_true", help="only the exact 1D part (no checkpoints needed)")
     args = p.parse_args(argv)
+    check = Preflight()
+    if not args.exact_only:
+        check.check(lambda: check_checkpoints(args.ddgan, args.ddpm))
+    check.check(lambda: writable_folder(args.out))
+    try:
+        check.raise_if_any()
+        return make(args, argv)
+    except (PreflightError, OSError) as e:
+        return preflight.report(e)
+
+
+def make(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """The figure's files under args.out, and its record printed."""
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"command": ["python", "-m", "bench.figures", *(sys.argv[1:] if argv is None else argv)],
               "exact_1d": exact_figure(args.out)}
     print(f"wrote {args.out / 'denoising_1d.png'}", file=sys.stderr)
     if not args.exact_only:
-        try:
-            record["measured_2d"] = measured_figure(args.out, args.ddgan, args.ddpm, args.n, args.seed)
-        except FileNotFoundError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        record["measured_2d"] = measured_figure(args.out, args.ddgan, args.ddpm, args.n, args.seed)
         print(f"wrote {args.out / 'denoising_2d.png'}", file=sys.stderr)
-    (args.out / "denoising.json").write_text(json.dumps(record, indent=1) + "\n")
+    write_json_atomic(record, args.out / "denoising.json")
     print(json.dumps(record, indent=1))
     return 0
 

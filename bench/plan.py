@@ -9,10 +9,12 @@ from pathlib import Path
 
 import torch
 
-from bench.registry import FAMILIES, CellSpec, TrainOverrides
+from bench.registry import FAMILIES, CellSpec, TrainOverrides, family_of_format
+from ddgan_ref.io import load_file
 
 EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
 TRAINABLE = (*EMBEDDED, "stacked-mnist")  # and the file-backed ones it has CPU presets for (with --root)
+FILE_BACKED = ("mnist", "stacked-mnist", "cifar10", "image-folder")  # read from --root
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class RunConfig:
     curve_points: int
     rounds: int
     throughput: bool
+    retime: bool
     batch_size: int
     device: torch.device
     out: Path
@@ -72,7 +75,7 @@ def default_n(dataset: str, quick: bool) -> int:
 def parse_cell_n(spec: str) -> tuple[str, int]:
     name, sep, n = spec.partition("=")
     if not sep or not n.isdigit() or int(n) < 2:
-        raise SystemExit(f"--cell-n {spec!r}: expected CELL=N with N >= 2, e.g. ddpm=500")
+        raise ValueError(f"--cell-n {spec!r}: expected CELL=N with N >= 2, e.g. ddpm=500")
     return name, int(n)
 
 
@@ -90,7 +93,7 @@ def entries(run: RunConfig) -> list[Entry]:
     untrained = [f for f in run.models if f not in have]
     missing = [f for f in untrained if run.dataset not in TRAINABLE or run.dataset not in FAMILIES[f].presets]
     if missing:
-        raise SystemExit(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
+        raise ValueError(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
                          f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
                          f"them with python -m bench.train or convert official ones), or leave them out of --models")
     for name in untrained:
@@ -102,13 +105,33 @@ def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:
     """FAMILY=PATH; a family given several times names each entry FAMILY-<digest of its path>."""
     name, sep, path = spec.partition("=")
     if not sep or name not in FAMILIES:
-        raise SystemExit(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
+        raise ValueError(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
     if not Path(path).is_file():
-        raise SystemExit(f"--checkpoints {spec!r}: {path} does not exist")
+        raise FileNotFoundError(f"--checkpoints {spec!r}: {path} does not exist")
     if sum(s.partition("=")[0] == name for s in specs) == 1:
         return Entry(name, name, checkpoint=Path(path))
     digest = hashlib.sha256(Path(path).resolve().as_posix().encode()).hexdigest()[:6]
     return Entry(f"{name}-{digest}", name, checkpoint=Path(path))
+
+
+def check_checkpoint(entry: Entry, dataset: str) -> None:
+    """ValueError unless the entry's checkpoint is readable, of the entry's family, and (where it names one)
+    trained on `dataset`; reads the header only (memory-mapped, weights_only)."""
+    obj = load_file(entry.checkpoint, mmap=True)
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    where = f"--checkpoints {entry.family}={entry.checkpoint}"
+    try:
+        found = family_of_format(fmt)
+    except KeyError as e:
+        raise ValueError(f"{where}: {e.args[0]} (convert official checkpoints with their family's converter "
+                         f"first)") from None
+    if found.name != entry.family:
+        raise ValueError(f"{where}: this is a {found.name} checkpoint (format {fmt!r}), not a {entry.family} one; "
+                         f"give it as {found.name}=PATH")
+    trained_on = (obj.get("config") or {}).get("dataset")
+    if trained_on is not None and trained_on != dataset:
+        raise ValueError(f"{where}: the model was trained on {trained_on}, not {dataset}; pass a checkpoint "
+                         f"trained on {dataset} or run with --dataset {trained_on}")
 
 
 def cells(entry: Entry, quick: bool) -> list[Cell]:

@@ -12,6 +12,7 @@ import pandas as pd
 from bench import compare
 from bench.results import CellRecord
 from bench.tables import latex, markdown
+from ddgan_ref.io import write_bytes_atomic
 
 # Quality axis: the first present. On 2D mixtures the share of samples within 3 std of a mode (FD of 2D points
 # sees only means and covariances: uniform noise over the square scores almost as well as the mixture).
@@ -31,6 +32,8 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
         row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})
         seconds = timing.seconds if timing else None
         row["seconds_per_batch"] = seconds
+        row["seconds_iqr"] = timing.iqr_seconds if timing else None
+        row["timing_noisy"] = timing.noisy if timing else None  # the reason, where the rounds cannot be trusted
         row["images_per_s"] = timing.batch / seconds if seconds else None
         peak = timing.peak_memory_bytes if timing else None
         row["peak_memory_mib"] = peak / 2**20 if peak else None
@@ -80,13 +83,12 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     return path
 
 
-def write(out: Path, records: list[CellRecord], title: str) -> list[Path]:
-    """trilemma.csv, .md, .tex and .png in out."""
+def write(out: Path, records: list[CellRecord], title: str, note: str | None = None) -> list[Path]:
+    """trilemma.csv, .md, .tex and .png in out (each written atomically); `note` heads the Markdown table."""
     df = table(records)
-    df.to_csv(out / "trilemma.csv", index=False)
-    (out / "trilemma.md").write_text(markdown(df))
-    (out / "trilemma.tex").write_text(latex(df))
-    written = [out / "trilemma.csv", out / "trilemma.md", out / "trilemma.tex"]
+    texts = {"trilemma.csv": df.to_csv(index=False), "trilemma.md": (f"> {note}\n\n" if note else "") + markdown(df),
+             "trilemma.tex": latex(df)}
+    written = [write_bytes_atomic(text.encode(), out / name) for name, text in texts.items()]
     image = plot(df, out / "trilemma.png", title)
     return written + ([image] if image else [])
 

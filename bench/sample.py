@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from bench import preflight
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.images import FORMATS, write_folder
+from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from bench.protocol import Generator
 from bench.registry import family_of_format
 from ddgan_ref.io import CheckpointError, peek_format, save_atomic, write_json_atomic
@@ -32,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoint", type=Path, required=True,
                    help="a checkpoint.pt written by bench.train (any family of bench.registry; told apart by its "
                         "format)")
-    p.add_argument("--n", type=int, required=True, help="number of samples")
+    p.add_argument("--n", type=positive_int, required=True, help="number of samples")
     p.add_argument("--out", type=Path, required=True,
                    help="a .png path for one grid, or a folder for one PNG per image (000000.png, ...) plus "
                         "samples.pt (the float tensor) and samples.json (what made them)")
@@ -40,9 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="files of an --out folder: png (lossless, the default) or jpeg (save_image to .jpg, quality "
                         "75, as the DDGAN paper's FID; bench.metrics reads it only with --allow-jpeg)")
     p.add_argument("--seed", type=int, default=0, help="image i uses seed + i (default 0)")
-    p.add_argument("--steps", type=int, help="sampling steps (default: the model's own: DDGAN its trained T, DDPM "
-                                              "T = 1000 (fewer: DDIM), StyleGAN2 1)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per forward batch (default 100)")
+    p.add_argument("--steps", type=positive_int,
+                   help="sampling steps (default: the model's own: DDGAN its trained T, DDPM T = 1000 (fewer: "
+                        "DDIM), StyleGAN2 1)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -79,27 +82,34 @@ def load_model(path: Path, device: torch.device) -> Generator:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check = Preflight()
+    model = check.check(lambda: load_model(args.checkpoint, resolve_device(args.device)))
+    steps = check.check(lambda: resolve_steps(model, args.steps)) if model is not None else None
+    check.check(lambda: writable_folder(args.out.parent if args.out.suffix.lower() == ".png" else args.out))
     try:
-        model = load_model(args.checkpoint, resolve_device(args.device))
-        steps = resolve_steps(model, args.steps)
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}", file=sys.stderr)
-    samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
-    if args.out.suffix.lower() == ".png":
-        write_grid(samples, args.out)
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        save_atomic(samples, args.out / "samples.pt")
-        record = {"checkpoint": str(args.checkpoint), "model": model.name, "n": args.n, "seed": args.seed,
-                  "steps": steps, "batch_size": args.batch_size, "sample_format": args.sample_format,
-                  "command": sys.argv, **provenance(model.device)}
-        write_json_atomic(record, args.out / "samples.json")
-        if samples.ndim == 4:
-            write_folder(samples, args.out, args.sample_format)
+        check.raise_if_any()
+        print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}",
+              file=sys.stderr)
+        write(draw(model, args.n, steps, args.seed, args.batch_size, args.quiet), model, steps, args)
+    except (PreflightError, OSError) as e:  # OSError: a write failure after the checks (disk full): one line
+        return preflight.report(e)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def write(samples: torch.Tensor, model: Generator, steps: int, args: argparse.Namespace) -> None:
+    """A grid (.png --out), or a folder: samples.pt, samples.json and one image file per sample."""
+    if args.out.suffix.lower() == ".png":
+        write_grid(samples, args.out)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_atomic(samples, args.out / "samples.pt")
+    record = {"checkpoint": str(args.checkpoint), "model": model.name, "n": args.n, "seed": args.seed,
+              "steps": steps, "batch_size": args.batch_size, "sample_format": args.sample_format,
+              "command": sys.argv, **provenance(model.device)}
+    write_json_atomic(record, args.out / "samples.json")
+    if samples.ndim == 4:
+        write_folder(samples, args.out, args.sample_format)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -20,12 +21,17 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from bench import preflight
 from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.grid import write_grid
+from bench.lock import FolderLock, FolderLocked
+from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
 from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, family
-from ddgan_ref.io import CheckpointError, TrainingDiverged, load_file
+from ddgan_ref.io import CheckpointError, TrainingDiverged, config_to_dict, load_file, write_json_atomic
 from ddgan_ref.provenance import describe_device
+
+CHECKPOINT_NAME = "checkpoint.pt"  # every family's run folder holds its checkpoint under this name
 
 
 @dataclass(frozen=True)
@@ -59,23 +65,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, help="folder with the dataset files (cifar10, mnist, image-folder)")
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, checkpoint.pt, samples.png")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint.pt")
-    p.add_argument("--epochs", type=int, help="override the preset's number of epochs (ddgan)")
-    p.add_argument("--timesteps", type=int, help="override the preset's number of denoising steps T (ddgan)")
-    p.add_argument("--steps", type=int, help="override the preset's number of training steps (ddpm, stylegan2)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its checkpoint.pt (an error if there is none, unless "
+                        "--fresh-ok)")
+    p.add_argument("--fresh-ok", action="store_true", help="with --resume: start a fresh run when --out holds no "
+                                                           "checkpoint (for restart loops)")
+    p.add_argument("--epochs", type=positive_int, help="override the preset's number of epochs (ddgan)")
+    p.add_argument("--timesteps", type=positive_int, help="override the preset's number of denoising steps T (ddgan)")
+    p.add_argument("--steps", type=positive_int,
+                   help="override the preset's number of training steps (ddpm, stylegan2)")
     p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
-    p.add_argument("--max-steps", type=int, help="stop once this many iterations are done in all (a checkpoint is "
-                                                 "written); a resumed run counts the iterations before it")
-    p.add_argument("--batch-size", type=int, help="override the per-process batch size")
+    p.add_argument("--max-steps", type=positive_int,
+                   help="stop once this many iterations are done in all (a checkpoint is written); a resumed "
+                        "run counts the iterations before it")
+    p.add_argument("--batch-size", type=positive_int, help="override the per-process batch size")
     p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
     p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
     p.add_argument("--seed", type=int, help="override the training seed")
-    p.add_argument("--checkpoint-every", type=int, help="iterations between checkpoints")
+    p.add_argument("--checkpoint-every", type=positive_int, help="iterations between checkpoints")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--single-process", action="store_true",
                    help="train in this process alone even under torchrun (the trilemma harness trains on rank 0)")
-    p.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (default 0)")
-    p.add_argument("--grid-n", type=int, default=64, help="samples in the final grid (2D data: 2000 points)")
+    p.add_argument("--num-workers", type=nonnegative_int, default=0, help="data-loading worker processes (default 0)")
+    p.add_argument("--grid-n", type=positive_int, default=64, help="samples in the final grid (2D data: 2000 points)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -126,6 +138,7 @@ def train_model(job: TrainJob) -> Path:
     if rank == 0:
         print(f"training {job.family} preset={job.preset} dataset={job.config.dataset} ({len(data)} items) on "
               f"{job.device}, {total} iterations -> {job.out}", file=sys.stderr)
+        print(resume_message(job, total), file=sys.stderr)
     update, bar = progress_bar(total, rank == 0 and not job.quiet)
     run = TrainRun(job.device, resume=job.resume, max_steps=job.max_steps, progress=update,
                    num_workers=job.num_workers, single_process=job.single_process)
@@ -133,10 +146,39 @@ def train_model(job: TrainJob) -> Path:
         checkpoint = f.train(job.config, data, job.out, run)
     finally:
         bar.close()
+    if rank == 0:  # after training: a refused resume leaves the folder's config.json as it was
+        write_json_atomic(config_to_dict(job.config), job.out / "config.json")
     if rank == 0 and job.grid:
         grid = sample_grid(f, checkpoint, data, job)
         print(f"done: checkpoint {checkpoint}, samples {grid}", file=sys.stderr)
     return checkpoint
+
+
+def resume_message(job: TrainJob, total: int) -> str:
+    """What a run does with its folder: resumes from step N of M, or starts fresh (and why)."""
+    checkpoint = job.out / CHECKPOINT_NAME
+    if not job.resume:
+        return "starting a fresh run"
+    if not checkpoint.is_file():
+        return f"no checkpoint in {job.out}: starting fresh"
+    step = (load_file(checkpoint, mmap=True).get("meta") or {}).get("step")
+    return f"resuming from step {step} of {total}" if step is not None else f"resuming from {checkpoint}"
+
+
+def preflight_job(args: argparse.Namespace) -> TrainJob:
+    """The job, after the checks that need no training: its config, the data, the output folder, the resume."""
+    check = Preflight()
+    job = check.check(lambda: job_from_args(args))
+    if job is not None:
+        check.check(lambda: training_data(family(job.family), job.config, job))
+    check.check(lambda: writable_folder(args.out))
+    if args.resume and not (args.out / CHECKPOINT_NAME).is_file() and not args.fresh_ok:
+        check.add(f"--resume: {args.out} holds no {CHECKPOINT_NAME}; check the folder, or add --fresh-ok to start a "
+                  f"fresh run there")
+    if not args.resume and (args.out / CHECKPOINT_NAME).is_file():
+        check.add(f"{args.out / CHECKPOINT_NAME} exists: pass --resume to continue that run, or choose another --out")
+    check.raise_if_any()
+    return job
 
 
 def training_budget(checkpoint: Path, config: Any, device: torch.device, seconds: float, resumed: bool) -> dict:
@@ -164,13 +206,19 @@ def _env_int(name: str, default: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        train_model(job_from_args(args))
+        job = preflight_job(args)
+        with FolderLock(job.out) if _env_int("RANK", 0) == 0 or job.single_process else contextlib.nullcontext():
+            train_model(job)
+    except PreflightError as e:
+        return preflight.report(e)
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (CheckpointError, FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
+    except (CheckpointError, FolderLocked, FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)  # no repr quotes
         return 2
+    except OSError as e:  # a write failure after the checks (disk full, folder removed): one line, not a trace
+        return preflight.report(e)
     return 0
 
 

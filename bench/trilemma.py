@@ -6,8 +6,10 @@ time one batch of 100 (the paper's protocol: warm-up, median of rounds, CUDA syn
 by a hook); write cells/<cell>.json, then trilemma.csv/.md/.tex, trilemma.png and a sample grid per cell. A
 model the harness trains is trained in segments with its quality measured after each (learning_curves.json/.png);
 the table states its budget (iterations, images seen, minutes) and whether the last segment still moved it
-(`plateau`). A finished cell is not run again (delete its JSON to redo it); a failed cell is reported with its
-reason and the others go on. The families and their cells come from bench.registry.FAMILIES.
+(`plateau`). A finished cell is not run again (delete its JSON to redo it; --retime times it again); a failed
+cell is reported with its reason and the others go on. Every input is checked before any work (all problems at
+once, exit 2) and the output folder is locked while the run writes to it. The families and their cells come
+from bench.registry.FAMILIES.
 Examples:
   python -m bench.trilemma                                  # embedded gaussians25, every model, trains them
   python -m bench.trilemma --quick                          # shorter training, fewer samples and DDIM steps
@@ -22,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -32,16 +35,29 @@ from typing import Any
 
 import torch
 
-from bench import curves, paper, report, results, tables, timing
+from bench import curves, paper, preflight, report, results, tables, timing
 from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
 from bench.grid import write_grid
 from bench.images import FORMATS, as_stored
+from bench.lock import FolderLock, FolderLocked
 from bench.metrics import Reference, evaluate
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR
-from bench.metrics.inception import inception_weights
-from bench.plan import Cell, Entry, RunConfig, cells, default_n, entries, parse_cell_n, samples_of
+from bench.metrics.inception import inception_weights, read_weights
+from bench.plan import (
+    FILE_BACKED,
+    Cell,
+    Entry,
+    RunConfig,
+    cells,
+    check_checkpoint,
+    default_n,
+    entries,
+    parse_cell_n,
+    samples_of,
+)
+from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
 from bench.protocol import Generator
 from bench.registry import FAMILIES, build_model, family
 from bench.results import CellKey, CellRecord
@@ -49,6 +65,9 @@ from bench.sample import draw
 from bench.train import TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
+
+QUICK_NOTE = ("--quick is a smoke test: every model trains for 600-1500 iterations and cells draw at most 1000 "
+              "samples, so this table shows that the pipeline runs, not the trilemma; run without --quick for results")
 
 
 @dataclass(frozen=True)
@@ -68,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", nargs="+", default=[], metavar="FAMILY=PATH",
                    help="checkpoints to measure instead of training (a family may be given several times, e.g. "
                         "DDGAN once per T)")
-    p.add_argument("--n", "--num-samples", dest="n", type=int,
+    p.add_argument("--n", "--num-samples", dest="n", type=positive_int,
                    help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for stacked data, as Stacked "
                         "MNIST; 10,000 for digits; 50,000 otherwise); under torchrun write --num-samples, since "
                         "torchrun's parser takes --n for its own options")
@@ -77,24 +96,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "their metrics, and the reference's they are compared with, are then at that N")
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
-    p.add_argument("--train-steps", type=int, help="override the training iterations of every trained model")
+    p.add_argument("--train-steps", type=positive_int, help="override the training iterations of every trained model")
     p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist and stacked-mnist: the "
                                   "folder holding MNIST/raw/, image-folder)")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for FID/IS (cifar10, folders)")
-    p.add_argument("--inception-n", type=int,
+    p.add_argument("--inception-n", type=positive_int,
                    help="also measure Inception FID/KID/precision/recall on the first N samples of each cell (needs "
                         "--inception-weights; for data whose own extractor is not Inception, e.g. Stacked MNIST)")
     p.add_argument("--sample-format", choices=sorted(FORMATS), default="png",
                    help="measure the samples as stored in png (lossless, the default) or jpeg files (quality 75: the "
                         "DDGAN paper's FID protocol, which moves FID; see results/jpeg-vs-png-fid.md)")
-    p.add_argument("--curve-points", type=int,
+    p.add_argument("--curve-points", type=nonnegative_int,
                    help="models the harness trains: measure the table's quality metric at this many points along "
                         "training (learning_curves.json/.png; the table's `plateau` column); 0: none (default 5, "
                         "3 with --quick)")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds of one batch of 100 (median; default 5)")
+    p.add_argument("--rounds", type=positive_int, default=5,
+                   help="timed rounds of one batch of 100 (median; default 5)")
+    p.add_argument("--retime", action="store_true",
+                   help="time the finished cells again (samples and metrics kept): after a run on a busy machine, "
+                        "or for cells flagged `timing_noisy`")
     p.add_argument("--throughput", action="store_true", help="also measure images/s at the best of batch sizes "
                                                              "100, 250, 500")
-    p.add_argument("--batch-size", type=int, default=500, help="batch size for drawing the n samples")
+    p.add_argument("--batch-size", type=positive_int, default=500, help="batch size for drawing the n samples")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -105,25 +128,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
-    """The run's settings with their defaults, and the checks that fail before any work."""
-    if args.dataset in ("cifar10", "image-folder") or args.inception_n:
-        inception_weights(args.inception_weights)  # missing weights: a clear error now, not after sampling
-    if args.dataset in ("mnist", "stacked-mnist"):
-        try:  # training and the reference read MNIST: missing files are a clear error now, not a failed cell
-            build_dataset(args.dataset, root=args.root, size=2)
-        except ValueError as e:
-            raise FileNotFoundError(str(e)) from e
-    return RunConfig(
+    """The run's settings with their defaults, after every input is opened: the data, the Inception file, each
+    checkpoint's header and the output folder; all problems are raised at once (PreflightError), before any work
+    and before any file is written."""
+    check = Preflight()
+    if DEFAULT_EXTRACTOR[args.dataset] == "inception-v3-compat" or args.inception_n:
+        check.check(lambda: read_weights(inception_weights(args.inception_weights)))
+    if args.dataset in FILE_BACKED:  # a missing or empty data folder
+        check.check(lambda: build_dataset(args.dataset, root=args.root, size=2))
+    cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
+    run = RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
-        n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(parse_cell_n(s) for s in args.cell_n),
+        n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(c for c in cell_n if c is not None),
         seed=args.seed, quick=args.quick,
         train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
         inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
         curve_points=args.curve_points if args.curve_points is not None else 3 if args.quick else 5,
-        throughput=args.throughput, batch_size=args.batch_size, device=resolve_device(args.device),
+        throughput=args.throughput, retime=args.retime, batch_size=args.batch_size, device=resolve_device(args.device),
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command))
-
+    models = check.check(lambda: entries(run)) or []
+    for entry in models:
+        if entry.checkpoint is not None:
+            check.check(lambda entry=entry: check_checkpoint(entry, run.dataset))
+    plan = [cell.id for entry in models for cell in cells(entry, run.quick)]
+    unknown = sorted({name for name, _ in run.cell_n} - set(plan))
+    if models and unknown:
+        check.add(f"--cell-n names {', '.join(unknown)}, which this run does not measure; its cells are "
+                  f"{', '.join(plan)}")
+    check.check(lambda: writable_folder(run.out))
+    check.raise_if_any()
+    return run
 
 
 def train_entry(entry: Entry, run: RunConfig) -> Path:
@@ -257,6 +292,8 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellR
     key = CellKey(cell.id, run.dataset, samples_of(run, cell.id), run.seed, run.rounds,
                   file_sha256(checkpoint) if checkpoint else None, run.sample_format, run.inception_n)
     previous = results.done(run.out, key)
+    if previous is not None and run.retime and previous.ok:
+        return retime(cell, previous, run, world)
     if previous is not None:
         if world.main:
             print(f"{cell.id}: done before, kept ({results.cell_path(run.out, cell.id)})", file=sys.stderr)
@@ -280,6 +317,23 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellR
     return record
 
 
+def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> CellRecord:
+    """A finished cell with its timing measured again (rank 0); its samples and metrics are kept (they depend on
+    the checkpoint and seeds only), its provenance becomes the retiming run's (where the time was measured)."""
+    if not world.main:
+        return previous
+    model = build_model(cell.entry.family, checkpoint=previous.checkpoint, device=run.device)
+    timed = timing.paper_time(model, previous.steps, run.device, batch=100, rounds=run.rounds, seed=run.seed)
+    if run.throughput:
+        timed = timed.with_throughput(timing.throughput(model, previous.steps, run.device, seed=run.seed))
+    was = previous.timing.seconds if previous.timing else None
+    print(f"{cell.id}: retimed, {was} -> {timed.seconds:.4g} s per batch" + (f" (noisy: {timed.noisy})" if timed.noisy
+                                                                             else ""), file=sys.stderr)
+    record = replace(previous, timing=timed, **provenance(run.device))
+    results.write(run.out, record)
+    return record
+
+
 def _training_record(checkpoint: Path | None) -> dict | None:
     """How the harness trained this checkpoint (trained.json: family, preset, config, command), if it did."""
     marker = checkpoint.parent / "trained.json" if checkpoint else None
@@ -290,19 +344,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         run = run_config(args, sys.argv[1:] if argv is None else argv)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except PreflightError as e:
+        return preflight.report(e)
     world = setup(run.device)
-    run.out.mkdir(parents=True, exist_ok=True)
+    try:
+        with FolderLock(run.out) if world.main else contextlib.nullcontext():
+            code = measure_all(run, world)
+    except FolderLocked as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = preflight.EXIT_CODE
+    except OSError as e:  # a write failure after the checks (disk full, folder removed): one line, not a trace
+        code = preflight.report(e)
+    teardown(world)
+    return code
+
+
+def measure_all(run: RunConfig, world: World) -> int:
+    """Train or find each model, measure every cell, write the tables; 0 if every cell succeeded, else 1."""
     plan = [cell for entry in entries(run) for cell in cells(entry, run.quick)]
-    unknown = sorted({name for name, _ in run.cell_n} - {cell.id for cell in plan})
-    if unknown:
-        raise SystemExit(f"--cell-n names {', '.join(unknown)}, which this run does not measure; its cells are "
-                         f"{', '.join(cell.id for cell in plan)}")
     if world.main:
         print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}, {world.size} process(es) -> {run.out}",
               file=sys.stderr)
+        if run.quick:
+            print(QUICK_NOTE, file=sys.stderr)
     sources: dict[str, Trained] = {}
     records = []
     for cell in plan:
@@ -310,13 +374,15 @@ def main(argv: list[str] | None = None) -> int:
             sources[cell.entry.name] = trained(cell.entry, run, world)
         records.append(run_cell(cell, sources[cell.entry.name], run, world))
     if world.main:
-        written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time")
+        written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time",
+                               QUICK_NOTE if run.quick else None)
         written += curves.write_beside(run.out, [r.training for r in records], run.dataset)
         print(tables.markdown(report.table(records)), end="")
         if run.paper:
             written += paper.write(run.out, records, run.dataset)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-    teardown(world)
+        if run.quick:
+            print(QUICK_NOTE, file=sys.stderr)
     return 0 if all(r.ok for r in records) else 1
 
 

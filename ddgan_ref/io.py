@@ -277,21 +277,20 @@ def resumable(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**config, "train": train}
 
 
-def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
-    """(dotted field, value in a, value in b) of the first field where two nested dicts differ, or None."""
+def differences(a: Any, b: Any, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted field, value in a, value in b) of every field where two nested dicts differ."""
     if isinstance(a, Mapping) and isinstance(b, Mapping):
-        for key in [*a, *(k for k in b if k not in a)]:
-            diff = first_difference(a.get(key, "<absent>"), b.get(key, "<absent>"), f"{where}.{key}".lstrip("."))
-            if diff is not None:
-                return diff
-        return None
-    return None if a == b else (where, a, b)
+        keys = [*a, *(k for k in b if k not in a)]
+        return [d for key in keys for d in differences(a.get(key, "<absent>"), b.get(key, "<absent>"),
+                                                       f"{where}.{key}".lstrip("."))]
+    return [] if a == b else [(where, a, b)]
 
 
 def check_resumable(saved: Any, config: Any, path: str | Path) -> None:
-    """CheckpointError unless the run in `path` (config `saved`) can be resumed under `config`."""
-    diff = first_difference(resumable(config_to_dict(saved)), resumable(config_to_dict(config)))
-    if diff is not None:
-        field, was, now = diff
-        raise CheckpointError(f"{path} holds another run: its config has {field} = {was!r}, this run {now!r}. "
-                              f"Resume with the same preset and options, or use another output folder.")
+    """CheckpointError unless the run in `path` (config `saved`) can be resumed under `config`; it names every
+    field that differs (bookkeeping fields, RESUME_FREE, never block a resume)."""
+    diffs = differences(resumable(config_to_dict(saved)), resumable(config_to_dict(config)))
+    if diffs:
+        listed = "; ".join(f"{field} = {was!r} there, {now!r} now" for field, was, now in diffs)
+        raise CheckpointError(f"{path} holds another run, its config differs: {listed}. Resume with the same preset "
+                              f"and options, or use another output folder.")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, build_dataset, stack_items
 from bench.images import FORMATS, write_folder
+from bench.preflight import positive_int
 from ddgan_ref.io import write_json_atomic
 from ddgan_ref.provenance import provenance
 
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="an image dataset of bench.data")
     p.add_argument("--root", help="data folder of file-backed datasets (mnist, stacked-mnist, cifar10, image-folder)")
     p.add_argument("--split", choices=("train", "test"), default="train", help="default train")
-    p.add_argument("--n", type=int, help="images to write (default: the whole split)")
+    p.add_argument("--n", type=positive_int, help="images to write (default: the whole split)")
     p.add_argument("--seed", type=int, default=0, help="draw of synthetic and stacked datasets (default 0)")
     p.add_argument("--format", choices=sorted(FORMATS), default="png",
                    help="png (lossless, the default) or jpeg (save_image's .jpg, quality 75)")

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from bench import preflight
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError
 from bench.devices import resolve_device
 from bench.images import read_folder
@@ -34,6 +35,7 @@ from bench.metrics.evaluate import FeaturePass, Knobs, Reference, evaluate
 from bench.metrics.extractors import EXTRACTORS
 from bench.metrics.folders import compare
 from bench.metrics.inception import InceptionWeightsError, fetch_port, port_cache_path, write_fidelity_weights
+from bench.preflight import positive_int, writable_folder
 from bench.sample import draw, load_model, resolve_steps
 from ddgan_ref.io import CheckpointError, write_json_atomic
 from ddgan_ref.provenance import provenance
@@ -52,12 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also read .jpg/.jpeg/.webp files of a --samples folder (lossy: moves FID; the paper's "
                         "protocol)")
     src.add_argument("--checkpoint", type=Path, help="a bench.train checkpoint to draw --n samples from")
-    p.add_argument("--n", type=int, help="samples to draw from --checkpoint (required with it)")
-    p.add_argument("--steps", type=int, help="sampling steps for --checkpoint (default: the model's own)")
+    p.add_argument("--n", type=positive_int, help="samples to draw from --checkpoint (required with it)")
+    p.add_argument("--steps", type=positive_int, help="sampling steps for --checkpoint (default: the model's own)")
     p.add_argument("--seed", type=int, default=0, help="sample i uses seed + i (--checkpoint; default 0)")
     p.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="reference dataset")
     p.add_argument("--split", choices=("train", "test"), default="train", help="reference split (default train)")
-    p.add_argument("--n-ref", type=int, help="reference size (default: as many as the samples, capped by the split)")
+    p.add_argument("--n-ref", type=positive_int,
+                   help="reference size (default: as many as the samples, capped by the split)")
     p.add_argument("--ref-seed", type=int, default=0, help="draw of synthetic/stacked reference sets (default 0)")
     p.add_argument("--root", help="data folder of file-backed datasets (mnist, cifar10, image-folder)")
     p.add_argument("--extractor", choices=sorted(EXTRACTORS),
@@ -67,10 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--download-inception", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
     p.add_argument("--classifier-weights", type=Path, help="mode classifier weights when it is not the extractor")
-    p.add_argument("--nearest-k", type=int, default=5, help="k of precision/recall/density/coverage (default 5)")
-    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size, capped by N (default 1000)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per extractor batch (default 100)")
+    p.add_argument("--nearest-k", type=positive_int, default=5,
+                   help="k of precision/recall/density/coverage (default 5)")
+    p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=positive_int, default=1000,
+                   help="KID subset size, capped by N (default 1000)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="images per extractor batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--cache-dir", type=Path, help=f"reference feature cache (default {cache.default_root()})")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the reference cache")
@@ -139,10 +144,12 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
     p.add_argument("--allow-jpeg", action="store_true", help="also read .jpg/.jpeg/.webp files (lossy: moves FID)")
-    p.add_argument("--nearest-k", type=int, default=5, help="k of precision/recall/density/coverage (default 5)")
-    p.add_argument("--kid-subsets", type=int, default=100, help="KID subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=int, default=1000, help="KID subset size, capped by N (default 1000)")
-    p.add_argument("--batch-size", type=int, default=100, help="images per extractor batch (default 100)")
+    p.add_argument("--nearest-k", type=positive_int, default=5,
+                   help="k of precision/recall/density/coverage (default 5)")
+    p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (default 100)")
+    p.add_argument("--kid-subset-size", type=positive_int, default=1000,
+                   help="KID subset size, capped by N (default 1000)")
+    p.add_argument("--batch-size", type=positive_int, default=100, help="images per extractor batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--json", type=Path, help="JSON file to write (metrics, protocol, command, provenance)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -194,6 +201,8 @@ def dispatch(argv: list[str]) -> tuple[dict | None, Path | None]:
     """Run the subcommand (or the default evaluation) of argv: (record to print and write, or None; its JSON path)."""
     if argv[:1] == ["compare"]:
         args = parse_compare(argv[1:])
+        if args.json:
+            writable_folder(args.json.parent)  # before the features, not after
         return run_compare(args, argv[1:]), args.json
     if argv[:1] == ["fetch-inception"]:
         args = parse_fetch(argv[1:])
@@ -205,6 +214,8 @@ def dispatch(argv: list[str]) -> tuple[dict | None, Path | None]:
         print(f"wrote {args.out} ({info.layout}, logits: {info.has_logits})", file=sys.stderr)
         return None, None
     args = parse_args(argv)
+    if args.out:
+        writable_folder(args.out.parent)  # before the features, not after
     return run(args, argv), args.out
 
 
@@ -216,11 +227,16 @@ def main(argv: list[str] | None = None) -> int:
             CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # an output folder that refuses writes (checked first), or a disk that fills up
+        return preflight.report(e)
     if record is None:
         return 0
     print_metrics(record)
     if out:
-        write_json_atomic(record, out)
+        try:
+            write_json_atomic(record, out)
+        except OSError as e:
+            return preflight.report(e)
         print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -83,16 +84,29 @@ def build(op: str, variant: str, csrc: Path | None = None) -> ModuleType:
     cuda = variant == "cuda"
     sources = [str(csrc / s) for s in SOURCES[op]] + ([str(csrc / f"{op}.cu")] if cuda else [])
     defines = ["-DDDGAN_WITH_CUDA"] if cuda else []
+    name = f"ddgan_{op}_{variant}"
+    _announce(cpp_extension, name, op, variant)
     try:
         with _cuda_arch_list(cuda):
             module = cpp_extension.load(
-                name=f"ddgan_{op}_{variant}", sources=sources, extra_cflags=[*CXX_FLAGS, *defines],
+                name=name, sources=sources, extra_cflags=[*CXX_FLAGS, *defines],
                 extra_ldflags=["-fopenmp"], extra_cuda_cflags=[*CUDA_FLAGS, *defines], with_cuda=cuda,
                 verbose=os.environ.get("DDGAN_KERNELS_VERBOSE") == "1",
             )
     except (RuntimeError, OSError, ImportError, IndexError, ValueError) as error:
         raise KernelBuildError(op, variant, diagnose(op, variant, csrc), log=str(error), csrc=csrc) from error
     return module  # the object load() returns; never re-imported by name (pybind11 3 modules are not in sys.modules)
+
+
+def _announce(cpp_extension: ModuleType, name: str, op: str, variant: str) -> None:
+    """A first build takes tens of seconds (minutes for CUDA): say so before it starts; a cached one loads silently."""
+    try:
+        folder = Path(cpp_extension._get_build_directory(name, False))  # private; the folder load() builds in
+    except Exception:  # its absence only costs the message's accuracy
+        folder = None
+    if folder is None or not any(folder.glob(f"{name}*.so")):
+        print(f"building the {op} {variant.upper()} kernel with ninja (about 30 s on 2 CPU cores, minutes for CUDA; "
+              f"once, then cached in {folder or 'the torch extensions folder'})", file=sys.stderr)
 
 
 def diagnose(op: str, variant: str, csrc: Path | None = None) -> list[str]:

@@ -92,8 +92,8 @@ def test_training_refuses_to_overwrite_or_mix_runs_and_stops_on_divergence(name,
         f.train(config, dataset_of(torch.zeros(64, *shape)), tmp_path, TrainRun(cpu, max_steps=2))
     seed = config.train.seed
     other = f.configure(config, TrainOverrides(seed=seed + 1))
-    with pytest.raises(CheckpointError, match=f"holds another run: its config has train.seed = {seed}, this run "
-                                              f"{seed + 1}"):
+    with pytest.raises(CheckpointError, match=f"holds another run, its config differs: train.seed = {seed} there, "
+                                              f"{seed + 1} now"):
         f.train(other, dataset_of(torch.zeros(64, *shape)), tmp_path, TrainRun(cpu, resume=True, max_steps=4))
     before = checkpoint.read_bytes()
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):

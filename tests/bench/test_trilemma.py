@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from bench import results
+from bench import results, trilemma
 from bench.train import main as train_main
 from bench.trilemma import main
 
@@ -61,6 +61,7 @@ def test_trilemma_writes_every_file_for_every_model(two_runs):
     assert (out / "learning_curves.png").stat().st_size > 0
     assert {"modes", "hq_fraction", "fd_identity", "recall_identity"} <= set(r["metrics"])
     assert "| DDGAN (T=2) |" in (out / "trilemma.md").read_text()
+    assert (out / "trilemma.md").read_text().startswith("> --quick is a smoke test")  # not to be read as a result
 
 
 def test_trilemma_same_command_twice_gives_the_same_metrics(two_runs):
@@ -79,34 +80,64 @@ def test_trilemma_resume_keeps_finished_cells(two_runs, capsys):
     assert capsys.readouterr().err.count("done before, kept") == len(CELLS)
 
 
-def test_trilemma_failed_cell_is_reported_and_the_others_complete(tmp_path):
+def test_trilemma_retime_times_finished_cells_again_and_keeps_their_metrics(two_runs, capsys):
+    (_, out), _ = two_runs
+    before = cell_records(out)
+    assert main([*TINY, "--out", str(out), "--retime"]) == 0
+    assert capsys.readouterr().err.count("retimed, ") == len(CELLS)
+    after = cell_records(out)
+    for cell in CELLS:
+        assert after[cell]["metrics"] == before[cell]["metrics"]
+        timed = after[cell]["timing"]
+        assert timed["min_seconds"] == min(timed["seconds_all"]) and timed["iqr_seconds"] >= 0
+        assert timed["load"]["cpus"] >= 1 and "noisy" in timed
+    assert "seconds_iqr" in (out / "trilemma.csv").read_text().splitlines()[0]
+
+
+def test_trilemma_failed_cell_is_reported_and_the_others_complete(tmp_path, monkeypatch):
+    measure = trilemma.measure
+
+    def fail_ddim10(cell, model, run, world):
+        if cell.id == "ddpm-10":
+            raise RuntimeError("injected failure")
+        return measure(cell, model, run, world)
+
+    monkeypatch.setattr(trilemma, "measure", fail_ddim10)
+    out = tmp_path / "out"
+    assert main([*TINY, "--models", "ddpm", "stylegan2", "--out", str(out)]) == 1
+    records = cell_records(out)
+    assert records["ddpm-10"]["status"] == "failed" and "injected failure" in records["ddpm-10"]["reason"]
+    assert records["ddpm"]["status"] == records["stylegan2"]["status"] == "ok"
+    assert "failed: " in (out / "trilemma.md").read_text()
+    assert not (out / ".lock").exists()  # released at the end
+
+
+def test_trilemma_broken_checkpoint_stops_before_any_work(tmp_path, capsys):
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
     out = tmp_path / "out"
-    code = main([*TINY, "--models", "ddpm", "stylegan2", "--checkpoints", f"ddpm={bad}", "--out", str(out)])
-    assert code == 1
-    records = cell_records(out)
-    assert records["ddpm-10"]["status"] == "failed" and "broken.pt" in records["ddpm-10"]["reason"]
-    assert records["stylegan2"]["status"] == "ok"
-    assert "failed: " in (out / "trilemma.md").read_text()
+    assert main([*TINY, "--models", "ddpm", "stylegan2", "--checkpoints", f"ddpm={bad}", "--out", str(out)]) == 2
+    assert "error: " in capsys.readouterr().err and not out.exists()
 
 
-def test_trilemma_cifar10_offline_stops_at_once(tmp_path, monkeypatch, capsys):
+def test_trilemma_cifar10_offline_lists_every_problem_at_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    assert main(["--dataset", "cifar10", "--root", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
-    assert "Inception-v3 weights not found" in capsys.readouterr().err
-    weights = tmp_path / "inception.pth"
-    weights.write_bytes(b"x")
-    with pytest.raises(SystemExit, match="pass --checkpoints for ddgan, ddpm, stylegan2"):
-        main(["--dataset", "cifar10", "--inception-weights", str(weights), "--out", str(tmp_path / "o")])
+    out = tmp_path / "o"
+    assert main(["--dataset", "cifar10", "--root", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
+    assert "Inception-v3 weights not found" in err[0] and "cifar10" in err[1].lower()
+    assert "pass --checkpoints for ddgan, ddpm, stylegan2" in err[2]
+    assert not out.exists()
 
 
-def test_trilemma_cell_n_must_name_a_cell_of_the_run(tmp_path):
-    with pytest.raises(SystemExit, match="--cell-n names ddpm-7, which this run does not measure; its cells are "
-                                         "ddpm, ddpm-10, ddpm-50"):
-        main([*TINY, "--models", "ddpm", "--cell-n", "ddpm-7=10", "--out", str(tmp_path)])
-    with pytest.raises(SystemExit, match="expected CELL=N with N >= 2"):
-        main([*TINY, "--cell-n", "ddpm=x", "--out", str(tmp_path)])
+def test_trilemma_cell_n_must_name_a_cell_of_the_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main([*TINY, "--models", "ddpm", "--cell-n", "ddpm-7=10", "--out", str(out)]) == 2
+    assert ("error: --cell-n names ddpm-7, which this run does not measure; its cells are ddpm, ddpm-10, ddpm-50"
+            in capsys.readouterr().err)
+    assert main([*TINY, "--cell-n", "ddpm=x", "--out", str(out)]) == 2
+    assert "expected CELL=N with N >= 2" in capsys.readouterr().err and not out.exists()
 
 
 def test_trilemma_trains_on_real_stacked_mnist_with_root(tmp_path, mnist_root, capsys):

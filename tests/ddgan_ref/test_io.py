@@ -170,21 +170,23 @@ def test_codec_names_missing_required_keys():
         io.config_from_dict(ddpm_configs.DDPMConfig, d)
 
 
-def test_resume_ignores_budgets_and_names_the_first_difference(tmp_path):
+def test_resume_ignores_budgets_and_names_every_difference(tmp_path):
     config = ddpm_configs.preset("tiny")
     longer = replace(config, train=replace(config.train, steps=99, checkpoint_every=7))
     io.check_resumable(config, longer, tmp_path)  # a longer budget or another interval do not block a resume
     ddgan = ddgan_configs.preset("tiny")
     io.check_resumable(ddgan, replace(ddgan, train=replace(ddgan.train, checkpoint_every=3)), tmp_path)
-    with pytest.raises(io.CheckpointError, match="train.num_epoch = 1, this run 5"):  # the LR schedule's length
+    with pytest.raises(io.CheckpointError, match="train.num_epoch = 1 there, 5 now"):  # the LR schedule's length
         io.check_resumable(ddgan, replace(ddgan, train=replace(ddgan.train, num_epoch=5)), tmp_path)
     other = replace(longer, train=replace(longer.train, lr=0.5), schedule=replace(config.schedule, T=7))
     with pytest.raises(io.CheckpointError) as err:
         io.check_resumable(config, other, tmp_path / "checkpoint.pt")
-    assert str(err.value) == (f"{tmp_path / 'checkpoint.pt'} holds another run: its config has schedule.T = 100, "
-                              f"this run 7. Resume with the same preset and options, or use another output folder.")
+    assert str(err.value) == (f"{tmp_path / 'checkpoint.pt'} holds another run, its config differs: schedule.T = 100 "
+                              f"there, 7 now; train.lr = {config.train.lr!r} there, 0.5 now. Resume with the same "
+                              f"preset and options, or use another output folder.")
 
 
-def test_first_difference_walks_nested_dicts():
-    assert io.first_difference({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 1, "c": [1, 2]}}) is None
-    assert io.first_difference({"a": {"b": 1}}, {"a": {"b": 1, "d": 2}}) == ("a.d", "<absent>", 2)
+def test_differences_walks_nested_dicts():
+    assert io.differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 1, "c": [1, 2]}}) == []
+    assert io.differences({"a": {"b": 1}, "e": 3}, {"a": {"b": 1, "d": 2}, "e": 4}) == [("a.d", "<absent>", 2),
+                                                                                       ("e", 3, 4)]

@@ -1,0 +1,74 @@
+"""An advisory lock per output folder, so two runs never write into one folder at once: a `.lock` file holding the
+holder's pid, host and start time, created exclusively; a lock whose process is gone (same host) is stale and is
+taken over with a message."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+LOCK_NAME = ".lock"
+
+
+class FolderLocked(RuntimeError):
+    """Another live run holds the folder's lock."""
+
+
+class FolderLock:
+    """`with FolderLock(folder):` holds folder/.lock for the block (the folder is created on entry)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / LOCK_NAME
+        self.held = False
+
+    def __enter__(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        for _ in range(2):  # the second try follows the removal of a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read(self.path)
+                if not _stale(holder):
+                    raise FolderLocked(f"{self.path.parent} is in use by another run (pid {holder.get('pid')} on "
+                                       f"{holder.get('host')}, since {holder.get('started')}); wait for it or use "
+                                       f"another --out (if no run is active, delete {self.path})") from None
+                print(f"taking over the stale lock {self.path} (pid {holder.get('pid')} on {holder.get('host')} "
+                      f"is gone)", file=sys.stderr)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return self
+        raise FolderLocked(f"{self.path.parent}: could not take the lock {self.path}; remove it if no run is active")
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # garbage or being written this instant: not presumed stale
+
+
+def _stale(holder: dict) -> bool:
+    """A lock is stale when its process is gone on this host; a lock from another host is never presumed stale."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return False
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

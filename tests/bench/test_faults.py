@@ -1,0 +1,199 @@
+"""Fault injection: the bad inputs and failures a new user meets, run as they would run them (subprocesses, small
+presets), asserting the exit code, the message, and that nothing was lost, overwritten or started."""
+
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import lock, preflight
+from bench import sample as sample_cli
+from bench.train import main as train_main
+from bench.trilemma import main as trilemma_main
+from ddgan_ref.ops import _build
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error: ")]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Two-iteration checkpoints: DDGAN on gaussians25 (2D), DDGAN on stacked-digits (tiny preset), DDPM and
+    StyleGAN2 on gaussians25."""
+    root = tmp_path_factory.mktemp("ckpt")
+    runs = {"ddgan-g25": ("ddgan", "gaussians25"), "ddgan-sd": ("ddgan", "tiny"), "ddpm-g25": ("ddpm", "gaussians25"),
+            "sg2-g25": ("stylegan2", "gaussians25")}
+    for name, (model, preset) in runs.items():
+        assert train_main(["--model", model, "--preset", preset, "--out", str(root / name), "--max-steps", "2",
+                           "--quiet", "--grid-n", "4"]) == 0
+    return {name: root / name / "checkpoint.pt" for name in runs}
+
+
+def test_faults_figures_default_output_is_not_results(tmp_path):
+    """Item 1: the documented figure command no longer rewrites the committed results/denoising.json."""
+    done = cli("bench.figures", "denoising", "--exact-only", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs" / "figures" / "denoising.json").is_file() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("n", ["0", "-5"])
+def test_faults_nonpositive_n_is_refused_before_any_work(tmp_path, checkpoints, n):
+    """Item 2: --n 0 / -5 is an argument error (exit 2) in every CLI, and nothing is trained or written."""
+    out = tmp_path / "out"
+    commands = [("bench.sample", "--checkpoint", str(checkpoints["ddgan-g25"]), "--n", n, "--out", str(out)),
+                ("bench.metrics", "--dataset", "gaussians25", "--checkpoint", str(checkpoints["ddgan-g25"]),
+                 "--n", n, "--out", str(out / "m.json")),
+                ("bench.trilemma", "--n", n, "--out", str(out))]
+    for command in commands:
+        done = cli(*command)
+        assert done.returncode == 2 and f"{n} is not a positive integer" in done.stderr, (command, done.stderr)
+    assert not out.exists()
+
+
+def test_faults_cifar10_run_lists_every_problem_before_sampling(tmp_path, checkpoints):
+    """Items 3 and 4: missing data, an empty Inception file and a 2D checkpoint given for CIFAR-10 are all
+    named in one run, before any sampling; nothing is created."""
+    empty = tmp_path / "inception.pth"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    done = cli("bench.trilemma", "--dataset", "cifar10", "--models", "ddgan", "--checkpoints",
+               f"ddgan={checkpoints['ddgan-g25']}", "--inception-weights", str(empty), "--root",
+               str(tmp_path / "missing"), "--out", str(out))
+    assert done.returncode == 2
+    problems = errors(done.stderr)
+    assert len(problems) == 3, done.stderr
+    assert str(empty) in problems[0]
+    assert "cifar" in problems[1].lower() and str(tmp_path / "missing") in problems[1]
+    assert "trained on gaussians25, not cifar10" in problems[2]
+    assert "sampling" not in done.stderr and not out.exists()
+
+
+def test_faults_checkpoint_of_another_dataset_or_family_is_named(tmp_path, checkpoints, capsys):
+    """Item 3: a stacked-digits checkpoint given for gaussians25 says where it was trained; item 9: a DDGAN
+    checkpoint given as ddpm says which format it found."""
+    out = tmp_path / "out"
+    assert trilemma_main(["--models", "ddgan", "--checkpoints", f"ddgan={checkpoints['ddgan-sd']}",
+                          "--out", str(out)]) == 2
+    assert "the model was trained on stacked-digits, not gaussians25" in capsys.readouterr().err
+    assert trilemma_main(["--models", "ddpm", "--checkpoints", f"ddpm={checkpoints['ddgan-g25']}",
+                          "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "this is a ddgan checkpoint (format 'ddgan-bench/" in err and "give it as ddgan=PATH" in err
+    assert not out.exists()
+
+
+def test_faults_every_family_writes_the_same_run_folder(checkpoints):
+    """Item 9: every family's run folder describes itself (config.json) and its files have one mode."""
+    modes = set()
+    for name in ("ddgan-g25", "ddpm-g25", "sg2-g25"):
+        folder = checkpoints[name].parent
+        assert json.loads((folder / "config.json").read_text())["dataset"] == "gaussians25"
+        modes |= {(folder / f).stat().st_mode & 0o777 for f in ("checkpoint.pt", "config.json", "samples.png")}
+    assert len(modes) == 1
+
+
+def test_faults_read_only_output_is_one_error_before_work(tmp_path, checkpoints, monkeypatch, capsys):
+    """Item 5: an output folder that refuses writes (EROFS, simulated: the tests may run as root) is one `error:`
+    line naming the folder, before any sampling."""
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(preflight.tempfile, "NamedTemporaryFile", refuse)
+    drawn = []
+    monkeypatch.setattr(sample_cli, "draw", lambda *a: drawn.append(a))
+    out = tmp_path / "ro" / "samples"
+    assert sample_cli.main(["--checkpoint", str(checkpoints["ddgan-g25"]), "--n", "4", "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: output folder") and "not writable (Read-only file system" in line
+    assert drawn == [] and not out.exists()
+
+
+def test_faults_disk_full_while_writing_keeps_the_previous_file(tmp_path, checkpoints, monkeypatch, capsys):
+    """Item 5: a disk that fills up while the samples are written (simulated at fsync) is one `error:` line; the
+    previous samples.pt is intact and no temporary file is left."""
+    out = tmp_path / "samples"
+    assert sample_cli.main(["--checkpoint", str(checkpoints["ddgan-g25"]), "--n", "4", "--out", str(out),
+                            "--quiet"]) == 0
+    before = (out / "samples.pt").read_bytes()
+    capsys.readouterr()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert sample_cli.main(["--checkpoint", str(checkpoints["ddgan-g25"]), "--n", "6", "--out", str(out),
+                            "--quiet"]) == 2
+    assert errors(capsys.readouterr().err) == ["error: No space left on device"]
+    assert (out / "samples.pt").read_bytes() == before
+    assert not [p for p in out.iterdir() if ".tmp-" in p.name]
+
+
+def test_faults_resume_says_what_it_does(tmp_path):
+    """Item 6: --resume without a checkpoint is an error unless --fresh-ok; a resume says from which step; the
+    checkpoint interval does not block it; a refused resume names every differing field."""
+    out = tmp_path / "run"
+    base = ("bench.train", "--model", "ddgan", "--preset", "tiny", "--out", str(out), "--quiet", "--grid-n", "4")
+    refused = cli(*base, "--resume", "--max-steps", "2")
+    assert refused.returncode == 2 and "holds no checkpoint.pt" in refused.stderr and "--fresh-ok" in refused.stderr
+    assert not out.exists()
+    fresh = cli(*base, "--resume", "--fresh-ok", "--max-steps", "2")
+    assert fresh.returncode == 0 and f"no checkpoint in {out}: starting fresh" in fresh.stderr
+    assert json.loads((out / "config.json").read_text())["preset"] == "tiny"
+    resumed = cli(*base, "--resume", "--max-steps", "4", "--checkpoint-every", "7")
+    assert resumed.returncode == 0 and "resuming from step 2 of 4" in resumed.stderr, resumed.stderr
+    other = cli(*base, "--resume", "--max-steps", "6", "--seed", "5", "--lr-g", "0.001")
+    assert other.returncode == 2
+    assert "train.lr_g = 0.0002 there, 0.001 now; train.seed = 0 there, 5 now" in other.stderr, other.stderr
+
+
+def test_faults_second_run_into_a_folder_stops_naming_the_holder(tmp_path):
+    """Item 7: while one run holds the folder, a second stops at once with the holder's pid; a lock whose
+    process is gone is taken over with a message."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "bench.train", "--model", "ddgan", "--preset", "tiny", "--out",
+                              str(out), "--max-steps", "400", "--quiet"], cwd=REPO, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (out / lock.LOCK_NAME).exists() and time.time() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        second = cli("bench.train", "--model", "ddgan", "--preset", "tiny", "--out", str(out), "--resume",
+                     "--fresh-ok", "--max-steps", "2")
+        assert second.returncode == 2 and f"in use by another run (pid {first.pid} on" in second.stderr, second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (out / lock.LOCK_NAME).write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname()}))
+    with lock.FolderLock(out):
+        assert json.loads((out / lock.LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not (out / lock.LOCK_NAME).exists()
+
+
+def test_faults_first_kernel_build_announces_itself(tmp_path, capsys):
+    """Item 11: a build with nothing cached says what it does and how long it takes; a cached one is silent."""
+    class FakeExtension:
+        @staticmethod
+        def _get_build_directory(name, verbose):
+            return str(tmp_path)
+
+    _build._announce(FakeExtension, "ddgan_upfirdn2d_cpu", "upfirdn2d", "cpu")
+    assert "building the upfirdn2d CPU kernel with ninja" in capsys.readouterr().err
+    (tmp_path / "ddgan_upfirdn2d_cpu.so").write_bytes(b"")
+    _build._announce(FakeExtension, "ddgan_upfirdn2d_cpu", "upfirdn2d", "cpu")
+    assert capsys.readouterr().err == ""
