@@ -5,6 +5,7 @@ its artefacts move FID (results/jpeg-vs-png-fid.md measures by how much)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from pathlib import Path
 
@@ -27,7 +28,12 @@ def write_folder(images: Tensor, folder: Path, fmt: str = "png", start: int = 0)
     unit = images.float() / 255 if images.dtype == torch.uint8 else (images.float() + 1) / 2
     paths = [folder / f"{i:06d}{FORMATS[fmt]}" for i in range(start, start + len(images))]
     for image, path in zip(unit, paths, strict=True):
-        save_image(image, path)
+        try:
+            save_image(image, path)
+        except OSError:  # a full disk: no truncated image is left behind (the ones before it are whole)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            raise
     return paths
 
 

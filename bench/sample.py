@@ -11,6 +11,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     check = Preflight()
     model = check.check(lambda: load_model(args.checkpoint, resolve_device(args.device)))
     steps = check.check(lambda: resolve_steps(model, args.steps)) if model is not None else None
-    check.check(lambda: writable_folder(args.out.parent if args.out.suffix.lower() == ".png" else args.out))
+    grid = args.out.suffix.lower() == ".png"
+    need = 0 if grid or model is None else output_bytes(model, args.checkpoint, args.n)
+    check.check(lambda: writable_folder(args.out.parent if grid else args.out, need_bytes=need))
     try:
         check.raise_if_any()
         print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}",
@@ -95,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         return preflight.report(e)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def output_bytes(model: Generator, checkpoint: Path, n: int) -> int:
+    """About what a folder of n samples takes: samples.pt (float32) plus at most a byte per value in image files."""
+    shape = family_of_format(peek_format(checkpoint)).data_shape(model.config)
+    return n * math.prod(shape) * 5
 
 
 def write(samples: torch.Tensor, model: Generator, steps: int, args: argparse.Namespace) -> None:

@@ -123,6 +123,39 @@ def test_faults_read_only_output_is_one_error_before_work(tmp_path, checkpoints,
     assert drawn == [] and not out.exists()
 
 
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(options) -> a fresh tmpfs folder; skipped (with the reason) where mounting is not permitted."""
+    mounted = []
+
+    def mount(options: str) -> Path:
+        folder = tmp_path / f"mnt{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); the patched-writer "
+                        f"tests cover the same paths")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_faults_real_read_only_and_full_file_systems(tmpfs, checkpoints):
+    """Item 5 on real mounts: a read-only file system and one too small for the samples are refused before
+    sampling, each with one `error:` line, and nothing is written."""
+    ro, tiny = tmpfs("ro,size=1m"), tmpfs("size=256k")
+    done = cli("bench.sample", "--checkpoint", str(checkpoints["ddgan-sd"]), "--n", "4", "--out", str(ro / "s"))
+    assert done.returncode == 2 and len(errors(done.stderr)) == 1, done.stderr
+    assert "is not writable (Read-only file system" in done.stderr and "sampling" not in done.stderr
+    done = cli("bench.sample", "--checkpoint", str(checkpoints["ddgan-sd"]), "--n", "2000", "--out", str(tiny / "s"))
+    assert done.returncode == 2 and "MiB free, the run writes about 7 MiB" in done.stderr, done.stderr
+    assert "sampling" not in done.stderr and list(tiny.iterdir()) == []
+
+
 def test_faults_disk_full_while_writing_keeps_the_previous_file(tmp_path, checkpoints, monkeypatch, capsys):
     """Item 5: a disk that fills up while the samples are written (simulated at fsync) is one `error:` line; the
     previous samples.pt is intact and no temporary file is left."""
