@@ -14,7 +14,6 @@ from ddgan_ref.io import load_file
 
 EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
 TRAINABLE = (*EMBEDDED, "stacked-mnist")  # and the file-backed ones it has CPU presets for (with --root)
-FILE_BACKED = ("mnist", "stacked-mnist", "cifar10", "image-folder")  # read from --root
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 EXIT_CODE = 2  # what argparse uses for bad arguments
+CHECKED = (OSError, ValueError, KeyError)  # what a failed check raises: missing files, bad contents, unknown names
 
 
 class PreflightError(ValueError):
@@ -55,14 +56,12 @@ class Preflight:
     def add(self, problem: str) -> None:
         self.problems.append(problem)
 
-    def check(self, fn: Callable[[], T], errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError),
-              ) -> T | None:
+    def check(self, fn: Callable[[], T], errors: tuple[type[BaseException], ...] = CHECKED) -> T | None:
         """fn()'s value, or None with its error kept as a problem."""
         try:
             return fn()
         except errors as e:
-            self.add(e.args[0] if isinstance(e, KeyError) and e.args else _oserror_text(e) if isinstance(e, OSError)
-                     else str(e))
+            self.add(_message(e))
             return None
 
     def raise_if_any(self) -> None:
@@ -94,6 +93,13 @@ def report(error: PreflightError | OSError) -> int:
     text = str(error) if isinstance(error, PreflightError) else f"error: {_oserror_text(error)}"
     print(text, file=sys.stderr)
     return EXIT_CODE
+
+
+def _message(error: BaseException) -> str:
+    """The text of an error without its type's decorations (KeyError's quotes, OSError's [Errno N])."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])
+    return _oserror_text(error) if isinstance(error, OSError) else str(error)
 
 
 def _oserror_text(error: OSError) -> str:

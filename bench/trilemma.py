@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from bench import curves, paper, preflight, report, results, tables, timing
-from bench.data import DATASETS, build_dataset, stack_items
+from bench.data import DATASETS, FILE_BACKED, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
 from bench.grid import write_grid
@@ -46,7 +46,6 @@ from bench.metrics import Reference, evaluate
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR
 from bench.metrics.inception import inception_weights, read_weights
 from bench.plan import (
-    FILE_BACKED,
     Cell,
     Entry,
     RunConfig,

@@ -14,7 +14,7 @@ from bench.data.folder import build_image_folder
 from bench.data.mnist import build_mnist, build_stacked_mnist
 from bench.data.toy import build_gaussians25, build_ring8
 
-__all__ = ["DATASETS", "DatasetCorruptError", "DatasetNotFoundError", "build_dataset", "stack_items"]
+__all__ = ["DATASETS", "FILE_BACKED", "DatasetCorruptError", "DatasetNotFoundError", "build_dataset", "stack_items"]
 
 
 class Builder(Protocol):
@@ -28,6 +28,8 @@ class Builder(Protocol):
     def __call__(self, *, root: str | Path | None, train: bool, download: bool, size: int | None, seed: int,
                  image_size: int | None) -> Dataset: ...
 
+
+FILE_BACKED = ("mnist", "stacked-mnist", "cifar10", "image-folder")  # read from a data folder (--root)
 
 DATASETS: dict[str, Builder] = {
     "gaussians25": build_gaussians25,

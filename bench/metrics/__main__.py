@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from bench import preflight
-from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError
+from bench.data import DATASETS, FILE_BACKED, DatasetCorruptError, DatasetNotFoundError, build_dataset
 from bench.devices import resolve_device
 from bench.images import read_folder
 from bench.metrics import cache
@@ -34,8 +34,15 @@ from bench.metrics.digits_cnn import ClassifierWeightsError
 from bench.metrics.evaluate import FeaturePass, Knobs, Reference, evaluate
 from bench.metrics.extractors import EXTRACTORS
 from bench.metrics.folders import compare
-from bench.metrics.inception import InceptionWeightsError, fetch_port, port_cache_path, write_fidelity_weights
-from bench.preflight import positive_int, writable_folder
+from bench.metrics.inception import (
+    InceptionWeightsError,
+    fetch_port,
+    inception_weights,
+    port_cache_path,
+    read_weights,
+    write_fidelity_weights,
+)
+from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from bench.sample import draw, load_model, resolve_steps
 from ddgan_ref.io import CheckpointError, write_json_atomic
 from ddgan_ref.provenance import provenance
@@ -111,15 +118,40 @@ def progress_bars(quiet: bool):
     return start
 
 
+def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
+    """Every input of the default subcommand opened before any sampling or feature extraction; all problems at
+    once (PreflightError)."""
+    check = Preflight()
+    if args.checkpoint:
+        if args.n is None:
+            check.add("--checkpoint needs --n (how many samples to draw)")
+        model = check.check(lambda: load_model(args.checkpoint, device))
+        if model is not None:
+            check.check(lambda: resolve_steps(model, args.steps))
+    elif not args.samples.exists():
+        check.add(f"--samples {args.samples} does not exist")
+    if uses_inception(args) and not args.download_inception:
+        check.check(lambda: read_weights(inception_weights(args.inception_weights)))
+    if args.dataset in FILE_BACKED:
+        check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2))
+    if args.out:
+        check.check(lambda: writable_folder(args.out.parent))
+    check.raise_if_any()
+
+
+def uses_inception(args: argparse.Namespace) -> bool:
+    return (args.extractor or "") == "inception-v3-compat" or (
+        args.extractor is None and args.dataset in ("cifar10", "image-folder"))
+
+
 def run(args: argparse.Namespace, command: list[str]) -> dict:
     """The default subcommand: samples (a file, a folder or a checkpoint's draws) against a dataset split."""
     device = resolve_device(args.device)
+    preflight_run(args, device)
     samples, source = (draw_samples(args.checkpoint, args.n, args.steps, args.seed, args.batch_size, args.quiet,
                                     device) if args.checkpoint
                        else (read_samples(args.samples, args.allow_jpeg), {"samples": str(args.samples)}))
-    inception = (args.extractor or "") == "inception-v3-compat" or (
-        args.extractor is None and args.dataset in ("cifar10", "image-folder"))
-    weights = args.inception_weights if inception else args.extractor_weights
+    weights = args.inception_weights if uses_inception(args) else args.extractor_weights
     print(f"evaluating {len(samples)} samples against {args.dataset} ({args.split})", file=sys.stderr)
     result = evaluate(samples, Reference(args.dataset, args.split, args.n_ref, args.ref_seed, args.root),
                       args.extractor, weights=weights, classifier_weights=args.classifier_weights,
@@ -214,8 +246,6 @@ def dispatch(argv: list[str]) -> tuple[dict | None, Path | None]:
         print(f"wrote {args.out} ({info.layout}, logits: {info.has_logits})", file=sys.stderr)
         return None, None
     args = parse_args(argv)
-    if args.out:
-        writable_folder(args.out.parent)  # before the features, not after
     return run(args, argv), args.out
 
 
@@ -223,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         record, out = dispatch(argv)
+    except PreflightError as e:
+        return preflight.report(e)
     except (InceptionWeightsError, ClassifierWeightsError, DatasetNotFoundError, DatasetCorruptError,
             CheckpointError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -14,6 +14,7 @@ import pytest
 
 from bench import lock, preflight
 from bench import sample as sample_cli
+from bench.metrics.__main__ import main as metrics_main
 from bench.train import main as train_main
 from bench.trilemma import main as trilemma_main
 from ddgan_ref.ops import _build
@@ -81,6 +82,19 @@ def test_faults_cifar10_run_lists_every_problem_before_sampling(tmp_path, checkp
     assert "cifar" in problems[1].lower() and str(tmp_path / "missing") in problems[1]
     assert "trained on gaussians25, not cifar10" in problems[2]
     assert "sampling" not in done.stderr and not out.exists()
+
+
+def test_faults_metrics_lists_every_problem_before_features(tmp_path, capsys):
+    """Items 4 and 5 for bench.metrics: missing samples, an empty Inception file and a missing CIFAR-10 folder
+    in one run, before any feature is extracted."""
+    empty = tmp_path / "inception.pth"
+    empty.write_bytes(b"")
+    assert metrics_main(["--dataset", "cifar10", "--root", str(tmp_path / "missing"), "--samples",
+                         str(tmp_path / "none"), "--inception-weights", str(empty), "--out",
+                         str(tmp_path / "m.json")]) == 2
+    problems = errors(capsys.readouterr().err)
+    assert len(problems) == 3 and "--samples" in problems[0] and str(empty) in problems[1]
+    assert "CIFAR-10 not found" in problems[2] and not (tmp_path / "m.json").exists()
 
 
 def test_faults_checkpoint_of_another_dataset_or_family_is_named(tmp_path, checkpoints, capsys):
