@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -94,7 +95,7 @@ def test_trilemma_retime_times_finished_cells_again_and_keeps_their_metrics(two_
     assert "seconds_iqr" in (out / "trilemma.csv").read_text().splitlines()[0]
 
 
-def test_trilemma_failed_cell_is_reported_and_the_others_complete(tmp_path, monkeypatch):
+def test_trilemma_failed_cell_is_reported_and_the_others_complete(two_runs, tmp_path, monkeypatch):
     measure = trilemma.measure
 
     def fail_ddim10(cell, model, run, world):
@@ -104,6 +105,8 @@ def test_trilemma_failed_cell_is_reported_and_the_others_complete(tmp_path, monk
 
     monkeypatch.setattr(trilemma, "measure", fail_ddim10)
     out = tmp_path / "out"
+    shutil.copytree(two_runs[0][0], out)  # its trainings and other cells are reused: only ddpm-10 is measured
+    (out / "cells" / "ddpm-10.json").unlink()
     assert main([*TINY, "--models", "ddpm", "stylegan2", "--out", str(out)]) == 1
     records = cell_records(out)
     assert records["ddpm-10"]["status"] == "failed" and "injected failure" in records["ddpm-10"]["reason"]
