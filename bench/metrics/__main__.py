@@ -77,6 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--download-inception", action="store_true", help="download the Inception weights if missing")
     p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
     p.add_argument("--classifier-weights", type=Path, help="mode classifier weights when it is not the extractor")
+    add_knobs(p)
+    p.add_argument("--cache-dir", type=Path, help=f"reference feature cache (default {cache.default_root()})")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the reference cache")
+    p.add_argument("--out", type=Path, help="JSON file to write (metrics, protocol, command, provenance)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def add_knobs(p: argparse.ArgumentParser) -> None:
+    """The metric knobs, batch size and device that the default subcommand and `compare` share."""
     p.add_argument("--nearest-k", type=positive_int, default=5,
                    help="k of precision/recall/density/coverage (default 5)")
     p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (default 100)")
@@ -84,11 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="KID subset size, capped by N (default 1000)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per extractor batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--cache-dir", type=Path, help=f"reference feature cache (default {cache.default_root()})")
-    p.add_argument("--no-cache", action="store_true", help="neither read nor write the reference cache")
-    p.add_argument("--out", type=Path, help="JSON file to write (metrics, protocol, command, provenance)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
 
 
 def read_samples(path: Path, allow_lossy: bool = False) -> torch.Tensor:
@@ -176,13 +181,7 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--inception-weights", type=Path, help=INCEPTION_HELP)
     p.add_argument("--extractor-weights", type=Path, help="weights of digits-cnn/mnist-cnn (default: committed)")
     p.add_argument("--allow-jpeg", action="store_true", help="also read .jpg/.jpeg/.webp files (lossy: moves FID)")
-    p.add_argument("--nearest-k", type=positive_int, default=5,
-                   help="k of precision/recall/density/coverage (default 5)")
-    p.add_argument("--kid-subsets", type=positive_int, default=100, help="KID subsets (default 100)")
-    p.add_argument("--kid-subset-size", type=positive_int, default=1000,
-                   help="KID subset size, capped by N (default 1000)")
-    p.add_argument("--batch-size", type=positive_int, default=100, help="images per extractor batch (default 100)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    add_knobs(p)
     p.add_argument("--json", type=Path, help="JSON file to write (metrics, protocol, command, provenance)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p.parse_args(argv)
