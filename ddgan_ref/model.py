@@ -36,11 +36,18 @@ class DDGAN:
         """The generator, called once per denoising step."""
         return self.G
 
+    @network.setter
+    def network(self, module: nn.Module) -> None:
+        self.G = module
+
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         """[n, *shape] float32 in [-1, 1]; raises ValueError unless steps is the trained T."""
         if steps not in self.supported_steps:
             raise ValueError(f"DDGAN was trained with T={self.default_steps}; got steps={steps}")
-        rng = SeedStream(seed, n, self.device)
+        return self.generate(SeedStream(seed, n, self.device), steps)
+
+    def generate(self, rng: sampling.NoiseSource, steps: int) -> Tensor:
+        """sample()'s computation with every random number drawn from rng (one row per image)."""
         return sampling.sample(self.G, rng.randn(*self.shape), self.coeffs, rng).clamp(-1, 1).float()
 
 

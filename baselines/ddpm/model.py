@@ -71,11 +71,18 @@ class DDPM:
         """The denoiser, called once per step."""
         return self.net
 
+    @network.setter
+    def network(self, module: nn.Module) -> None:
+        self.net = module
+
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         """[n, *shape] float32 in [-1, 1]. Image i depends only on (weights, steps, seed + i)."""
         if steps not in self.supported_steps:
             raise ValueError(f"DDPM was trained with T={self.config.schedule.T}; steps must be in 1..T, got {steps}")
-        rng = SeedStream(seed, n, self.device)
+        return self.generate(SeedStream(seed, n, self.device), steps)
+
+    def generate(self, rng: SeedStream, steps: int) -> Tensor:
+        """sample()'s computation with every random number drawn from rng (one row per image)."""
         x_T, s = rng.randn(*self.shape), self.config.schedule
         if steps == s.T or self.fast_sampler == "ancestral":
             grid = schedule.timesteps(s.T, steps, "uniform")

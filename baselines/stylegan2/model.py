@@ -52,24 +52,33 @@ class StyleGAN2:
         self.device = torch.device(device)
         self.G, self.config, self.truncation_psi = G.to(self.device).eval(), config, truncation_psi
         self.shape = tuple(config.data_shape)
+        self.noise_inputs = isinstance(G, Generator)  # the conv generator takes per-layer noise; the toy MLP none
 
     @property
     def network(self) -> nn.Module:
         """The generator, called once per sample batch."""
         return self.G
 
-    @torch.no_grad()
+    @network.setter
+    def network(self, module: nn.Module) -> None:
+        self.G = module
+
     def sample(self, n: int, steps: int = 1, *, seed: int = 0) -> Tensor:
         """[n, *shape] float32 in [-1, 1]; z, labels and noise inputs of image i come from seed + i."""
         if steps not in self.supported_steps:
             raise ValueError(f"StyleGAN2 generates in one network call; steps must be 1, got {steps}")
-        rng = SeedStream(seed, n, self.device)
+        return self.generate(SeedStream(seed, n, self.device), steps)
+
+    @torch.no_grad()
+    def generate(self, rng: SeedStream, steps: int = 1) -> Tensor:
+        """sample()'s computation with every random number drawn from rng (one row per image)."""
+        n = rng.n
         z = rng.randn(self.G.z_dim)
         c = None
-        if self.G.c_dim > 0:  # a uniformly drawn class per image
-            c = torch.nn.functional.one_hot(rng.randint(self.G.c_dim).reshape(n), self.G.c_dim).float()
+        if self.G.c_dim > 0:  # a uniformly drawn class per image, one-hot by indexing (no device sync: capturable)
+            c = torch.eye(self.G.c_dim, device=self.device)[rng.randint(self.G.c_dim).reshape(n)]
         noise = None
-        if isinstance(self.G, Generator):
+        if self.noise_inputs:
             noise = [rng.randn(*shape[1:]) for shape in self.G.synthesis.noise_shapes(n)]
         x = self.G(z, c, self.truncation_psi, noise_mode="random", noise=noise) if noise is not None else self.G(
             z, c, self.truncation_psi)

@@ -151,11 +151,18 @@ class Gaussian:
     def network(self) -> nn.Module:
         return self.net
 
-    @torch.no_grad()
+    @network.setter
+    def network(self, module: nn.Module) -> None:
+        self.net = module
+
     def sample(self, n: int, steps: int, *, seed: int = 0) -> Tensor:
         if steps not in self.supported_steps:
             raise ValueError(f"a Gaussian samples in one step, got {steps}")
-        return self.net(SeedStream(seed, n, self.device).randn(*self.config.data_shape)).clamp(-1, 1)
+        return self.generate(SeedStream(seed, n, self.device), steps)
+
+    @torch.no_grad()
+    def generate(self, rng: SeedStream, steps: int) -> Tensor:
+        return self.net(rng.randn(*self.config.data_shape)).clamp(-1, 1)
 
 
 @torch.no_grad()
