@@ -113,7 +113,7 @@ def paper_row(record: CellRecord, dataset: str) -> tuple[str, Row] | None:
 
 def budget_note(record: CellRecord, dataset: str) -> str:
     """What differs from the paper's protocol in how the cell was made: a model the harness trained (its
-    budget), and on Stacked MNIST fewer samples than the paper's 26,000."""
+    budget), on Stacked MNIST fewer samples than the paper's 26,000, and a sampling setting other than float32."""
     parts = []
     budget = (record.training or {}).get("budget")
     if budget:
@@ -122,6 +122,9 @@ def budget_note(record: CellRecord, dataset: str) -> str:
                      f"the paper trains to convergence on GPUs")
     if dataset in STACKED and record.key.n != 26_000:
         parts.append(f"modes and KL of {record.key.n} samples (the paper: 26,000)")
+    setting = (record.speed or {}).get("label", "fp32")
+    if setting != "fp32":
+        parts.append(f"sampled under {setting} (the paper: float32)")
     return "; ".join(parts)
 
 

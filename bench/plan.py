@@ -1,5 +1,6 @@
 """The plan of a trilemma run: its settings (RunConfig), the models it measures (Entry: a checkpoint given, or a
-family variant the harness trains) and their cells (Cell: one model at one sampling setting)."""
+family variant the harness trains) and their cells (Cell: one model at one sampling setting: its steps and, for
+--speed, a bench.speed setting besides the float32 reference)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 from bench.registry import FAMILIES, CellSpec, TrainOverrides, family_of_format
+from bench.speed import SpeedConfig
 from ddgan_ref.io import load_file
 
 EMBEDDED = ("gaussians25", "digits", "stacked-digits")  # the embedded datasets the harness trains on
@@ -42,6 +44,7 @@ class RunConfig:
     quiet: bool
     paper: bool
     command: tuple[str, ...]
+    speeds: tuple[SpeedConfig, ...] = ()  # --speed: settings measured besides the float32 reference
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,17 @@ class Entry:
 class Cell:
     entry: Entry
     spec: CellSpec
+    speed: SpeedConfig = SpeedConfig()
+
+    @property
+    def base_id(self) -> str:
+        """The float32 reference cell of the same model and steps (itself for a reference cell)."""
+        return self.entry.name if self.spec.steps is None else f"{self.entry.name}-{self.spec.steps}"
 
     @property
     def id(self) -> str:
-        return self.entry.name if self.spec.steps is None else f"{self.entry.name}-{self.spec.steps}"
+        """e.g. ddgan-t4, ddpm-10, ddgan-t4@bf16+cl (a --speed setting)."""
+        return self.base_id if self.speed.reference else f"{self.base_id}@{self.speed.label}"
 
 
 def default_n(dataset: str, quick: bool) -> int:
@@ -78,9 +88,10 @@ def parse_cell_n(spec: str) -> tuple[str, int]:
     return name, int(n)
 
 
-def samples_of(run: RunConfig, cell_id: str) -> int:
-    """How many samples the cell draws: its --cell-n, else --n."""
-    return dict(run.cell_n).get(cell_id, run.n)
+def samples_of(run: RunConfig, cell: Cell) -> int:
+    """How many samples the cell draws: its reference cell's --cell-n, else --n (a fast cell draws the seeds its
+    reference drew, so their quality compares)."""
+    return dict(run.cell_n).get(cell.base_id, run.n)
 
 
 def entries(run: RunConfig) -> list[Entry]:
@@ -133,7 +144,8 @@ def check_checkpoint(entry: Entry, dataset: str) -> None:
                          f"trained on {dataset} or run with --dataset {trained_on}")
 
 
-def cells(entry: Entry, quick: bool) -> list[Cell]:
-    """The entry's cells, as its family lists them (bench.registry)."""
+def cells(entry: Entry, quick: bool, speeds: tuple[SpeedConfig, ...] = ()) -> list[Cell]:
+    """The entry's cells, as its family lists them (bench.registry), each followed by its --speed variants."""
     f = FAMILIES[entry.family]
-    return [Cell(entry, spec) for spec in (f.quick_cells if quick else f.cells)]
+    return [Cell(entry, spec, speed) for spec in (f.quick_cells if quick else f.cells)
+            for speed in (SpeedConfig(), *speeds)]

@@ -24,11 +24,16 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
     """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory, and
-    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model."""
+    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model. When
+    any cell ran under a fast setting (bench.speed), every row names its setting and the fast rows their quality
+    cost against the float32 cell: max and mean absolute difference, the quality metric's change, the flag."""
     rows = []
+    fast = any(speed_label(r) != "fp32" for r in records)
     for r in records:
         timing = r.timing
         row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
+        if fast:
+            row["speed"] = speed_label(r)
         row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})
         seconds = timing.seconds if timing else None
         row["seconds_per_batch"] = seconds
@@ -43,9 +48,20 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
         row["train_minutes"] = round(budget["seconds"] / 60, 2) if budget.get("seconds") is not None else None
         plateaued = ((r.training or {}).get("curve") or {}).get("plateaued")  # over the curve's last segment
         row["plateau"] = None if plateaued is None else "yes" if plateaued else "no"
+        cost = r.quality_cost
+        if cost:
+            quality = cost.get("quality_metric")
+            row.update({"max_abs_diff": cost["max_abs_diff"], "mean_abs_diff": cost["mean_abs_diff"],
+                        "quality_change": cost["delta"].get(quality) if quality else None,
+                        "quality_flag": cost["flagged"] or "within tolerance"})
         row["status"] = r.status if r.ok else f"failed: {r.reason or ''}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def speed_label(record: CellRecord) -> str:
+    """The cell's sampling setting (bench.speed notation); records made before settings existed are float32."""
+    return (record.speed or {}).get("label", "fp32")
 
 
 def quality_column(df: pd.DataFrame) -> str | None:
@@ -57,7 +73,8 @@ def coverage_column(df: pd.DataFrame) -> str | None:
 
 
 def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
-    """Quality against seconds per batch of 100 (log scale), marker size = coverage."""
+    """Quality against seconds per batch of 100 (log scale), marker size = coverage, marker shape = the sampling
+    setting where there are fast ones."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,9 +86,12 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     if quality is None or ok.empty:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=ok, x="seconds_per_batch", y=quality, hue="model", size=coverage, sizes=(60, 400), ax=ax)
+    style = "speed" if "speed" in ok.columns else None  # a fast setting: the model's colour, another marker
+    sns.scatterplot(data=ok, x="seconds_per_batch", y=quality, hue="model", style=style, size=coverage,
+                    sizes=(60, 400), ax=ax)
     for row in ok.itertuples(index=False):
-        ax.annotate(f"{row.model}", (row.seconds_per_batch, getattr(row, quality)), fontsize=7,
+        fast = f" {row.speed}" if style and row.speed != "fp32" else ""
+        ax.annotate(f"{row.model}{fast}", (row.seconds_per_batch, getattr(row, quality)), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set(xlabel="seconds per batch of 100 samples (log)", ylabel=f"{quality} ({QUALITY[quality]} is better)",

@@ -1,10 +1,11 @@
-"""Self-describing result records of the harness: one JSON per cell (model x steps), written atomically.
+"""Self-describing result records of the harness: one JSON per cell (model x steps x sampling setting), written
+atomically.
 
 A record (`CellRecord`, the one schema `bench.report` and `bench.paper` read) holds the schema version, the
 command, the cell's key (dataset, n, seeds, rounds, the checkpoint's SHA-256), the metrics and their protocol,
-the timing, the device, versions and the git commit, and a status: "ok", or "failed" with the reason. A cell
-whose record is "ok" and was made under the same key is not run again (resume). Records of schema 1 (before
-the device had one description) are read too.
+the timing, the sampling setting (bench.speed) and what a fast one costs in quality, the device, versions and the
+git commit, and a status: "ok", or "failed" with the reason. A cell whose record is "ok" and was made under the
+same key is not run again (resume). Records of schema 1 (before the device had one description) are read too.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class CellRecord:
     grid: str | None = None  # the sample picture, beside the cells folder
     world_size: int = 1
     model_config: dict[str, Any] | None = None
+    speed: dict[str, Any] | None = None  # the bench.speed setting it sampled under (bench.speed.describe)
+    quality_cost: dict[str, Any] | None = None  # a fast cell against its float32 cell (bench.speed.quality_cost)
     command: tuple[str, ...] = ()
     # Provenance (ddgan_ref.provenance.provenance): versions, the device (one description), commit, time.
     python: str | None = None

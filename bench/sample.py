@@ -6,6 +6,7 @@ Examples:
   python -m bench.sample --checkpoint runs/tiny/checkpoint.pt --n 64 --out grid.png
   python -m bench.sample --checkpoint runs/cifar10/checkpoint.pt --n 50000 --out samples/ --batch-size 500
   python -m bench.sample --checkpoint runs/cifar10/checkpoint.pt --n 50000 --out samples-jpeg/ --sample-format jpeg
+  python -m bench.sample --checkpoint runs/cifar10/checkpoint.pt --n 50000 --out samples/ --speed bf16+cl+graphs
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from bench import preflight
+from bench import preflight, speed
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.images import FORMATS, write_folder
@@ -48,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "DDIM), StyleGAN2 1)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward batch (default 100)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--speed", default="fp32", metavar="SETTING",
+                   help="sampling setting (bench.speed): fp32 (float32 eager, the default and the reference) or "
+                        "tokens joined by +: a precision fp32|tf32|bf16|fp16, cl (channels-last), compile[=MODE], "
+                        "graphs (CUDA graphs), e.g. bf16+cl on a CPU, bf16+cl+graphs on a GPU")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -85,14 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check = Preflight()
     model = check.check(lambda: load_model(args.checkpoint, resolve_device(args.device)))
+    setting = check.check(lambda: speed.parse(args.speed))
+    if model is not None and setting is not None:
+        model = check.check(lambda: speed.apply(model, setting))
     steps = check.check(lambda: resolve_steps(model, args.steps)) if model is not None else None
     grid = args.out.suffix.lower() == ".png"
     need = 0 if grid or model is None else output_bytes(model, args.checkpoint, args.n)
     check.check(lambda: writable_folder(args.out.parent if grid else args.out, need_bytes=need))
     try:
         check.raise_if_any()
-        print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps) -> {args.out}",
-              file=sys.stderr)
+        print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps, {setting.label}) -> "
+              f"{args.out}", file=sys.stderr)
         write(draw(model, args.n, steps, args.seed, args.batch_size, args.quiet), model, steps, args)
     except (PreflightError, OSError) as e:  # OSError: a write failure after the checks (disk full): one line
         return preflight.report(e)
@@ -115,6 +123,7 @@ def write(samples: torch.Tensor, model: Generator, steps: int, args: argparse.Na
     save_atomic(samples, args.out / "samples.pt")
     record = {"checkpoint": str(args.checkpoint), "model": model.name, "n": args.n, "seed": args.seed,
               "steps": steps, "batch_size": args.batch_size, "sample_format": args.sample_format,
+              "speed": speed.describe(speed.parse(args.speed), model.device),
               "command": sys.argv, **provenance(model.device)}
     write_json_atomic(record, args.out / "samples.json")
     if samples.ndim == 4:

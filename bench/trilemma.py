@@ -31,17 +31,14 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from bench import curves, paper, preflight, report, results, tables, timing
-from bench.data import DATASETS, FILE_BACKED, build_dataset, stack_items
+from bench import curves, paper, preflight, report, results, speed, tables, timing
+from bench.data import DATASETS, FILE_BACKED, build_dataset
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
-from bench.grid import write_grid
-from bench.images import FORMATS, as_stored
+from bench.images import FORMATS
 from bench.lock import FolderLock, FolderLocked
+from bench.measure import load, measure, own_weights
 from bench.metrics import Reference, evaluate
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR
 from bench.metrics.inception import inception_weights, read_weights
@@ -57,7 +54,6 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.protocol import Generator
 from bench.registry import FAMILIES, build_model, family
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
@@ -116,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "or for cells flagged `timing_noisy`")
     p.add_argument("--throughput", action="store_true", help="also measure images/s at the best of batch sizes "
                                                              "100, 250, 500")
+    p.add_argument("--speed", nargs="+", default=[], metavar="SETTING",
+                   help="also measure each cell under these sampling settings (bench.speed), e.g. bf16+cl "
+                        "bf16+cl+compile tf32 bf16+cl+graphs, or fast (the device's list: cpu "
+                        f"{' '.join(speed.FAST['cpu'])}; cuda {' '.join(speed.FAST['cuda'])}); each is a cell "
+                        "CELL@SETTING on the float32 cell's seeds, with its quality cost against it (pixel "
+                        "differences, metric changes, flagged beyond bench.speed.TOLERANCE)")
     p.add_argument("--batch-size", type=positive_int, default=500, help="batch size for drawing the n samples")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
@@ -136,6 +138,10 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if args.dataset in FILE_BACKED:  # a missing or empty data folder
         check.check(lambda: build_dataset(args.dataset, root=args.root, size=2))
     cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
+    device = resolve_device(args.device)
+    speeds = check.check(lambda: speed.expand(args.speed, device)) or ()
+    for setting in speeds:
+        check.check(lambda setting=setting: speed.check(setting, device))
     run = RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
         n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(c for c in cell_n if c is not None),
@@ -143,14 +149,14 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         train_steps=args.train_steps, root=args.root, inception_weights=args.inception_weights,
         inception_n=args.inception_n, sample_format=args.sample_format, rounds=args.rounds,
         curve_points=args.curve_points if args.curve_points is not None else 3 if args.quick else 5,
-        throughput=args.throughput, retime=args.retime, batch_size=args.batch_size, device=resolve_device(args.device),
+        throughput=args.throughput, retime=args.retime, batch_size=args.batch_size, device=device,
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
-        command=("python", "-m", "bench.trilemma", *command))
+        command=("python", "-m", "bench.trilemma", *command), speeds=speeds)
     models = check.check(lambda: entries(run)) or []
     for entry in models:
         if entry.checkpoint is not None:
             check.check(lambda entry=entry: check_checkpoint(entry, run.dataset))
-    plan = [cell.id for entry in models for cell in cells(entry, run.quick)]
+    plan = [cell.id for entry in models for cell in cells(entry, run.quick)]  # --cell-n names reference cells
     unknown = sorted({name for name, _ in run.cell_n} - set(plan))
     if models and unknown:
         check.add(f"--cell-n names {', '.join(unknown)}, which this run does not measure; its cells are "
@@ -223,72 +229,12 @@ def trained(entry: Entry, run: RunConfig, world: World) -> Trained:
     return world.broadcast(answer)
 
 
-def draw_shared(model: Generator, steps: int, n: int, run: RunConfig, world: World) -> torch.Tensor:
-    """The cell's n samples; under torchrun each rank draws its contiguous shard of whole batches (seeds seed + i)
-    and the shards are gathered: the single-process batches, so the single-process samples."""
-    part = world.shard(n, run.batch_size)
-    quiet = run.quiet or not world.main
-    return world.gather(draw(model, part.stop - part.start, steps, run.seed + part.start, run.batch_size, quiet))
-
-
-def own_weights(run: RunConfig) -> Path | None:
-    """The weights of the dataset's own extractor: the Inception file where that is Inception, else the default."""
-    return run.inception_weights if DEFAULT_EXTRACTOR[run.dataset] == "inception-v3-compat" else None
-
-
-def cell_metrics(samples: torch.Tensor, run: RunConfig, shards: World | None) -> dict[str, Any]:
-    """The dataset's own metrics of the samples as stored (--sample-format), plus Inception's on the first
-    --inception-n of them: {'metrics', 'unavailable', 'protocol'}."""
-    stored = as_stored(samples, run.sample_format) if samples.ndim == 4 else samples
-    result = evaluate(stored, Reference(run.dataset, root=run.root), weights=own_weights(run), device=run.device,
-                      world=shards)
-    result["protocol"]["stored_as"] = run.sample_format
-    if not run.inception_n:
-        return result
-    second = evaluate(stored[:run.inception_n], Reference(run.dataset, root=run.root), "inception-v3-compat",
-                      weights=run.inception_weights, device=run.device, count_modes=False, world=shards)
-    return {"metrics": {**result["metrics"], **second["metrics"]},
-            "unavailable": {**result["unavailable"], **second["unavailable"]},
-            "protocol": {**result["protocol"], "inception": second["protocol"]}}
-
-
-def measure(cell: Cell, model: Generator, run: RunConfig, world: World) -> dict[str, Any]:
-    """Samples, metrics, timing and a sample grid of one cell (timing and grid on rank 0 only), as record fields."""
-    steps = cell.spec.steps if cell.spec.steps is not None else model.default_steps
-    if steps not in model.supported_steps:
-        raise ValueError(f"{cell.entry.name} does not support {steps} steps")
-    samples = draw_shared(model, steps, samples_of(run, cell.id), run, world)
-    result = cell_metrics(samples, run, world if world.size > 1 else None)
-    out = {"steps": steps, "label": cell.spec.label.format(steps=steps), "metrics": result["metrics"],
-           "protocol": result["protocol"], "unavailable": result["unavailable"],
-           "world_size": world.size, "model_config": config_to_dict(model.config)}
-    error = None
-    if world.main:
-        try:
-            out.update(timed_and_drawn(cell, model, steps, samples, run))
-        except Exception as e:  # raised after the barrier, so the other ranks do not wait forever
-            error = e
-    world.barrier()
-    if error is not None:
-        raise error
-    return out
-
-
-def timed_and_drawn(cell: Cell, model: Generator, steps: int, samples: torch.Tensor, run: RunConfig) -> dict:
-    """The paper's timing (and throughput) and the cell's sample grid."""
-    reference = stack_items(build_dataset(run.dataset, size=2000, seed=0)) if samples.ndim == 2 else None
-    grid = write_grid(samples[:2000] if samples.ndim == 2 else samples[:64], run.out / f"samples_{cell.id}.png",
-                      reference=reference)
-    timed = timing.paper_time(model, steps, run.device, batch=100, rounds=run.rounds, seed=run.seed)
-    if run.throughput:
-        timed = timed.with_throughput(timing.throughput(model, steps, run.device, seed=run.seed))
-    return {"timing": timed, "grid": grid.name}
-
-
-def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellRecord:
-    """Measure a cell (or record why it cannot be measured) and write its JSON."""
+def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World,
+             reference: CellRecord | None = None) -> CellRecord:
+    """Measure a cell (or record why it cannot be measured) and write its JSON; `reference` is the float32 cell's
+    record where the cell is a --speed setting."""
     checkpoint = source.checkpoint
-    key = CellKey(cell.id, run.dataset, samples_of(run, cell.id), run.seed, run.rounds,
+    key = CellKey(cell.id, run.dataset, samples_of(run, cell), run.seed, run.rounds,
                   file_sha256(checkpoint) if checkpoint else None, run.sample_format, run.inception_n)
     previous = results.done(run.out, key)
     if previous is not None and run.retime and previous.ok:
@@ -305,8 +251,7 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World) -> CellR
             raise RuntimeError(source.failure)
         if world.main:
             print(f"{cell.id}: sampling {key.n}, evaluating, timing", file=sys.stderr)
-        model = build_model(cell.entry.family, checkpoint=checkpoint, device=run.device)
-        record = replace(record, **measure(cell, model, run, world))
+        record = replace(record, **measure(cell, load(cell, checkpoint, run), run, world, reference))
     except Exception as e:  # a failed cell is reported in the table; the others still run
         record = replace(record, status="failed", reason=f"{type(e).__name__}: {e}",
                          traceback=traceback.format_exc(limit=4))
@@ -321,7 +266,7 @@ def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> Ce
     the checkpoint and seeds only), its provenance becomes the retiming run's (where the time was measured)."""
     if not world.main:
         return previous
-    model = build_model(cell.entry.family, checkpoint=previous.checkpoint, device=run.device)
+    model = load(cell, previous.checkpoint, run)
     timed = timing.paper_time(model, previous.steps, run.device, batch=100, rounds=run.rounds, seed=run.seed)
     if run.throughput:
         timed = timed.with_throughput(timing.throughput(model, previous.steps, run.device, seed=run.seed))
@@ -360,10 +305,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure_all(run: RunConfig, world: World) -> int:
     """Train or find each model, measure every cell, write the tables; 0 if every cell succeeded, else 1."""
-    plan = [cell for entry in entries(run) for cell in cells(entry, run.quick)]
+    plan = [cell for entry in entries(run) for cell in cells(entry, run.quick, run.speeds)]
     if world.main:
-        print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}, {world.size} process(es) -> {run.out}",
-              file=sys.stderr)
+        settings = f", sampling fp32 and {', '.join(s.label for s in run.speeds)}" if run.speeds else ""
+        print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}{settings}, {world.size} process(es) -> "
+              f"{run.out}", file=sys.stderr)
         if run.quick:
             print(QUICK_NOTE, file=sys.stderr)
     sources: dict[str, Trained] = {}
@@ -371,7 +317,8 @@ def measure_all(run: RunConfig, world: World) -> int:
     for cell in plan:
         if cell.entry.name not in sources:
             sources[cell.entry.name] = trained(cell.entry, run, world)
-        records.append(run_cell(cell, sources[cell.entry.name], run, world))
+        float32 = next((r for r in records if r.cell == cell.base_id), None)
+        records.append(run_cell(cell, sources[cell.entry.name], run, world, float32))
     if world.main:
         written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time",
                                QUICK_NOTE if run.quick else None)

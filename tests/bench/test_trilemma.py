@@ -98,10 +98,10 @@ def test_trilemma_retime_times_finished_cells_again_and_keeps_their_metrics(two_
 def test_trilemma_failed_cell_is_reported_and_the_others_complete(two_runs, tmp_path, monkeypatch):
     measure = trilemma.measure
 
-    def fail_ddim10(cell, model, run, world):
+    def fail_ddim10(cell, model, run, world, reference=None):
         if cell.id == "ddpm-10":
             raise RuntimeError("injected failure")
-        return measure(cell, model, run, world)
+        return measure(cell, model, run, world, reference)
 
     monkeypatch.setattr(trilemma, "measure", fail_ddim10)
     out = tmp_path / "out"
@@ -113,6 +113,39 @@ def test_trilemma_failed_cell_is_reported_and_the_others_complete(two_runs, tmp_
     assert records["ddpm"]["status"] == records["stylegan2"]["status"] == "ok"
     assert "failed: " in (out / "trilemma.md").read_text()
     assert not (out / ".lock").exists()  # released at the end
+
+
+def test_trilemma_speed_adds_a_fast_cell_per_cell_with_its_quality_cost(two_runs, tmp_path):
+    """--speed bf16: one more cell per cell, on the float32 cell's seeds and N, recording its setting and its
+    cost against the float32 cell (pixel differences of the first images, metric changes, the flag)."""
+    out = tmp_path / "out"
+    shutil.copytree(two_runs[0][0], out)  # trainings and float32 cells are reused: only the fast cells run
+    assert main([*TINY, "--models", "ddgan", "ddpm", "--speed", "bf16", "--out", str(out)]) == 0
+    records = cell_records(out)
+    fast = {c for c in records if "@" in c}
+    assert fast == {"ddgan-t4@bf16", "ddgan-t2@bf16", "ddpm@bf16", "ddpm-10@bf16", "ddpm-50@bf16"}
+    r, ref = records["ddgan-t4@bf16"], records["ddgan-t4"]
+    assert r["speed"]["label"] == "bf16" and r["speed"]["batch_invariant"] and ref["speed"]["label"] == "fp32"
+    assert r["label"] == ref["label"] and r["timing"]["nfe"] == 4 and r["key"]["n"] == ref["key"]["n"]
+    assert records["ddpm@bf16"]["key"]["n"] == 100  # --cell-n ddpm=100 holds for its fast cells too
+    cost = r["quality_cost"]
+    assert cost["against"] == "ddgan-t4" and cost["images"] == 100 and cost["metrics_compared"]
+    assert 0 < cost["mean_abs_diff"] <= cost["max_abs_diff"] < 0.5  # bfloat16 moves the points a little
+    assert cost["delta"]["hq_fraction"] == r["metrics"]["hq_fraction"] - ref["metrics"]["hq_fraction"]
+    assert cost["quality_metric"] == "hq_fraction" and (cost["flagged"] is None) == (
+        cost["mean_abs_diff"] <= 0.02 and abs(cost["delta"]["hq_fraction"]) <= 0.05 * ref["metrics"]["hq_fraction"])
+    header = (out / "trilemma.csv").read_text().splitlines()[0].split(",")
+    assert {"speed", "max_abs_diff", "mean_abs_diff", "quality_change", "quality_flag"} <= set(header)
+    assert "| ddgan-t4@bf16 |" in (out / "trilemma.md").read_text()
+
+
+def test_trilemma_speed_refuses_what_the_device_cannot_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main([*TINY, "--device", "cpu", "--speed", "fp16", "bf16+turbo", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "'turbo' is not one of" in err and not out.exists()
+    assert main([*TINY, "--device", "cpu", "--speed", "bf16+graphs", "--out", str(out)]) == 2
+    assert "CUDA graphs need a CUDA device" in capsys.readouterr().err and not out.exists()
 
 
 def test_trilemma_broken_checkpoint_stops_before_any_work(tmp_path, capsys):

@@ -140,6 +140,16 @@ def test_sample_cli_writes_grid_and_folder(tmp_path):
     assert record["n"] == 5 and record["seed"] == 0 and record["steps"] == 4 and "git_commit" in record
     batched = torch.load(tmp_path / "imgs" / "samples.pt", weights_only=True)
     torch.testing.assert_close(batched, model.load(ckpt).sample(5, 4, seed=0), atol=1e-5, rtol=1e-4)
+    assert record["speed"]["label"] == "fp32"
+    fast = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "5", "--out", str(tmp_path / "fast"),
+                   "--speed", "bf16+cl", "--quiet")
+    assert fast.returncode == 0, fast.stderr
+    assert json.loads((tmp_path / "fast" / "samples.json").read_text())["speed"]["label"] == "bf16+cl"
+    low = torch.load(tmp_path / "fast" / "samples.pt", weights_only=True)
+    assert 0 < (low - batched).abs().mean() < 0.1  # bfloat16: close to float32, not equal
+    refused = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "5", "--out", str(tmp_path / "x.png"),
+                      "--speed", "fp16", "--device", "cpu")
+    assert refused.returncode == 2 and "float16 has no fast CPU path" in refused.stderr
 
 
 def test_cli_help_is_complete():
