@@ -1,5 +1,6 @@
-"""python -m bench.speedups OUT.json: speed-ups over the reference (impl "ref") from a pytest-benchmark JSON: the
-compiled kernels of bench/test_ops_speed.py and bench.metrics.prdc vs prdc 0.2 in bench/test_metrics_speed.py."""
+"""python -m bench.speedups OUT.json: speed-ups over the reference from a pytest-benchmark JSON: the compiled kernels
+of bench/test_ops_speed.py and bench.metrics.prdc vs prdc 0.2 in bench/test_metrics_speed.py (impl "ref"), and the
+sampling settings of bench/test_speed_settings.py (float32 eager, "fp32")."""
 
 from __future__ import annotations
 
@@ -17,11 +18,19 @@ def seconds_per_call(bench: dict) -> float:
 def speedups(benchmarks: list[dict]) -> list[dict]:
     """One row per (op, case, device, impl): the reference's median time over the compiled impl's (separate
     benchmarks), and `paired_speedup` (None if not measured): the median ratio of alternating rounds
-    (extra_info method "paired", bench/test_ops_speed.py)."""
+    (extra_info method "paired", bench/test_ops_speed.py); then one per sampling setting other than float32."""
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
     paired: dict[tuple[str, str, str, str], float] = {}
+    settings_rows: list[dict] = []
     for bench in benchmarks:
         info = bench.get("extra_info", {})
+        settings = info.get("settings", {})  # bench/test_speed_settings.py: one test times every setting
+        case = f"{info.get('preset')}, {info.get('steps')} steps, batch {info.get('batch')}"
+        settings_rows += [{"op": info["model"], "case": case,
+                           "device": info.get("device_name") or info["device"], "impl": label,
+                           "ref_ms": 1e3 * settings["fp32"]["median_s"], "impl_ms": 1e3 * cell["median_s"],
+                           "speedup": cell["speedup"], "paired_speedup": cell["paired_speedup"]}
+                          for label, cell in settings.items() if label != "fp32"]
         if not {"op", "case", "device", "impl"} <= info.keys():
             continue
         if info.get("method") == "paired":
@@ -35,7 +44,7 @@ def speedups(benchmarks: list[dict]) -> list[dict]:
                 rows.append({"op": op, "case": case, "device": device, "impl": impl, "ref_ms": 1e3 * times["ref"],
                              "impl_ms": 1e3 * seconds, "speedup": times["ref"] / seconds,
                              "paired_speedup": paired.get((op, case, device, impl))})
-    return rows
+    return rows + settings_rows
 
 
 def markdown(rows: list[dict]) -> str:

@@ -1,16 +1,19 @@
-"""Benchmarks (pytest-benchmark): DDGAN sampling vs T generator calls at the cifar10 preset, training speed.
+"""Benchmarks (pytest-benchmark): DDGAN sampling vs T generator calls at the cifar10 preset, training speed, and
+the training step under bfloat16 autocast and channels-last against float32 (speed, and a short run's losses).
 
 Run: pytest bench/ --benchmark-json out.json   (not part of the unit-test run)
-Sampling and one forward are timed side by side in one test, so their ratio is free of machine drift.
+What is compared is timed side by side in one test (alternating rounds), so the ratio is free of machine drift.
 """
 
+import contextlib
 import statistics
 import time
 
 import pytest
 import torch
 
-from bench.data import build_dataset
+from bench import speed
+from bench.data import build_dataset, stack_items
 from ddgan_ref import configs, diffusion, model
 from ddgan_ref import train as tr
 
@@ -71,3 +74,88 @@ def test_training_iterations_per_second_gaussians25(benchmark, tmp_path):
     benchmark.pedantic(iteration, rounds=50, warmup_rounds=5)
     benchmark.extra_info.update({"preset": "gaussians25", "batch": config.train.batch_size,
                                  "iterations_per_s": 1 / benchmark.stats.stats.median, "device": "cpu"})
+
+
+TRAIN_SETTINGS = ("fp32", "bf16+cl")  # training knobs: the autocast precision and the memory format
+SHORT_RUN = 200  # iterations of the loss comparison: the stacked-digits preset, float32 vs bfloat16 from one seed
+
+
+class Trainer:
+    """DDGAN training iterations (ddgan_ref.train's D and G steps, R1 on lazy steps included) under a setting: G
+    and D in channels-last, the steps under bfloat16 autocast; weights, optimiser and losses stay float32."""
+
+    def __init__(self, preset: str, setting: str, batch: int):
+        config = configs.preset(preset)
+        self.cfg, self.speed = config.train, speed.parse(setting)
+        self.state = tr.new_state(config, torch.device("cpu"), tr.World())
+        if self.speed.channels_last:
+            self.state.G.to(memory_format=torch.channels_last)
+            self.state.D.to(memory_format=torch.channels_last)
+        d = config.diffusion
+        self.coeffs = diffusion.diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max)
+        self.pos = diffusion.posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max)
+        g = config.generator  # cifar10 is not offline: its throughput does not depend on the pixels
+        self.images = (stack_items(build_dataset(config.dataset, seed=0)) if config.dataset != "cifar10" else
+                       torch.rand(batch * 4, g.num_channels, g.image_size, g.image_size) * 2 - 1)
+        self.batch = batch
+
+    def step(self) -> dict[str, float]:
+        gen = tr.step_generator(0, 0, self.state.step, torch.device("cpu"))
+        start = self.state.step * self.batch % len(self.images)
+        x0 = self.images[start:start + self.batch]
+        if self.speed.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        low = self.speed.precision == "bf16"
+        with torch.autocast("cpu", dtype=torch.bfloat16) if low else contextlib.nullcontext():
+            out = tr.d_step(self.state, x0, self.coeffs, self.pos, self.cfg, gen, tr.World())
+            out |= tr.g_step(self.state, x0, self.coeffs, self.pos, gen, tr.World())
+        self.state.step += 1
+        return {k: v.item() for k, v in out.items()}
+
+
+def test_training_step_bf16_channels_last_vs_fp32_cifar10(benchmark):
+    """Seconds per iteration (batch CPU_BATCH, the cifar10 networks, an R1 step every lazy_reg = 15 iterations
+    timed as often as the others: the rounds run whole R1 cycles) for each setting, in alternating rounds."""
+    trainers = {s: Trainer("cifar10", s, CPU_BATCH) for s in TRAIN_SETTINGS}
+    cycle = trainers["fp32"].cfg.lazy_reg or 1
+    times = {s: [] for s in TRAIN_SETTINGS}
+    for t in trainers.values():
+        t.step()  # warm-up (an R1 step)
+
+    def round_robin():
+        for s, t in trainers.items():
+            start = time.perf_counter()
+            for _ in range(cycle):
+                t.step()
+            times[s].append((time.perf_counter() - start) / cycle)
+
+    benchmark.pedantic(round_robin, rounds=2, warmup_rounds=0)
+    ref = statistics.median(times["fp32"])
+    benchmark.extra_info.update({"preset": "cifar10", "batch": CPU_BATCH, "device": "cpu", "lazy_reg": cycle,
+                                 "seconds_per_iteration": {s: statistics.median(v) for s, v in times.items()},
+                                 "speedup": {s: ref / statistics.median(v) for s, v in times.items()}})
+
+
+def test_training_losses_bf16_channels_last_vs_fp32_short_run(benchmark):
+    """SHORT_RUN iterations of the stacked-digits preset from one seed under each setting: the loss records
+    every 10 iterations and their means over the second half, side by side (a report, not a pass mark)."""
+    curves = {}
+
+    def runs():
+        for s in TRAIN_SETTINGS:
+            trainer, history = Trainer("stacked-digits", s, 64), []
+            start = time.perf_counter()
+            for i in range(SHORT_RUN):
+                stats = trainer.step()
+                if (i + 1) % 10 == 0:
+                    history.append({"step": i + 1, **stats})
+            curves[s] = {"seconds": time.perf_counter() - start, "history": history}
+
+    benchmark.pedantic(runs, rounds=1, warmup_rounds=0)
+    for c in curves.values():
+        late = c["history"][len(c["history"]) // 2:]
+        c["mean_second_half"] = {k: statistics.mean(h[k] for h in late) for k in late[0] if k != "step"}
+    benchmark.extra_info.update({"preset": "stacked-digits", "batch": 64, "iterations": SHORT_RUN, "device": "cpu",
+                                 "curves": curves})
+    for c in curves.values():
+        assert all(v == v and abs(v) < 1e4 for h in c["history"] for v in h.values())  # finite: no divergence

@@ -147,3 +147,17 @@ def test_paired_rounds_add_a_column_and_stay_out_of_the_separate_ratio(tmp_path)
     assert "| bias_act | fc | cpu | cpu | 120.00 | 80.00 | 1.50x | 2.25x |" in text
     assert "| bias_act | conv | cpu | cpu | 600.00 | 100.00 | 6.00x | - |" in text
     assert "paired" not in markdown([rows["conv"]])
+
+
+def test_sampling_settings_give_one_row_each_against_float32():
+    """bench/test_speed_settings.py times every setting in one test; each but float32 becomes a row."""
+    settings = {"fp32": {"median_s": 2.0, "speedup": 1.0, "paired_speedup": 1.0},
+                "bf16+cl": {"median_s": 0.8, "speedup": 2.5, "paired_speedup": 2.4}}
+    bench = {"name": "test_speed_settings[ddgan]", "stats": {"median": 2.8}, "extra_info": {
+        "model": "ddgan", "preset": "cifar10", "steps": 4, "batch": 100, "device": "cpu", "device_name": "AMD EPYC",
+        "settings": settings}}
+    (row,) = speedups([bench])
+    assert row == {"op": "ddgan", "case": "cifar10, 4 steps, batch 100", "device": "AMD EPYC", "impl": "bf16+cl",
+                   "ref_ms": 2000.0, "impl_ms": 800.0, "speedup": 2.5, "paired_speedup": 2.4}
+    assert "| ddgan | cifar10, 4 steps, batch 100 | AMD EPYC | bf16+cl | 2000.00 | 800.00 | 2.50x | 2.40x |" in (
+        markdown([row]))
