@@ -1,6 +1,7 @@
 """Trilemma tables (CSV; Markdown and LaTeX through bench.tables) and the plot (seaborn): quality against sampling
 time, with coverage, one row per cell; failed cells stay in the table with their reason. `python -m bench.report
-compare` runs `python -m bench.compare`."""
+compare` runs `python -m bench.compare`, `history` runs `python -m bench.history`, `regressions` runs
+`python -m bench.regressions`, `machines` runs `python -m bench.machines` and `html` runs `python -m bench.page`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import compare
+from bench import compare, history, machines, page, regressions
 from bench.results import CellRecord
 from bench.tables import latex, markdown
 from ddgan_ref.io import write_bytes_atomic
@@ -90,9 +91,10 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     sns.scatterplot(data=ok, x="seconds_per_batch", y=quality, hue="model", style=style, size=coverage,
                     sizes=(60, 400), ax=ax)
     for row in ok.itertuples(index=False):
-        fast = f" {row.speed}" if style and row.speed != "fp32" else ""
-        ax.annotate(f"{row.model}{fast}", (row.seconds_per_batch, getattr(row, quality)), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        if style and row.speed != "fp32":
+            continue  # a fast point sits beside its model's float32 one: the marker legend names its setting
+        ax.annotate(row.model, (row.seconds_per_batch, getattr(row, quality)), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set(xlabel="seconds per batch of 100 samples (log)", ylabel=f"{quality} ({QUALITY[quality]} is better)",
            title=title)
@@ -113,19 +115,39 @@ def write(out: Path, records: list[CellRecord], title: str, note: str | None = N
     return written + ([image] if image else [])
 
 
-USAGE = """usage: python -m bench.report compare BASE.json NEW.json [options]
+USAGE = """usage: python -m bench.report {compare,history,regressions,machines,html} ... [options]
 
 Commands:
-  compare   the same as `python -m bench.compare BASE.json NEW.json [options]` (see its --help): speed and
-            quality changes between two `pytest bench/ --benchmark-json` runs, as a Markdown report
+  compare BASE.json NEW.json [options]
+            the same as `python -m bench.compare` (see its --help): speed and quality changes between two
+            `pytest bench/ --benchmark-json` runs, as a Markdown report
+  history append HISTORY_DIR RUN.json [--cells DIR]
+            add a `pytest bench/ --benchmark-json` run (and a trilemma run's cell records) to a history folder
+  history show HISTORY_DIR
+            one Markdown row per run in the history (`python -m bench.history`, see its --help)
+  regressions HISTORY_DIR [--ratio-to NAME] [--window N] [--alpha A] [--min-change F] [--max-quality-change F]
+              [--out FILE.md]
+            the latest run of each machine against its previous runs (`python -m bench.regressions`, see its
+            --help); exit 0 nothing flagged, 1 SLOWER or CHANGED, 2 unreadable input
+  machines FILE_OR_DIR... [--out DIR]
+            sampling speed of every family on every machine, merged from pytest-benchmark JSON
+            (bench/test_speed_settings.py, bench/test_sampling_speed.py), .ci/gpu_timings.py JSON and trilemma
+            folders, beside the paper's V100 time: a Markdown table (--out: also machines.md, .csv and one
+            machines_<family>.png per family); `python -m bench.machines`, see its --help
+  html OUT [--trilemma DIR ...] [--machines FILE_OR_DIR ...] [--history DIR] [--ratio-to NAME]
+            one self-contained static page OUT/index.html (images embedded, no network, no JavaScript): trilemma
+            tables and plots, the per-machine speed table and plots, the history's trends and latest regression
+            verdicts; `python -m bench.page`, see its --help
 
 The trilemma tables and plot are written by `python -m bench.trilemma` through this module's functions."""
+COMMANDS = {"compare": compare.main, "history": history.main, "regressions": regressions.main,
+            "machines": machines.main, "html": page.main}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "compare":
-        return compare.main(argv[1:], prog="python -m bench.report compare")
+    if argv and argv[0] in COMMANDS:
+        return COMMANDS[argv[0]](argv[1:], prog=f"python -m bench.report {argv[0]}")
     asked = argv[:1] in (["-h"], ["--help"])
     print(USAGE, file=sys.stdout if asked else sys.stderr)
     return 0 if asked else 2

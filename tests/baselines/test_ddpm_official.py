@@ -8,6 +8,7 @@ import re
 import struct
 
 import pytest
+import safetensors.torch
 import torch
 
 from baselines.ddpm import official
@@ -16,10 +17,12 @@ from baselines.ddpm.model import build_unet
 from ddgan_ref.io import CheckpointError
 
 CONFIG = UNET_PRESETS["tiny"]
-DTYPE_NAMES = {v: k for k, v in official.SAFETENSORS_DTYPES.items()}
+DTYPE_NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 
 
 def write_safetensors(path, tensors):
+    """The format written by hand (8-byte header length, JSON header, raw little-endian data), independently of
+    the safetensors package that reads it."""
     header, chunks, offset = {}, [], 0
     for name, t in tensors.items():
         data = t.contiguous().numpy().tobytes()
@@ -62,6 +65,14 @@ def test_diffusers_folder_loads(tmp_path, reference, fmt):
     ddpm = official.load_diffusers(diffusers_folder(tmp_path, net.state_dict(), fmt=fmt))
     torch.testing.assert_close(outputs_of(ddpm, x, t), want, atol=0, rtol=0)
     assert ddpm.shape == (3, 8, 8) and ddpm.default_steps == 1000
+
+
+def test_diffusers_folder_written_by_the_safetensors_package_loads(tmp_path, reference):
+    net, x, t, want = reference
+    folder = diffusers_folder(tmp_path, {}, fmt="bin")
+    (folder / "diffusion_pytorch_model.bin").unlink()
+    safetensors.torch.save_file(net.state_dict(), folder / "diffusion_pytorch_model.safetensors")
+    torch.testing.assert_close(outputs_of(official.load_diffusers(folder), x, t), want, atol=0, rtol=0)
 
 
 def test_diffusers_old_attention_names_and_early_scheduler_config(tmp_path, reference):
