@@ -169,7 +169,7 @@ def trilemma_rows(folder: Path) -> list[dict]:
         rows.append(row(machine=device_machine(record.device, f"{folder.name}/cells/{path.name}"),
                         family=record.model, model=record.label, preset=record.key.dataset, steps=record.steps,
                         nfe=t.nfe, batch=t.batch, seconds=t.seconds, source=folder.name,
-                        setting=(record.speed or {}).get("label", "fp32"), joules=t.joules_per_image))
+                        setting=record.speed_label, joules=t.joules_per_image))
     return rows
 
 

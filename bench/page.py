@@ -24,7 +24,7 @@ import pandas as pd
 from bench import machines
 from bench.history import HistoryError, read
 from bench.machines import MachinesError
-from bench.regressions import FLAGS, flagged, regressions
+from bench.regressions import FLAGS, flagged, regressions, shown
 from bench.regressions import machines as history_machines
 from bench.tables import cell
 from ddgan_ref.io import write_bytes_atomic
@@ -127,7 +127,7 @@ def history_section(history_dir: Path, ratio_to: str | None) -> str:
     verdicts = regressions(frame, ratio_to=ratio_to)
     judged = f"relative to {ratio_to} in the same run" if ratio_to else "absolute seconds per call"
     result = "REGRESSION" if flagged(verdicts) else "no regression"
-    shown = verdicts.assign(change=[f"{c:+.1%}" if pd.notna(c) else None for c in verdicts["change"]])
+    readable = shown(verdicts)
     parts = ["<h3>Machines</h3>", frame_html(history_machines(frame)), "<h3>Trends</h3>"]
     for kind in ("speed", "quality"):
         png = trends(frame, kind)
@@ -135,7 +135,7 @@ def history_section(history_dir: Path, ratio_to: str | None) -> str:
     parts += [f"<h3>Latest regression verdicts: {result}</h3>",
               f'<p class="meta">The latest run of each machine against its previous runs ({html.escape(judged)}; '
               f"bench.regressions' defaults). {' and '.join(FLAGS)} rows are highlighted.</p>",
-              flagged_html(shown, shown["status"].isin(FLAGS))]
+              flagged_html(readable, readable["status"].isin(FLAGS))]
     return "\n".join(parts)
 
 

@@ -122,9 +122,8 @@ def budget_note(record: CellRecord, dataset: str) -> str:
                      f"the paper trains to convergence on GPUs")
     if dataset in STACKED and record.key.n != 26_000:
         parts.append(f"modes and KL of {record.key.n} samples (the paper: 26,000)")
-    setting = (record.speed or {}).get("label", "fp32")
-    if setting != "fp32":
-        parts.append(f"sampled under {setting} (the paper: float32)")
+    if record.speed_label != "fp32":
+        parts.append(f"sampled under {record.speed_label} (the paper: float32)")
     return "; ".join(parts)
 
 

@@ -141,6 +141,11 @@ def flagged(table: pd.DataFrame) -> bool:
     return bool(table["status"].isin(FLAGS).any())
 
 
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A regressions() table for reading: its change as a signed percentage."""
+    return table.assign(change=[f"{c:+.1%}" if pd.notna(c) else None for c in table["change"]])
+
+
 def machines(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per machine: fingerprint, CPU, GPUs, runs, and the latest run's time and commit."""
     last = frame.groupby("machine", sort=True).agg(cpu=("cpu", "last"), gpus=("gpus", "last"), runs=("run", "nunique"),
@@ -154,7 +159,7 @@ def report(table: pd.DataFrame, frame: pd.DataFrame, *, source: str, ratio_to: s
     """The Markdown report of a regressions() table over history `frame` (from folder `source`)."""
     bad = flagged(table)
     judged = f"time relative to `{ratio_to}` in the same run" if ratio_to else "absolute time per call"
-    shown = table.assign(change=[f"{c:+.1%}" if pd.notna(c) else None for c in table["change"]])
+    readable = shown(table)
     lines = [f"# Benchmark regressions: the latest run of each machine in {source}", "",
              f"Speed judged on {judged}, against up to {window} previous runs on the same machine (at least "
              f"{MIN_BASELINE_RUNS}): with rounds, one-sided Mann-Whitney U p < {alpha:g} and a median change beyond "
@@ -163,8 +168,8 @@ def report(table: pd.DataFrame, frame: pd.DataFrame, *, source: str, ratio_to: s
              f"spread, either way. Result: **{'REGRESSION' if bad else 'no regression'}**.", "",
              "## Machines", "", markdown(machines(frame))]
     if bad:
-        lines += ["## Flagged", "", markdown(shown[shown["status"].isin(FLAGS)])]
-    lines += ["## Every benchmark of the latest runs", "", markdown(shown)]
+        lines += ["## Flagged", "", markdown(readable[readable["status"].isin(FLAGS)])]
+    lines += ["## Every benchmark of the latest runs", "", markdown(readable)]
     return "\n".join(lines)
 
 

@@ -29,12 +29,12 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
     any cell ran under a fast setting (bench.speed), every row names its setting and the fast rows their quality
     cost against the float32 cell: max and mean absolute difference, the quality metric's change, the flag."""
     rows = []
-    fast = any(speed_label(r) != "fp32" for r in records)
+    fast = any(r.speed_label != "fp32" for r in records)
     for r in records:
         timing = r.timing
         row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
         if fast:
-            row["speed"] = speed_label(r)
+            row["speed"] = r.speed_label
         row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})
         seconds = timing.seconds if timing else None
         row["seconds_per_batch"] = seconds
@@ -58,11 +58,6 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
         row["status"] = r.status if r.ok else f"failed: {r.reason or ''}"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def speed_label(record: CellRecord) -> str:
-    """The cell's sampling setting (bench.speed notation); records made before settings existed are float32."""
-    return (record.speed or {}).get("label", "fp32")
 
 
 def quality_column(df: pd.DataFrame) -> str | None:

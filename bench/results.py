@@ -72,6 +72,11 @@ class CellRecord:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def speed_label(self) -> str:
+        """The cell's sampling setting (bench.speed notation); records made before settings existed are float32."""
+        return (self.speed or {}).get("label", "fp32")
+
 
 def to_json(record: CellRecord) -> dict[str, Any]:
     return {"schema": SCHEMA, **asdict(record)}
