@@ -106,9 +106,13 @@ def entries(run: RunConfig) -> list[Entry]:
         raise ValueError(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
                          f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
                          f"them with python -m bench.train or convert official ones), or leave them out of --models")
-    for name in untrained:
-        out += [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides) for v in FAMILIES[name].variants]
-    return out
+    return out + trained_entries(untrained)
+
+
+def trained_entries(families: list[str]) -> list[Entry]:
+    """The models the harness trains for these families: one per variant (ddgan-t4, ddgan-t2, ddpm, ...)."""
+    return [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides)
+            for name in families for v in FAMILIES[name].variants]
 
 
 def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:

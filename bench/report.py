@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import compare, history, machines, page, regressions
+from bench import compare, curves, history, machines, page, paper, regressions
 from bench.results import CellRecord
 from bench.tables import latex, markdown
 from ddgan_ref.io import write_bytes_atomic
@@ -19,8 +19,8 @@ from ddgan_ref.io import write_bytes_atomic
 # sees only means and covariances: uniform noise over the square scores almost as well as the mixture).
 QUALITY = {"hq_fraction": "higher", "fid": "lower", "fd_digits": "lower", "fd_mnist": "lower", "fd_identity": "lower"}
 COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity", "coverage", "coverage_digits",
-            "coverage_mnist", "coverage_identity", "mode_kl", "precision", "precision_digits", "precision_mnist",
-            "precision_identity")
+            "coverage_mnist", "coverage_identity", "mode_kl", "digit_kl", "confident_share", "precision",
+            "precision_digits", "precision_mnist", "precision_identity")
 
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
@@ -100,6 +100,10 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     return path
 
 
+QUICK_NOTE = ("--quick is a smoke test: every model trains for 600-1500 iterations and cells draw at most 1000 "
+              "samples, so this table shows that the pipeline runs, not the trilemma; run without --quick for results")
+
+
 def write(out: Path, records: list[CellRecord], title: str, note: str | None = None) -> list[Path]:
     """trilemma.csv, .md, .tex and .png in out (each written atomically); `note` heads the Markdown table."""
     df = table(records)
@@ -108,6 +112,16 @@ def write(out: Path, records: list[CellRecord], title: str, note: str | None = N
     written = [write_bytes_atomic(text.encode(), out / name) for name, text in texts.items()]
     image = plot(df, out / "trilemma.png", title)
     return written + ([image] if image else [])
+
+
+def write_folder(out: Path, records: list[CellRecord], dataset: str, *, quick: bool = False,
+                 with_paper: bool = False) -> list[Path]:
+    """Every table of a trilemma folder from its cell records: trilemma.csv/.md/.tex/.png (headed by QUICK_NOTE
+    when `quick`: cells of a --quick run), learning_curves.json/.png (the models the harness trained) and, with
+    `with_paper`, paper.md/.csv."""
+    written = write(out, records, f"{dataset}: quality vs sampling time", QUICK_NOTE if quick else None)
+    written += curves.write_beside(out, [r.training for r in records], dataset)
+    return written + (paper.write(out, records, dataset) if with_paper else [])
 
 
 USAGE = """usage: python -m bench.report {compare,history,regressions,machines,html} ... [options]

@@ -32,7 +32,7 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench import curves, paper, preflight, report, results, speed, tables, timing
+from bench import curves, preflight, report, results, speed, tables, timing
 from bench.data import DATASETS, FILE_BACKED, build_dataset
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
@@ -60,9 +60,6 @@ from bench.sample import draw
 from bench.train import TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
-
-QUICK_NOTE = ("--quick is a smoke test: every model trains for 600-1500 iterations and cells draw at most 1000 "
-              "samples, so this table shows that the pipeline runs, not the trilemma; run without --quick for results")
 
 
 @dataclass(frozen=True)
@@ -311,7 +308,7 @@ def measure_all(run: RunConfig, world: World) -> int:
         print(f"trilemma on {run.dataset}: {len(plan)} cells, n={run.n}{settings}, {world.size} process(es) -> "
               f"{run.out}", file=sys.stderr)
         if run.quick:
-            print(QUICK_NOTE, file=sys.stderr)
+            print(report.QUICK_NOTE, file=sys.stderr)
     sources: dict[str, Trained] = {}
     records = []
     for cell in plan:
@@ -320,15 +317,11 @@ def measure_all(run: RunConfig, world: World) -> int:
         float32 = next((r for r in records if r.cell == cell.base_id), None)
         records.append(run_cell(cell, sources[cell.entry.name], run, world, float32))
     if world.main:
-        written = report.write(run.out, records, f"{run.dataset}: quality vs sampling time",
-                               QUICK_NOTE if run.quick else None)
-        written += curves.write_beside(run.out, [r.training for r in records], run.dataset)
         print(tables.markdown(report.table(records)), end="")
-        if run.paper:
-            written += paper.write(run.out, records, run.dataset)
+        written = report.write_folder(run.out, records, run.dataset, quick=run.quick, with_paper=run.paper)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
         if run.quick:
-            print(QUICK_NOTE, file=sys.stderr)
+            print(report.QUICK_NOTE, file=sys.stderr)
     return 0 if all(r.ok for r in records) else 1
 
 

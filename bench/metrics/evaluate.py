@@ -185,8 +185,11 @@ def mode_metrics(dataset: str, ds, gen_data: Tensor, ref_data: Tensor, gen_logit
         return {}
     gen_modes, ref_modes = mode_labels(dataset, gen_logits), mode_labels(dataset, ref_logits)
     gen, ref = modes.coverage(gen_modes, ds.num_modes), modes.coverage(ref_modes, ds.num_modes)
+    if dataset in STACKED:
+        gen |= modes.channel_readings(gen_logits)
+        ref |= modes.channel_readings(ref_logits)
     accuracy = (ref_modes == ds.labels[:len(ref_modes)]).double().mean().item()
-    return {**gen, "ref_modes": ref["modes"], "ref_mode_kl": ref["mode_kl"], "classifier_accuracy_ref": accuracy}
+    return {**gen, **{f"ref_{k}": v for k, v in ref.items()}, "classifier_accuracy_ref": accuracy}
 
 
 def _check_samples(images: Tensor, ds, dataset: str) -> Tensor:

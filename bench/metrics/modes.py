@@ -5,6 +5,8 @@ is 100 d_R + 10 d_G + d_B, the digits a classifier reads in each channel; 1000 m
 2D mixtures (PacGAN synthetic_data_experiments): a sample belongs to its nearest centre and is high-quality if it
 lies within 3 std of it; modes covered counts centres with at least one high-quality sample.
 Digits: the 10 classes of a classifier. KL uses natural logarithms, 0 log 0 = 0.
+Stacked data also gets how the classifier reads each channel (channel_readings), which tells a model that drops
+digits (a skewed histogram read with confidence) from one whose digits the classifier cannot read (low confidence).
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ def coverage(modes: Tensor, num_modes: int) -> dict[str, float]:
     if counts.sum() == 0:
         return {"modes": 0, "mode_kl": None}
     return {"modes": int((counts > 0).sum()), "mode_kl": kl_to_uniform(counts)}
+
+
+CONFIDENT = 0.9  # a channel reading counts as confident at this softmax top probability (real MNIST: ~99 %)
+
+
+def channel_readings(logits: Tensor) -> dict[str, float]:
+    """Per-channel readings of stacked samples from a classifier's logits [N, C, 10]: 'digit_kl', the mean over
+    channels of KL(the channel's digit histogram || uniform over 10) (mode_kl is their sum plus the channels'
+    dependence), and 'confident_share', the share of readings whose top probability is >= CONFIDENT."""
+    digits = logits.argmax(-1)
+    kls = [kl_to_uniform(histogram(digits[:, c], logits.shape[-1])) for c in range(logits.shape[1])]
+    top = logits.double().softmax(-1).amax(-1)
+    return {"digit_kl": sum(kls) / len(kls), "confident_share": float((top >= CONFIDENT).double().mean())}
 
 
 def stacked_modes(digits: Tensor) -> Tensor:

@@ -79,3 +79,13 @@ def test_committed_stacked_mnist_run_is_real_data_at_the_stated_protocol():
     assert all(records[c].key.n == 26_000 for c in ("ddgan-t4", "ddgan-t2", "stylegan2"))
     assert all(r.key.n < 26_000 for c, r in records.items() if c.startswith("ddpm"))  # --cell-n: stated N
     assert (folder / "paper.md").is_file() and (folder / "learning_curves.json").is_file()
+
+
+def test_committed_stacked_mnist_five_epoch_ddgan_states_its_budget_and_channel_readings():
+    """results/trilemma-stacked-mnist-ddgan-5-epochs: one DDGAN (T=4) cell trained 5 epochs (the preset trains 2),
+    with the per-channel readings that explain its mode count."""
+    (r,) = results.read_all(COMMITTED.parents[1] / "trilemma-stacked-mnist-ddgan-5-epochs")
+    assert r.ok and r.cell == "ddgan-t4" and r.key.dataset == "stacked-mnist" and r.key.n == 26_000
+    assert r.training["config"]["train"]["num_epoch"] == 5 and r.training["budget"]["iterations"] == 9375
+    assert len(r.training["curve"]["points"]) == 5
+    assert {"digit_kl", "confident_share", "ref_digit_kl", "ref_confident_share"} <= set(r.metrics)

@@ -6,10 +6,12 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
 from bench import results, trilemma
+from bench.merge import main as merge_main
 from bench.train import main as train_main
 from bench.trilemma import main
 
@@ -230,3 +232,47 @@ def test_trilemma_inception_beside_the_digit_classifier_on_jpeg_samples(tmp_path
     assert record["protocol"]["inception"]["n_samples"] == 8 and record["protocol"]["n_samples"] == 16
     assert record["protocol"]["stored_as"] == "jpeg" and record["key"]["sample_format"] == "jpeg"
     assert record["protocol"]["inception"]["weights_layout"] == "torchscript"
+
+
+def test_merge_takes_each_cell_from_the_last_source_and_writes_the_tables_in_the_harness_order(two_runs, tmp_path):
+    """A folder with one cell measured again (b's ddgan-t4) merged over a finished run: every cell, b's timing in
+    its row, the grids copied, the curves of all four trained models, rows in the harness's order."""
+    (a, b), _ = two_runs
+    again = tmp_path / "again"
+    (again / "cells").mkdir(parents=True)
+    shutil.copy(b / "cells" / "ddgan-t4.json", again / "cells")
+    shutil.copy(b / "samples_ddgan-t4.png", again)
+    out = tmp_path / "merged"
+    assert merge_main([str(a), str(again), "--out", str(out), "--paper"]) == 0
+    assert set(cell_records(out)) == CELLS
+    assert (out / "cells" / "ddgan-t4.json").read_bytes() == (b / "cells" / "ddgan-t4.json").read_bytes()
+    assert (out / "cells" / "ddpm.json").read_bytes() == (a / "cells" / "ddpm.json").read_bytes()
+    assert all((out / f"samples_{cell}.png").is_file() for cell in CELLS)
+    rows = pd.read_csv(out / "trilemma.csv")
+    assert list(rows["cell"]) == ["ddgan-t4", "ddgan-t2", "ddpm", "ddpm-10", "ddpm-50", "stylegan2"]
+    seconds = dict(zip(rows["cell"], rows["seconds_per_batch"], strict=True))
+    assert seconds["ddgan-t4"] == pytest.approx(cell_records(b)["ddgan-t4"]["timing"]["seconds"])
+    assert seconds["ddpm"] == pytest.approx(cell_records(a)["ddpm"]["timing"]["seconds"])
+    saved = json.loads((out / "learning_curves.json").read_text())["curves"]
+    assert {c["model"] for c in saved} == {"ddgan-t4", "ddgan-t2", "ddpm", "stylegan2"}
+    assert (out / "trilemma.md").read_text().startswith("> --quick is a smoke test")  # the cells' own runs were quick
+    assert merge_main([str(out), str(again), "--out", str(out)]) == 0  # OUT as a source: merged in place
+    assert set(cell_records(out)) == CELLS
+
+
+def test_merge_refuses_folders_it_cannot_merge(two_runs, tmp_path, capsys):
+    (a, _), _ = two_runs
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert merge_main([str(a), str(empty), "--out", str(tmp_path / "m")]) == 2
+    assert "holds no cell records" in capsys.readouterr().err
+    other = tmp_path / "other"
+    (other / "cells").mkdir(parents=True)
+    record = json.loads((a / "cells" / "stylegan2.json").read_text())
+    record["cell"], record["key"]["cell"], record["key"]["dataset"] = "sg2", "sg2", "ring8"
+    (other / "cells" / "sg2.json").write_text(json.dumps(record))
+    assert merge_main([str(a), str(other), "--out", str(tmp_path / "m")]) == 2
+    assert "different datasets (gaussians25: " in capsys.readouterr().err
+    assert merge_main([str(other), "--out", str(a)]) == 2  # a's own cells would be left out of its tables
+    assert "holds cell records but is not a source" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()

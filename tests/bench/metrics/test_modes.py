@@ -28,6 +28,18 @@ def test_stacked_modes_reads_channels_as_digits():
     assert modes.stacked_modes(torch.tensor([[1, 2, 3], [0, 0, 9]])).tolist() == [123, 9]
 
 
+def test_channel_readings_tell_dropped_digits_from_unreadable_ones():
+    """Confident uniform readings: KL 0, all confident. One digit read with confidence in every channel (dropped
+    digits): KL log 10, all confident. Flat logits (unreadable): top probability 0.1, none confident."""
+    uniform = torch.nn.functional.one_hot(torch.arange(30).reshape(10, 3) % 10, 10).double() * 20
+    assert modes.channel_readings(uniform) == {"digit_kl": pytest.approx(0.0, abs=1e-12), "confident_share": 1.0}
+    dropped = torch.zeros(10, 3, 10)
+    dropped[..., 8] = 20
+    assert modes.channel_readings(dropped) == {"digit_kl": pytest.approx(math.log(10)), "confident_share": 1.0}
+    mixed = torch.cat([dropped[:5], torch.zeros(5, 3, 10)])  # half confident 8s, half flat (argmax reads 0)
+    assert modes.channel_readings(mixed) == {"digit_kl": pytest.approx(math.log(5)), "confident_share": 0.5}
+
+
 def test_stacked_digits_real_samples_cover_all_1000_modes():
     """26,000 held-out triples (the protocol's N) through the classifier: every mode, low KL; and the classifier
     reads a reference's true modes."""
@@ -39,12 +51,15 @@ def test_stacked_digits_real_samples_cover_all_1000_modes():
     assert (predicted == ds.labels).double().mean() > 0.97
     m = evaluate(stack(ds)[:2000], Reference("stacked-digits", n=2000), use_cache=False)["metrics"]
     assert m["classifier_accuracy_ref"] > 0.97 and m["coverage_digits"] > 0.9
+    assert m["digit_kl"] < 0.02 and m["confident_share"] > 0.95  # read as held-out digits are
+    assert m["ref_digit_kl"] < 0.02 and m["ref_confident_share"] > 0.95
 
 
 def test_stacked_digits_collapsed_samples_have_few_modes_and_low_coverage():
     x = stack(build_dataset("stacked-digits", train=False, size=30, seed=1, image_size=16))
     m = evaluate(x.repeat(100, 1, 1, 1), "stacked-digits", use_cache=False)["metrics"]
     assert m["modes"] <= 30 and m["mode_kl"] > 3
+    assert m["digit_kl"] < 0.3  # each channel still shows every digit: the triples collapsed, not the digits
     assert m["coverage_digits"] < 0.1 and m["recall_digits"] < 0.05
     assert m["ref_modes"] > 900  # the reference itself is fine
 
