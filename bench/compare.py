@@ -19,7 +19,6 @@ Example (what .ci/run does): python -m bench.compare results/bench_ci_baseline.j
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pandas as pd
 from bench.speedups import seconds_per_call
 from bench.speedups import speedups as speedup_rows
 from bench.tables import markdown
+from ddgan_ref.io import read_json
 
 
 class CompareError(ValueError):
@@ -36,12 +36,7 @@ class CompareError(ValueError):
 
 def load(path: Path) -> list[dict]:
     """The `benchmarks` list of a pytest-benchmark JSON file."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError as e:
-        raise CompareError(f"{path}: no such file (write one with `pytest bench/ --benchmark-json {path}`)") from e
-    except json.JSONDecodeError as e:
-        raise CompareError(f"{path}: not JSON ({e}); is the file complete?") from e
+    data = read_json(path, CompareError, f"write it with `pytest bench/ --benchmark-json {path}` (is it complete?)")
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise CompareError(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
     return data["benchmarks"]
@@ -132,14 +127,20 @@ def parser(prog: str = "python -m bench.compare") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", type=Path, metavar="BASE.json", help="baseline pytest-benchmark JSON (e.g. a committed one)")
     p.add_argument("new", type=Path, metavar="NEW.json", help="the run to judge")
-    p.add_argument("--ratio-to", metavar="NAME", help="judge each time as a multiple of benchmark NAME's time in the "
-                   "same run (e.g. 'test_sampling_speed[ddpm-T]'): immune to a uniformly slower machine")
     p.add_argument("--max-slowdown", type=float, default=1.5, metavar="FACTOR",
                    help="flag a time (or lost speed-up) beyond this factor (default 1.5)")
-    p.add_argument("--max-quality-change", type=float, default=0.05, metavar="FRACTION",
-                   help="flag a quality number moving by more than this fraction (default 0.05)")
-    p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the Markdown report here")
+    add_judging_options(p)
     return p
+
+
+def add_judging_options(p: argparse.ArgumentParser) -> None:
+    """--ratio-to, --max-quality-change and --out: how runs are judged and reported, here and in
+    bench.regressions."""
+    p.add_argument("--ratio-to", metavar="NAME", help="judge each time as a multiple of benchmark NAME's time in the "
+                   "same run (e.g. 'test_sampling_speed[ddpm-T]'): immune to a uniformly slower machine or runner")
+    p.add_argument("--max-quality-change", type=float, default=0.05, metavar="FRACTION",
+                   help="flag a quality number moving by more than this fraction, either way (default 0.05)")
+    p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the Markdown report here")
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m bench.compare") -> int:

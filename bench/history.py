@@ -28,7 +28,7 @@ import pandas as pd
 
 from bench.speedups import seconds_per_call
 from bench.tables import markdown
-from ddgan_ref.io import write_json_atomic
+from ddgan_ref.io import read_json, write_json_atomic
 
 SCHEMA = "ddgan-bench/history-entry/1"
 EXTRA_INFO = ("model", "device", "device_name", "nfe", "batch")  # kept per benchmark: what it ran, where
@@ -40,19 +40,10 @@ class HistoryError(ValueError):
     would replace a different run's entry."""
 
 
-def _json(path: Path, what: str, fix: str) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as e:
-        raise HistoryError(f"{path}: no such file; {fix}") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HistoryError(f"{path}: not readable {what} ({e}); {fix}") from e
-
-
 def load_run(path: Path) -> dict:
     """A pytest-benchmark --benchmark-json document, checked for the keys the history reads."""
     fix = f"write it with `pytest bench/ --benchmark-json {path}`"
-    doc = _json(path, "JSON", fix)
+    doc = read_json(path, HistoryError, fix)
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise HistoryError(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
     if not isinstance(doc.get("machine_info"), dict) or not isinstance(doc.get("datetime"), str):
@@ -129,7 +120,7 @@ def read_cells(cells_dir: Path) -> dict[str, dict]:
         raise HistoryError(f"{cells_dir}: no cell records (*.json); pass a trilemma run's cells folder (OUT/cells)")
     cells = {}
     for path in paths:
-        record = _json(path, "cell record", "re-run its cell or leave the file out")
+        record = read_json(path, HistoryError, "re-run its cell or leave the file out", "cell record")
         if not isinstance(record, dict) or not {"cell", "metrics", "status"} <= record.keys():
             raise HistoryError(f"{path}: not a trilemma cell record (needs cell, metrics, timing, status)")
         if record["status"] != "ok":
@@ -162,7 +153,7 @@ def append(history_dir: Path, json_path: Path, *, cells_dir: Path | None = None)
     e = entry(load_run(json_path), read_cells(cells_dir) if cells_dir is not None else None)
     path = Path(history_dir) / entry_name(e)
     if path.exists():
-        old = _json(path, "history entry", f"delete {path} and append again")
+        old = read_json(path, HistoryError, f"delete {path} and append again", "history entry")
         if old != json.loads(json.dumps(e)):  # compared as JSON, as it would be written
             raise HistoryError(f"{path} already holds a different run of the same time, commit and machine; "
                                f"delete it first to replace it")
@@ -173,7 +164,7 @@ def append(history_dir: Path, json_path: Path, *, cells_dir: Path | None = None)
 def load_entry(path: Path) -> dict:
     """One history entry, checked for the keys read() uses."""
     fix = f"delete {path} (or re-append its run with `python -m bench.report history append`)"
-    e = _json(path, "history entry (truncated?)", fix)
+    e = read_json(path, HistoryError, fix, "history entry (truncated?)")
     if not (isinstance(e, dict) and e.get("schema") == SCHEMA and isinstance(e.get("benchmarks"), dict)
             and isinstance(e.get("machine"), dict) and isinstance(e.get("time"), str)):
         raise HistoryError(f"{path}: not a history entry of schema {SCHEMA!r}; {fix}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import re
 import sys
 import textwrap
@@ -30,7 +29,7 @@ from bench.paper import TABLE1
 from bench.results import from_json
 from bench.speedups import seconds_per_call
 from bench.tables import markdown
-from ddgan_ref.io import write_bytes_atomic
+from ddgan_ref.io import read_json, write_bytes_atomic
 
 FAMILIES = ("ddgan", "ddpm", "stylegan2")
 PAPER_ROWS = {"ddgan": "DDGAN, T=4", "ddpm": "DDPM", "stylegan2": "StyleGAN2 w/ ADA"}  # Table 1's row per family
@@ -160,7 +159,7 @@ def trilemma_rows(folder: Path) -> list[dict]:
     rows = []
     for path in paths:
         try:
-            record = from_json(_json(path))
+            record = from_json(read_json(path, MachinesError, EXPECTED))
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise MachinesError(f"{path}: not a trilemma cell record ({e}); {EXPECTED}") from e
         t = record.timing
@@ -173,20 +172,11 @@ def trilemma_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError as e:
-        raise MachinesError(f"{path}: no such file or folder; {EXPECTED}") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MachinesError(f"{path}: not readable JSON ({e}); {EXPECTED}") from e
-
-
 def detect(path: Path) -> tuple[list[dict], str]:
     """The rows of one input by its shape, and what it lacks when it has none."""
     if path.is_dir():
         return trilemma_rows(path), "no finished cell with a timing"
-    doc = _json(path)
+    doc = read_json(path, MachinesError, EXPECTED)
     if isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list):
         return benchmark_rows(doc, path.name), ("no sampling benchmark (extra_info settings, or model, steps, batch "
                                                 "and images_per_s)")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from bench.compare import add_judging_options
 from bench.history import HistoryError, read
 from bench.tables import markdown
 from ddgan_ref.io import write_bytes_atomic
@@ -177,8 +178,6 @@ def parser(prog: str = "python -m bench.regressions") -> argparse.ArgumentParser
     """The CLI's arguments; `prog` names the command in usage lines (bench.report's `regressions` reuses them)."""
     p = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("history_dir", type=Path, metavar="HISTORY_DIR", help="a history folder (bench.history append)")
-    p.add_argument("--ratio-to", metavar="NAME", help="judge each time as a multiple of benchmark NAME's time in the "
-                   "same run (e.g. 'test_sampling_speed[ddpm-T]'): immune to a uniformly slower runner")
     p.add_argument("--window", type=int, default=5, metavar="N",
                    help=f"baseline: up to N previous runs on the same machine (default 5, at least "
                    f"{MIN_BASELINE_RUNS})")
@@ -186,9 +185,7 @@ def parser(prog: str = "python -m bench.regressions") -> argparse.ArgumentParser
                    help="significance level of the one-sided Mann-Whitney U test on rounds (default 0.01)")
     p.add_argument("--min-change", type=float, default=0.10, metavar="F",
                    help="flag a time only when its median moves by more than this fraction (default 0.10)")
-    p.add_argument("--max-quality-change", type=float, default=0.05, metavar="F",
-                   help="flag a quality number moving by more than this fraction, either way (default 0.05)")
-    p.add_argument("--out", type=Path, metavar="FILE.md", help="also write the Markdown report here")
+    add_judging_options(p)
     return p
 
 

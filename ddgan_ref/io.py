@@ -99,6 +99,17 @@ def write_json_atomic(obj: Any, path: str | Path) -> Path:
     return _replace_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
+def read_json(path: str | Path, error: type[Exception], fix: str, what: str = "JSON") -> Any:
+    """The JSON document at `path`; a missing, unreadable or truncated file raises `error` with `fix` (what to
+    do about it), so each reader keeps its own error class and advice."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise error(f"{path}: no such file; {fix}") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not readable {what} ({e}); {fix}") from e
+
+
 # Weights-only loads.
 
 

@@ -123,7 +123,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert missing.returncode == 2 and "no such file" in missing.stderr and "--benchmark-json" in missing.stderr
     truncated = tmp_path / "cut.json"
     truncated.write_text(json.dumps(run_json())[:40])
-    assert "not JSON" in cli(base, truncated).stderr
+    assert "not readable JSON" in cli(base, truncated).stderr
     unknown = cli(base, base, "--ratio-to", "test_nothing")
     assert unknown.returncode == 2 and "is not a benchmark of this run" in unknown.stderr
     with pytest.raises(compare.CompareError, match="no 'benchmarks' list"):
