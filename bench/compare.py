@@ -34,12 +34,18 @@ class CompareError(ValueError):
     """A benchmark file that cannot be compared (missing, not pytest-benchmark JSON, unknown --ratio-to)."""
 
 
+def read_run(path: Path, error: type[Exception] = CompareError) -> dict:
+    """A pytest-benchmark --benchmark-json document with its `benchmarks` list; `error` is the caller's class
+    (bench.history reads runs through here too)."""
+    doc = read_json(path, error, f"write it with `pytest bench/ --benchmark-json {path}` (is it complete?)")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise error(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
+    return doc
+
+
 def load(path: Path) -> list[dict]:
     """The `benchmarks` list of a pytest-benchmark JSON file."""
-    data = read_json(path, CompareError, f"write it with `pytest bench/ --benchmark-json {path}` (is it complete?)")
-    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
-        raise CompareError(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
-    return data["benchmarks"]
+    return read_run(path)["benchmarks"]
 
 
 def times(benchmarks: list[dict], ratio_to: str | None) -> pd.Series:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.compare import read_run
 from bench.speedups import seconds_per_call
 from bench.tables import markdown
 from ddgan_ref.io import read_json, write_json_atomic
@@ -43,9 +44,7 @@ class HistoryError(ValueError):
 def load_run(path: Path) -> dict:
     """A pytest-benchmark --benchmark-json document, checked for the keys the history reads."""
     fix = f"write it with `pytest bench/ --benchmark-json {path}`"
-    doc = read_json(path, HistoryError, fix)
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise HistoryError(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
+    doc = read_run(path, HistoryError)
     if not isinstance(doc.get("machine_info"), dict) or not isinstance(doc.get("datetime"), str):
         raise HistoryError(f"{path}: no 'machine_info' or 'datetime'; expected pytest-benchmark's --benchmark-json "
                            f"output ({fix})")

@@ -65,14 +65,14 @@ def ordered(records: list[CellRecord]) -> list[CellRecord]:
 def merge(sources: list[Path], out: Path, with_paper: bool) -> list[CellRecord]:
     """Copy the chosen cells and their grids into `out` and write its tables; the records in table order."""
     taken = gather(sources)
-    resolved = {s.resolve() for s in sources}
-    if out.resolve() not in resolved and results.read_all(out):
+    here = out.resolve()
+    if here not in {s.resolve() for s in sources} and results.read_all(out):
         raise MergeError(f"{out} holds cell records but is not a source: give it as the first source to keep them, "
                          f"or choose an empty --out")
     with FolderLock(out):
         for cell, (_, source) in taken.items():
             for name in (f"cells/{cell}.json", f"samples_{cell}.png"):
-                if (source / name).is_file() and source.resolve() != out.resolve():
+                if (source / name).is_file() and source.resolve() != here:
                     write_bytes_atomic((source / name).read_bytes(), out / name)
         records = ordered([r for r, _ in taken.values()])
         print(markdown(report.table(records)), end="")
