@@ -9,6 +9,8 @@ from PIL import Image
 from bench.data import DATASETS, DatasetNotFoundError, build_dataset
 from bench.data.augment import random_hflip
 from bench.data.folder import EXTENSIONS
+from bench.data.memory import resize_square
+from bench.data.stacked import StackedDataset, stack_indices
 from bench.data.toy import grid_centers, ring_centers
 
 EMBEDDED = {  # name -> (small size for fast tests, item shape, num_modes)
@@ -138,6 +140,17 @@ def test_stacked_digits_channels_are_base_digits():
         torch.testing.assert_close(x, digits.data[idx, 0], atol=0, rtol=0)
         r, g, b = digits.labels[idx].tolist()
         assert int(y) == 100 * r + 10 * g + b
+
+
+def test_stacked_resized_once_equals_each_triple_resized():
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 256, (7, 1, 32, 32), dtype=torch.uint8, generator=gen)
+    index = stack_indices(7, 14, gen)
+    full = StackedDataset("s", base, torch.arange(7), index)
+    small = StackedDataset("s", base, torch.arange(7), index, image_size=16)
+    assert small.shape == (3, 16, 16)
+    for i in range(len(small)):
+        torch.testing.assert_close(small[i][0], resize_square(full[i][0], 16), atol=0, rtol=0)
 
 
 # Image folders.
