@@ -191,6 +191,14 @@ PRESETS: dict[str, DDGANConfig] = {
         "stacked-mnist", "stacked-mnist", _SMALL_G, DiscriminatorConfig("small", 3, 16, 64),
         DiffusionConfig(4), TrainConfig(batch_size=64, num_epoch=2, lr_g=2e-4, lr_d=1e-4, r1_gamma=0.02, lazy_reg=15,
                                         use_ema=True, ema_decay=0.999, seed=0, checkpoint_every=500)),
+    # The stacked-mnist networks and recipe at 24 px: mnist-cnn reads real MNIST right 95.9 % of the time at
+    # 16 px and 99.4 % at 24 px, and the 16 px networks draw digits it cannot read (results/README.md).
+    # An iteration costs about twice stacked-mnist's; StyleGAN2 has no 24 px twin (it needs powers of two).
+    "stacked-mnist-24": DDGANConfig(
+        "stacked-mnist-24", "stacked-mnist", replace(_SMALL_G, image_size=24, attn_resolutions=(12,)),
+        DiscriminatorConfig("small", 3, 16, 64),
+        DiffusionConfig(4), TrainConfig(batch_size=64, num_epoch=2, lr_g=2e-4, lr_d=1e-4, r1_gamma=0.02, lazy_reg=15,
+                                        use_ema=True, ema_decay=0.999, seed=0, checkpoint_every=500)),
     # For tests: the smallest NCSN++ that still has every block type.
     "tiny": DDGANConfig(
         "tiny", "stacked-digits",

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ddgan_ref.configs import preset
 from ddgan_ref.networks import DiscriminatorLarge, DiscriminatorSmall, MLPDiscriminator, MLPGenerator, NCSNpp
+from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.networks.discriminator import discriminator_from_official, minibatch_stddev
 from ddgan_ref.networks.ncsnpp import SUPPORTED_FLAGS, ncsnpp_kwargs_from_official
 from ddgan_ref.networks.state_dicts import load_official_state_dict, strip_module_prefix
@@ -88,6 +90,15 @@ def test_ncsnpp_forward_shapes(overrides):
         assert out.abs().max() <= 1
 
 
+def test_stacked_mnist_24_preset_runs_at_24_px():
+    config = preset("stacked-mnist-24")
+    torch.manual_seed(0)
+    G, D = build_generator(config.generator), build_discriminator(config.discriminator)
+    x, t = torch.rand(2, 3, 24, 24) * 2 - 1, torch.tensor([0, 3])
+    out = G(x, t, torch.randn(2, config.generator.nz))
+    assert out.shape == x.shape and D(out, t, x).shape == (2, 1)
+
+
 def test_ncsnpp_kwargs_from_official_ignores_non_network_keys():
     config = dict(image_size=16, num_channels_dae=16, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[8],
                   nz=4, z_emb_dim=16, n_mlp=1, num_timesteps=4, beta_min=0.1, ngf=64, t_emb_dim=256,
@@ -108,7 +119,7 @@ def test_module_prefix_is_stripped_and_loads_strict():
         load_official_state_dict(dst, {k: v for k, v in list(wrapped.items())[1:]})
 
 
-@pytest.mark.parametrize("cls,size", [(DiscriminatorSmall, 16), (DiscriminatorLarge, 64)])
+@pytest.mark.parametrize("cls,size", [(DiscriminatorSmall, 16), (DiscriminatorSmall, 24), (DiscriminatorLarge, 64)])
 def test_discriminator_logits_and_double_backward(cls, size):
     D = cls(ngf=2, t_emb_dim=8).double()
     x = torch.randn(4, 3, size, size, dtype=torch.float64, requires_grad=True)
