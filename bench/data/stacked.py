@@ -31,11 +31,10 @@ class StackedDataset(Dataset):
                  image_size: int | None = None):
         if image_size is not None:
             base = resize_square(to_unit_range(base), image_size)
-        self.name, self.base, self.index, self.image_size = name, base, index, image_size
+        self.name, self.base, self.index = name, base, index
         digits = base_labels.long()[index]  # [N, 3]
         self.labels = digits @ torch.tensor([100, 10, 1])
-        side = image_size or base.shape[-1]
-        self.shape, self.num_modes, self.hflip = (3, side, side), 1000, False
+        self.shape, self.num_modes, self.hflip = (3, *base.shape[-2:]), 1000, False
 
     def __len__(self) -> int:
         return len(self.index)
