@@ -24,7 +24,6 @@ from bench.lock import FolderLock, FolderLocked
 from bench.plan import cells, trained_entries
 from bench.registry import FAMILIES
 from bench.results import CellRecord
-from bench.tables import markdown
 from ddgan_ref.io import write_bytes_atomic
 
 
@@ -75,10 +74,8 @@ def merge(sources: list[Path], out: Path, with_paper: bool) -> list[CellRecord]:
                 if (source / name).is_file() and source.resolve() != here:
                     write_bytes_atomic((source / name).read_bytes(), out / name)
         records = ordered([r for r, _ in taken.values()])
-        print(markdown(report.table(records)), end="")
         quick = any("--quick" in r.command for r in records)  # a smoke-test cell heads the table with its note
-        written = report.write_folder(out, records, records[0].key.dataset, quick=quick, with_paper=with_paper)
-    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+        report.write_folder(out, records, records[0].key.dataset, quick=quick, with_paper=with_paper)
     return records
 
 

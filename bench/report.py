@@ -118,10 +118,13 @@ def write_folder(out: Path, records: list[CellRecord], dataset: str, *, quick: b
                  with_paper: bool = False) -> list[Path]:
     """Every table of a trilemma folder from its cell records: trilemma.csv/.md/.tex/.png (headed by QUICK_NOTE
     when `quick`: cells of a --quick run), learning_curves.json/.png (the models the harness trained) and, with
-    `with_paper`, paper.md/.csv."""
+    `with_paper`, paper.md/.csv. Prints the table (stdout) and the files written (stderr)."""
+    print(markdown(table(records)), end="")
     written = write(out, records, f"{dataset}: quality vs sampling time", QUICK_NOTE if quick else None)
     written += curves.write_beside(out, [r.training for r in records], dataset)
-    return written + (paper.write(out, records, dataset) if with_paper else [])
+    written += paper.write(out, records, dataset) if with_paper else []
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return written
 
 
 USAGE = """usage: python -m bench.report {compare,history,regressions,machines,html} ... [options]

@@ -32,7 +32,7 @@ import traceback
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench import curves, preflight, report, results, speed, tables, timing
+from bench import curves, preflight, report, results, speed, timing
 from bench.data import DATASETS, FILE_BACKED, build_dataset
 from bench.devices import resolve_device
 from bench.distributed import World, setup, teardown
@@ -317,9 +317,7 @@ def measure_all(run: RunConfig, world: World) -> int:
         float32 = next((r for r in records if r.cell == cell.base_id), None)
         records.append(run_cell(cell, sources[cell.entry.name], run, world, float32))
     if world.main:
-        print(tables.markdown(report.table(records)), end="")
-        written = report.write_folder(run.out, records, run.dataset, quick=run.quick, with_paper=run.paper)
-        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+        report.write_folder(run.out, records, run.dataset, quick=run.quick, with_paper=run.paper)
         if run.quick:
             print(report.QUICK_NOTE, file=sys.stderr)
     return 0 if all(r.ok for r in records) else 1
