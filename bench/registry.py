@@ -18,8 +18,10 @@ from baselines.ddpm import train as ddpm_train
 from baselines.stylegan2 import configs as sg2_configs
 from baselines.stylegan2 import model as sg2_model
 from baselines.stylegan2 import train as sg2_train
+from bench import speed
 from bench.data import stack_items
 from bench.protocol import Generator
+from bench.speed import SpeedConfig
 from ddgan_ref import configs as ddgan_configs
 from ddgan_ref import model as ddgan_model
 from ddgan_ref import train as ddgan_train
@@ -50,7 +52,8 @@ Progress = Callable[[int, dict[str, float]], None]  # (iterations done, losses o
 @dataclass(frozen=True)
 class TrainRun:
     """How one training runs: where, whether it continues a checkpoint, an absolute iteration limit, progress,
-    and (DDGAN) data workers and whether it trains alone even under torchrun."""
+    (DDGAN) data workers and whether it trains alone even under torchrun, and the precision and memory format of
+    its iterations (bench.speed.training_options; the checkpoint's meta records it as train_speed)."""
 
     device: torch.device
     resume: bool = False
@@ -58,6 +61,7 @@ class TrainRun:
     progress: Progress | None = None
     num_workers: int = 0
     single_process: bool = False
+    speed: SpeedConfig = SpeedConfig()
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,11 @@ def configure_ddgan(config: ddgan_configs.DDGANConfig, overrides: TrainOverrides
 
 def train_ddgan(config: ddgan_configs.DDGANConfig, data: Dataset, out: Path, run: TrainRun) -> Path:
     world = ddgan_train.World() if run.single_process else None  # None: the torchrun processes train together
-    ddgan_train.train(config, data, out, device=run.device, resume=run.resume, max_steps=run.max_steps,
-                      num_workers=run.num_workers, progress=run.progress, world=world)
+    options = speed.training_options(run.speed, run.device)
+    with speed.tf32(run.speed.precision == "tf32"):
+        ddgan_train.train(config, data, out, device=run.device, resume=run.resume, max_steps=run.max_steps,
+                          num_workers=run.num_workers, progress=run.progress, world=world,
+                          meta={"train_speed": run.speed.label}, **options)
     return out / ddgan_train.CHECKPOINT_NAME
 
 
@@ -152,8 +159,11 @@ def configure_baseline(family: str) -> Callable[[Any, TrainOverrides], Any]:
 def train_baseline(module: Any) -> Callable[[Any, Dataset, Path, TrainRun], Path]:
     """The train function of a baseline's train module (train(config, data tensor, out, ...), CHECKPOINT_NAME)."""
     def train(config: Any, data: Dataset, out: Path, run: TrainRun) -> Path:
-        module.train(config, stack_items(data), out, device=run.device, resume=run.resume, max_steps=run.max_steps,
-                     meta=provenance(run.device), progress=run.progress)
+        options = speed.training_options(run.speed, run.device)
+        with speed.tf32(run.speed.precision == "tf32"):
+            module.train(config, stack_items(data), out, device=run.device, resume=run.resume,
+                         max_steps=run.max_steps, meta=provenance(run.device) | {"train_speed": run.speed.label},
+                         progress=run.progress, **options)
         return out / module.CHECKPOINT_NAME
     return train
 

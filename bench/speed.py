@@ -12,6 +12,7 @@ A setting is written as its tokens joined by "+", e.g. "bf16+cl+compile" or "tf3
                               and replayed; its noise is drawn on the CPU per image (ddgan_ref.rng) into the
                               graph's input buffers, so image i still depends only on the weights and seed + i
 `apply(model, speed)` returns a copy of the model that samples under the setting; the model itself is unchanged.
+Training (`bench.train --speed`) takes the precision (fp32, bf16, tf32 on CUDA) and cl: `training_options`.
 """
 
 from __future__ import annotations
@@ -141,6 +142,26 @@ def check(speed: SpeedConfig, device: torch.device) -> None:
         raise ValueError(f"{where}: fast settings exist for cpu and cuda devices only")
 
 
+def check_training(speed: SpeedConfig, device: torch.device) -> None:
+    """ValueError saying what to use instead where a setting cannot train: compile and CUDA graphs are sampling
+    settings here, and float16 needs the loss scaling the training loops do not do; then `check` on the device."""
+    where = f"training under {speed.label} on {device}"
+    if speed.compile != "none" or speed.cuda_graphs:
+        raise ValueError(f"{where}: compile and graphs are sampling settings; training takes a precision (fp32, "
+                         f"bf16, or tf32 on CUDA) and cl, e.g. bf16+cl")
+    if speed.precision == "fp16":
+        raise ValueError(f"{where}: float16 training needs loss scaling, which the training loops do not do; use "
+                         f"bf16")
+    check(speed, device)
+
+
+def training_options(speed: SpeedConfig, device: torch.device) -> dict[str, Any]:
+    """The keywords every family's train function takes for a setting (autocast dtype, channels_last), after
+    `check_training`; TF32 is a process-wide switch, set around the call with `tf32`."""
+    check_training(speed, device)
+    return {"autocast": AUTOCAST.get(speed.precision), "channels_last": speed.channels_last}
+
+
 def describe(speed: SpeedConfig, device: torch.device) -> dict[str, Any]:
     """What a result records about the setting it ran under."""
     info: dict[str, Any] = {"label": speed.label, "precision": speed.precision, "channels_last": speed.channels_last,
@@ -173,7 +194,7 @@ def quality_cost(fast: Tensor, reference: Tensor, fast_metrics: dict[str, Any],
 
 
 @contextlib.contextmanager
-def _tf32(enabled: bool) -> Iterator[None]:
+def tf32(enabled: bool) -> Iterator[None]:
     """TF32 for CUDA matmuls and convolutions inside the block only (both are process-wide switches)."""
     if not enabled:
         yield
@@ -224,7 +245,7 @@ class FastNetwork(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        with _tf32(self.speed.precision == "tf32"):
+        with tf32(self.speed.precision == "tf32"):
             return self._run(*args, **kwargs)
 
     def fire_hooks(self, times: int) -> None:

@@ -5,9 +5,10 @@ Run: pytest bench/ --benchmark-json out.json   (not part of the unit-test run)
 What is compared is timed side by side in one test (alternating rounds), so the ratio is free of machine drift.
 """
 
-import contextlib
+import os
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,48 +78,46 @@ def test_training_iterations_per_second_gaussians25(benchmark, tmp_path):
 
 
 TRAIN_SETTINGS = ("fp32", "bf16+cl")  # training knobs: the autocast precision and the memory format
+# The step timings: the cifar10 networks at a CPU-sized batch, and the largest preset trained on a CPU here at its
+# own batch, under each precision with and without channels-last.
+STEP_PRESETS = (("cifar10", CPU_BATCH), ("stacked-mnist-24", 64))
+STEP_SETTINGS = ("fp32", "bf16", "bf16+cl")
 SHORT_RUN = 200  # iterations of the loss comparison: the stacked-digits preset, float32 vs bfloat16 from one seed
 
 
 class Trainer:
-    """DDGAN training iterations (ddgan_ref.train's D and G steps, R1 on lazy steps included) under a setting: G
-    and D in channels-last, the steps under bfloat16 autocast; weights, optimiser and losses stay float32."""
+    """DDGAN training iterations under a setting, through ddgan_ref.train.train_step as `bench.train --speed` runs
+    them (R1 on lazy steps included): G, D and the batches in channels-last, the steps under bfloat16 autocast;
+    weights, optimiser and losses stay float32."""
 
-    def __init__(self, preset: str, setting: str, batch: int):
-        config = configs.preset(preset)
+    def __init__(self, preset: str, setting: str, batch: int, real_data: bool = False):
+        config, cpu = configs.preset(preset), torch.device("cpu")
         self.cfg, self.speed = config.train, speed.parse(setting)
-        self.state = tr.new_state(config, torch.device("cpu"), tr.World())
-        if self.speed.channels_last:
-            self.state.G.to(memory_format=torch.channels_last)
-            self.state.D.to(memory_format=torch.channels_last)
+        self.state = tr.new_state(config, cpu, tr.World())
+        options = speed.training_options(self.speed, cpu)
+        if options["channels_last"]:
+            tr.use_channels_last(self.state)
         d = config.diffusion
-        self.coeffs = diffusion.diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max)
-        self.pos = diffusion.posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max)
-        g = config.generator  # cifar10 is not offline: its throughput does not depend on the pixels
-        self.images = (stack_items(build_dataset(config.dataset, seed=0)) if config.dataset != "cifar10" else
+        self.run = tr.Run(config, diffusion.diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max),
+                          diffusion.posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max), tr.World(), cpu,
+                          Path(os.devnull), **options)
+        g = config.generator  # the timings use random images (cifar10 and MNIST are files; speed ignores pixels)
+        self.images = (stack_items(build_dataset(config.dataset, seed=0)) if real_data else
                        torch.rand(batch * 4, g.num_channels, g.image_size, g.image_size) * 2 - 1)
         self.batch = batch
 
     def step(self) -> dict[str, float]:
-        gen = tr.step_generator(0, 0, self.state.step, torch.device("cpu"))
         start = self.state.step * self.batch % len(self.images)
-        x0 = self.images[start:start + self.batch]
-        if self.speed.channels_last:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        low = self.speed.precision == "bf16"
-        with torch.autocast("cpu", dtype=torch.bfloat16) if low else contextlib.nullcontext():
-            out = tr.d_step(self.state, x0, self.coeffs, self.pos, self.cfg, gen, tr.World())
-            out |= tr.g_step(self.state, x0, self.coeffs, self.pos, gen, tr.World())
-        self.state.step += 1
-        return {k: v.item() for k, v in out.items()}
+        return tr.train_step(self.state, self.images[start:start + self.batch], self.run)
 
 
-def test_training_step_bf16_channels_last_vs_fp32_cifar10(benchmark):
-    """Seconds per iteration (batch CPU_BATCH, the cifar10 networks, an R1 step every lazy_reg = 15 iterations
-    timed as often as the others: the rounds run whole R1 cycles) for each setting, in alternating rounds."""
-    trainers = {s: Trainer("cifar10", s, CPU_BATCH) for s in TRAIN_SETTINGS}
+@pytest.mark.parametrize(("preset", "batch"), STEP_PRESETS)
+def test_training_step_under_each_setting(benchmark, preset, batch):
+    """Seconds per iteration (an R1 step every lazy_reg = 15 iterations timed as often as the others: the rounds
+    run whole R1 cycles) for each of STEP_SETTINGS, in alternating rounds."""
+    trainers = {s: Trainer(preset, s, batch) for s in STEP_SETTINGS}
     cycle = trainers["fp32"].cfg.lazy_reg or 1
-    times = {s: [] for s in TRAIN_SETTINGS}
+    times = {s: [] for s in STEP_SETTINGS}
     for t in trainers.values():
         t.step()  # warm-up (an R1 step)
 
@@ -131,7 +130,7 @@ def test_training_step_bf16_channels_last_vs_fp32_cifar10(benchmark):
 
     benchmark.pedantic(round_robin, rounds=2, warmup_rounds=0)
     ref = statistics.median(times["fp32"])
-    benchmark.extra_info.update({"preset": "cifar10", "batch": CPU_BATCH, "device": "cpu", "lazy_reg": cycle,
+    benchmark.extra_info.update({"preset": preset, "batch": batch, "device": "cpu", "lazy_reg": cycle,
                                  "seconds_per_iteration": {s: statistics.median(v) for s, v in times.items()},
                                  "speedup": {s: ref / statistics.median(v) for s, v in times.items()}})
 
@@ -143,7 +142,7 @@ def test_training_losses_bf16_channels_last_vs_fp32_short_run(benchmark):
 
     def runs():
         for s in TRAIN_SETTINGS:
-            trainer, history = Trainer("stacked-digits", s, 64), []
+            trainer, history = Trainer("stacked-digits", s, 64, real_data=True), []
             start = time.perf_counter()
             for i in range(SHORT_RUN):
                 stats = trainer.step()

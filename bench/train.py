@@ -6,6 +6,7 @@ Examples:
   torchrun --nproc_per_node 2 -m bench.train --model ddgan --preset tiny --out runs/tiny-ddp
   python -m bench.train --model ddpm --preset gaussians25 --out runs/ddpm-gaussians25
   python -m bench.train --model stylegan2 --preset gaussians25 --out runs/sg2-gaussians25
+  python -m bench.train --model ddgan --preset cifar10 --data-root ~/data --out runs/cifar10-bf16 --speed bf16+cl
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from bench import preflight
+from bench import preflight, speed
 from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.lock import FolderLock, FolderLocked
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
 from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, family
+from bench.speed import SpeedConfig
 from ddgan_ref.io import CheckpointError, TrainingDiverged, config_to_dict, load_file, write_json_atomic
 from ddgan_ref.provenance import describe_device
 
@@ -53,6 +55,7 @@ class TrainJob:
     grid_n: int = 64
     grid: bool = True  # write out/samples.png at the end (the harness skips it between curve segments)
     quiet: bool = False
+    speed: SpeedConfig = SpeedConfig()  # the iterations' precision and memory format
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="override the training seed")
     p.add_argument("--checkpoint-every", type=positive_int, help="iterations between checkpoints")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--speed", default="fp32", metavar="SETTING",
+                   help="precision and memory format of the training iterations, in bench.speed's notation: "
+                        "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl (channels-last), e.g. bf16+cl. "
+                        "bf16 runs the steps under autocast; weights, optimiser state and checkpoints stay "
+                        "float32, and the checkpoint's meta records the setting as train_speed. On a CPU bf16 pays "
+                        "off where it multiplies bfloat16 natively (AVX512-BF16, AMX)")
     p.add_argument("--single-process", action="store_true",
                    help="train in this process alone even under torchrun (the trilemma harness trains on rank 0)")
     p.add_argument("--num-workers", type=nonnegative_int, default=0, help="data-loading worker processes (default 0)")
@@ -99,10 +108,12 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     overrides = TrainOverrides(dataset=args.dataset, timesteps=args.timesteps, epochs=args.epochs, steps=args.steps,
                                batch_size=args.batch_size, lr=args.lr, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
                                checkpoint_every=args.checkpoint_every)
-    return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out,
-                    resolve_device(args.device), resume=args.resume, max_steps=args.max_steps,
-                    data_root=args.data_root, download=args.download, num_workers=args.num_workers,
-                    single_process=args.single_process, grid_n=args.grid_n, quiet=args.quiet)
+    device, setting = resolve_device(args.device), speed.parse(args.speed)
+    speed.check_training(setting, device)
+    return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out, device,
+                    resume=args.resume, max_steps=args.max_steps, data_root=args.data_root, download=args.download,
+                    num_workers=args.num_workers, single_process=args.single_process, grid_n=args.grid_n,
+                    quiet=args.quiet, speed=setting)
 
 
 def training_data(f: Family, config: Any, job: TrainJob):
@@ -137,11 +148,14 @@ def train_model(job: TrainJob) -> Path:
     total = total if job.max_steps is None else min(total, job.max_steps)
     if rank == 0:
         print(f"training {job.family} preset={job.preset} dataset={job.config.dataset} ({len(data)} items) on "
-              f"{job.device}, {total} iterations -> {job.out}", file=sys.stderr)
+              f"{job.device} under {job.speed.label}, {total} iterations -> {job.out}", file=sys.stderr)
         print(resume_message(job, total), file=sys.stderr)
+        if job.device.type == "cpu" and job.speed.precision == "bf16" and not speed.native_bf16_cpu():
+            print("note: this CPU has no native bfloat16 (AVX512-BF16 or AMX): oneDNN emulates it, and bf16 is likely "
+                  "slower than fp32 here", file=sys.stderr)
     update, bar = progress_bar(total, rank == 0 and not job.quiet)
     run = TrainRun(job.device, resume=job.resume, max_steps=job.max_steps, progress=update,
-                   num_workers=job.num_workers, single_process=job.single_process)
+                   num_workers=job.num_workers, single_process=job.single_process, speed=job.speed)
     try:
         checkpoint = f.train(job.config, data, job.out, run)
     finally:
@@ -183,11 +197,13 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
 
 def training_budget(checkpoint: Path, config: Any, device: torch.device, seconds: float, resumed: bool) -> dict:
     """What a training cost: iterations (the checkpoint's step), images seen, wall-clock seconds of this run
-    (only the part after the restart when it resumed) and the device."""
-    step = (load_file(checkpoint, mmap=True).get("meta") or {}).get("step")
-    batch = getattr(getattr(config, "train", None), "batch_size", None)
+    (only the part after the restart when it resumed), the device and the speed setting it trained under
+    (checkpoints from before --speed existed trained in float32)."""
+    meta = load_file(checkpoint, mmap=True).get("meta") or {}
+    step, batch = meta.get("step"), getattr(getattr(config, "train", None), "batch_size", None)
     return {"iterations": step, "batch_size": batch, "images_seen": step * batch if step and batch else None,
-            "seconds": round(seconds, 1), "resumed": resumed, "device": describe_device(device)["name"]}
+            "seconds": round(seconds, 1), "resumed": resumed, "device": describe_device(device)["name"],
+            "speed": meta.get("train_speed", "fp32")}
 
 
 def sample_grid(f: Family, checkpoint: Path, data, job: TrainJob) -> Path:

@@ -23,6 +23,7 @@ from typing import IO, Any, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_map
 
 FORMAT_VERSION = 1  # of the shared checkpoint form
 CONFIG_VERSION = 1  # of config_to_dict's output
@@ -178,10 +179,12 @@ def load_into(module: nn.Module, state_dict: Mapping[str, Tensor], what: str) ->
 
 def write_checkpoint(path: str | Path, fmt: str, config: Mapping[str, Any], state_dict: Mapping[str, Tensor],
                      meta: Mapping[str, Any], **extra: Any) -> Path:
-    """Write {format, format_version, config, state_dict, meta, **extra} atomically; config as config_to_dict gives."""
+    """Write {format, format_version, config, state_dict, meta, **extra} atomically; config as config_to_dict gives.
+    Tensors are stored contiguous whatever layout the run trained in (channels-last), so every reader of the
+    file (the official code, safetensors) takes it as it is."""
     payload = {"format": fmt, "format_version": FORMAT_VERSION, "config": dict(config),
                "state_dict": dict(state_dict), "meta": dict(meta), **extra}
-    return save_atomic(payload, path)
+    return save_atomic(tree_map(lambda v: v.contiguous() if isinstance(v, Tensor) else v, payload), path)
 
 
 def parse_checkpoint(obj: Any, path: str | Path, fmt: str, *, upgrade: Callable[[dict], dict] | None = None,

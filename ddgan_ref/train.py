@@ -5,7 +5,9 @@ Per iteration: a discriminator step on a fresh (t, x_t, x_{t+1}) with R1 on the 
 non-saturating softplus losses; EMA of G after each G step; cosine LR per epoch. Randomness of step k
 on rank r comes from its own generator seeded with (seed, r, k) and the data order from (seed, epoch),
 so a run resumed from a checkpoint continues exactly as the uninterrupted run would have. Several
-processes (torchrun) average their gradients with all_reduce (gloo on CPU, nccl on GPU).
+processes (torchrun) average their gradients with all_reduce (gloo on CPU, nccl on GPU). Optionally the
+iterations run under autocast (e.g. bfloat16) with G, D and the batches channels-last; the weights, the
+optimiser state and the checkpoints stay float32.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Run:
     ckpt: Path
     meta: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int, dict[str, float]], None] | None = None
+    autocast: torch.dtype | None = None  # the D and G steps under torch.autocast at this dtype; None: float32
+    channels_last: bool = False  # image batches (and, set by train, G and D) in NHWC
 
 
 def step_generator(seed: int, rank: int, step: int, device: torch.device) -> torch.Generator:
@@ -299,13 +303,22 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
     return state
 
 
+def use_channels_last(state: TrainState) -> None:
+    """G and D weights in NHWC (their optimiser state follows: Adam keeps each parameter's layout)."""
+    state.G.to(memory_format=torch.channels_last)
+    state.D.to(memory_format=torch.channels_last)
+
+
 def train_step(state: TrainState, batch: Any, run: Run) -> dict[str, float]:
     """One iteration (D step, G step) on a batch; returns the losses averaged over processes."""
     cfg = run.config.train
     gen = step_generator(cfg.seed, run.world.rank, state.step, run.device)
     x0 = prepare_batch(batch, cfg, run.device, gen)
-    out = d_step(state, x0, run.coeffs, run.pos, cfg, gen, run.world)
-    out |= g_step(state, x0, run.coeffs, run.pos, gen, run.world)
+    if run.channels_last and x0.ndim == 4:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(run.device.type, dtype=run.autocast, enabled=run.autocast is not None):
+        out = d_step(state, x0, run.coeffs, run.pos, cfg, gen, run.world)
+        out |= g_step(state, x0, run.coeffs, run.pos, gen, run.world)
     stats = dict(zip(out, run.world.average(torch.stack(list(out.values()))).tolist(), strict=True))
     check_finite(stats, state.step, run.ckpt)
     state.step += 1
@@ -338,19 +351,22 @@ def end_epoch(state: TrainState, cfg: TrainConfig) -> None:
 def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device: str | torch.device = "cpu",
           resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
           progress: Callable[[int, dict[str, float]], None] | None = None, num_workers: int = 0,
-          world: World | None = None) -> TrainState:
+          world: World | None = None, autocast: torch.dtype | None = None, channels_last: bool = False) -> TrainState:
     """Train to config.train.num_epoch epochs (or max_steps iterations in all), checkpointing to out_dir.
 
     progress(step, losses) follows every iteration; meta joins the checkpoint's meta. world: the processes
-    training together; default from the torchrun environment (World() trains alone).
+    training together; default from the torchrun environment (World() trains alone). autocast, channels_last:
+    the iterations' precision and memory format (Run).
     """
     # Set-up: processes, diffusion coefficients, the fresh or resumed state, the iteration to stop at.
     device, out_dir, cfg, d = torch.device(device), Path(out_dir), config.train, config.diffusion
     world = world or world_from_env(device)
     run = Run(config, diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
               posterior_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
-              world, device, out_dir / CHECKPOINT_NAME, dict(meta or {}), progress)
+              world, device, out_dir / CHECKPOINT_NAME, dict(meta or {}), progress, autocast, channels_last)
     state = start(config, out_dir, device, world, resume)
+    if channels_last:
+        use_channels_last(state)
     per_epoch = iters_per_epoch(dataset, cfg, world)
     stop = per_epoch * cfg.num_epoch if max_steps is None else min(max_steps, per_epoch * cfg.num_epoch)
     first = state.step

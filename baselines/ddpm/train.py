@@ -97,19 +97,26 @@ def restore(path: Path, config: DDPMConfig, device: torch.device) -> TrainState:
 
 def train(config: DDPMConfig, data: Tensor, out_dir: str | Path, *, device: str | torch.device = "cpu",
           resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
-          progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
+          progress: Callable[[int, dict[str, float]], None] | None = None, autocast: torch.dtype | None = None,
+          channels_last: bool = False) -> TrainState:
     """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt, up to config.train.steps (or
-    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state."""
+    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state.
+    autocast: the steps under torch.autocast at this dtype (None: float32); channels_last: images and the
+    network in NHWC. Weights, optimiser state and checkpoints stay float32 either way."""
     device, cfg, ckpt, meta = torch.device(device), config.train, Path(out_dir) / CHECKPOINT_NAME, meta or {}
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
     state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
+    if channels_last:
+        state.net.to(memory_format=torch.channels_last)
+        data = data.contiguous(memory_format=torch.channels_last) if data.ndim == 4 else data
     s = config.schedule
     alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(device)
     last = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     while state.step < last:
         gen = step_generator(cfg.seed, state.step)
-        loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)
         if loss != loss or abs(loss) == float("inf"):
             kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
             raise TrainingDiverged(f"DDPM loss is {loss} at step {state.step}; stopped, {kept}")

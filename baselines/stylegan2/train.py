@@ -174,16 +174,24 @@ def restore(path: Path, config: StyleGAN2Config, device: torch.device) -> TrainS
 
 def train(config: StyleGAN2Config, data: Tensor, out_dir: str | Path, *, device: str | torch.device = "cpu",
           resume: bool = False, max_steps: int | None = None, meta: dict[str, Any] | None = None,
-          progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainState:
+          progress: Callable[[int, dict[str, float]], None] | None = None, autocast: torch.dtype | None = None,
+          channels_last: bool = False) -> TrainState:
     """Train on `data` ([N, *data_shape] in [-1, 1]) into out_dir/checkpoint.pt, up to config.train.steps (or
-    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state."""
+    max_steps) iterations in all; progress(step, losses) follows every step. Returns the final state.
+    autocast: the steps under torch.autocast at this dtype (None: float32); channels_last: images and G
+    and D in NHWC. Weights, optimiser state and checkpoints stay float32 either way."""
     device, cfg, ckpt = torch.device(device), config.train, Path(out_dir) / CHECKPOINT_NAME
     if ckpt.exists() and not resume:
         raise FileExistsError(f"{ckpt} exists; pass resume=True (--resume) to continue it, or use a new folder")
     state = restore(ckpt, config, device) if resume and ckpt.exists() else new_state(config, device)
+    if channels_last:
+        state.G.to(memory_format=torch.channels_last)
+        state.D.to(memory_format=torch.channels_last)
+        data = data.contiguous(memory_format=torch.channels_last) if data.ndim == 4 else data
     last = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     while state.step < last:
-        stats = train_step(state, data, cfg, device)
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            stats = train_step(state, data, cfg, device)
         bad = [k for k in ("loss_d", "loss_g") if not torch.isfinite(torch.tensor(stats[k]))]
         if bad:
             kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from bench import registry, timing, trilemma
+from bench import registry, speed, timing, trilemma
 from bench import sample as bench_sample
 from bench import train as bench_train
 from bench.data import stack_items
@@ -60,20 +60,60 @@ def assert_same(a, b, where: str = "") -> None:
         assert a == b, where
 
 
+@pytest.mark.parametrize("setting", ["fp32", "bf16+cl"])
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_resumed_training_equals_the_uninterrupted_run(name, tmp_path):
+def test_resumed_training_equals_the_uninterrupted_run(name, setting, tmp_path):
     """Through the family table: 4 iterations straight, or 2 then a resume to 4 (max_steps counts all of them):
-    the same sampling weights and resume state, bit for bit."""
-    f = FAMILIES[name]
+    the same sampling weights and resume state, bit for bit, in float32 and under bfloat16 + channels-last."""
+    f, cpu, fast = FAMILIES[name], torch.device("cpu"), speed.parse(setting)
     config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=2, seed=3))
     data = dataset_of(torch.rand(64, *f.data_shape(config)) * 2 - 1)
-    straight = f.train(config, data, tmp_path / "a", TrainRun(torch.device("cpu"), max_steps=4))
-    f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), max_steps=2))
-    resumed = f.train(config, data, tmp_path / "b", TrainRun(torch.device("cpu"), resume=True, max_steps=4))
+    straight = f.train(config, data, tmp_path / "a", TrainRun(cpu, max_steps=4, speed=fast))
+    f.train(config, data, tmp_path / "b", TrainRun(cpu, max_steps=2, speed=fast))
+    resumed = f.train(config, data, tmp_path / "b", TrainRun(cpu, resume=True, max_steps=4, speed=fast))
     a, b = load_file(straight), load_file(resumed)
     assert a["train_state"]["step"] == b["train_state"]["step"] == 4
     assert_same(a["state_dict"], b["state_dict"], "state_dict")
     assert_same(a["train_state"], b["train_state"], "train_state")
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_training_under_bf16_channels_last_is_applied_and_saves_float32(name, tmp_path):
+    """The same 4 iterations in float32, bf16 and bf16+cl: bf16 gives other weights than float32 (autocast reaches
+    the family's iterations), all three close; every tensor of the bf16+cl checkpoint float32 or integer and
+    contiguous, and the setting in its meta and its training record."""
+    f, cpu = FAMILIES[name], torch.device("cpu")
+    config = f.configure(f.preset("tiny"), TrainOverrides(seed=3))
+    data = dataset_of(torch.rand(64, *f.data_shape(config)) * 2 - 1)
+    files = {s: load_file(f.train(config, data, tmp_path / s, TrainRun(cpu, max_steps=4, speed=speed.parse(s))))
+             for s in ("fp32", "bf16", "bf16+cl")}
+    ref, low = files["fp32"]["state_dict"], files["bf16"]["state_dict"]
+    assert any(not torch.equal(ref[k], low[k]) for k in ref)
+    for k in ref:
+        torch.testing.assert_close(low[k], ref[k], atol=0.05, rtol=0, msg=k)
+        torch.testing.assert_close(files["bf16+cl"]["state_dict"][k], ref[k], atol=0.05, rtol=0, msg=k)
+    tensors = torch.utils._pytree.tree_leaves(files["bf16+cl"])
+    assert all(t.is_contiguous() and t.dtype in (torch.float32, torch.int64, torch.bool)
+               for t in tensors if isinstance(t, Tensor))
+    assert files["bf16+cl"]["meta"]["train_speed"] == "bf16+cl" and files["fp32"]["meta"]["train_speed"] == "fp32"
+    budget = bench_train.training_budget(tmp_path / "bf16+cl" / "checkpoint.pt", config, cpu, 1.0, False)
+    assert budget["speed"] == "bf16+cl"
+
+
+@pytest.mark.parametrize(("setting", "words"), [
+    ("bf16+cl+compile", "compile and graphs are sampling settings"),
+    ("fp16", "float16 training needs loss scaling"),
+    ("tf32", "TF32 is a CUDA tensor-core mode"),
+])
+def test_training_refuses_settings_it_cannot_train_under(setting, words, tmp_path, capsys):
+    """Through the CLI (exit 2, nothing written) and through the family table (ValueError)."""
+    args = ["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path / "run"), "--speed", setting, "--quiet"]
+    assert bench_train.main(args) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "run").exists()
+    f = FAMILIES["ddgan"]
+    with pytest.raises(ValueError, match=words):
+        f.train(f.preset("tiny"), dataset_of(torch.zeros(64, 3, 8, 8)), tmp_path / "lib",
+                TrainRun(torch.device("cpu"), max_steps=1, speed=speed.parse(setting)))
 
 
 def dataset_of(x: Tensor) -> InMemoryDataset:

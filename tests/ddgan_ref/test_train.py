@@ -84,6 +84,26 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(v.isfinite().all() for v in rest["train_state"]["G"].values())
 
 
+def test_channels_last_and_autocast_reach_the_networks_and_the_batches(tmp_path, monkeypatch):
+    """train(channels_last=True, autocast=bfloat16): G and D hold NHWC weights, and D's steps see NHWC batches
+    under bfloat16 autocast."""
+    seen = []
+    d_step = tr.d_step
+
+    def watched(state, x0, *args):
+        seen.append((x0.is_contiguous(memory_format=torch.channels_last), torch.is_autocast_enabled("cpu"),
+                     torch.get_autocast_dtype("cpu")))
+        return d_step(state, x0, *args)
+
+    monkeypatch.setattr(tr, "d_step", watched)
+    config = configs.preset("tiny")
+    data = build_dataset(config.dataset, seed=0)
+    state = tr.train(config, data, tmp_path, max_steps=2, autocast=torch.bfloat16, channels_last=True)
+    assert seen == [(True, True, torch.bfloat16)] * 2
+    weights = [p for m in (state.G, state.D) for p in m.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
 def train_args(out: Path, *extra: str) -> list[str]:
     return ["-m", "bench.train", "--model", "ddgan", "--preset", "tiny", "--out", str(out), "--device", "cpu",
             "--checkpoint-every", "3", "--max-steps", "18", "--quiet", *extra]
