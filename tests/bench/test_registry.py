@@ -107,7 +107,8 @@ def test_training_under_bf16_channels_last_is_applied_and_saves_float32(name, tm
 ])
 def test_training_refuses_settings_it_cannot_train_under(setting, words, tmp_path, capsys):
     """Through the CLI (exit 2, nothing written) and through the family table (ValueError)."""
-    args = ["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path / "run"), "--speed", setting, "--quiet"]
+    args = ["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path / "run"), "--speed", setting, "--quiet",
+            "--device", "cpu"]
     assert bench_train.main(args) == 2
     assert words in capsys.readouterr().err and not (tmp_path / "run").exists()
     f = FAMILIES["ddgan"]
