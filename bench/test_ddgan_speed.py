@@ -87,8 +87,8 @@ SHORT_RUN = 200  # iterations of the loss comparison: the stacked-digits preset,
 
 class Trainer:
     """DDGAN training iterations under a setting, through ddgan_ref.train.train_step as `bench.train --speed` runs
-    them (R1 on lazy steps included): G, D and the batches in channels-last, the steps under bfloat16 autocast;
-    weights, optimiser and losses stay float32."""
+    them (R1 on lazy steps included): bf16 runs the steps under bfloat16 autocast, +cl holds G, D and the batches
+    in channels-last; weights, optimiser and losses stay float32."""
 
     def __init__(self, preset: str, setting: str, batch: int, real_data: bool = False):
         config, cpu = configs.preset(preset), torch.device("cpu")

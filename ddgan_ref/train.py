@@ -304,7 +304,8 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
 
 
 def use_channels_last(state: TrainState) -> None:
-    """G and D weights in NHWC (their optimiser state follows: Adam keeps each parameter's layout)."""
+    """G and D weights in NHWC. Only layouts change: Adam's fresh state takes each parameter's, and a resumed state
+    keeps the checkpoint's contiguous one, which changes no value."""
     state.G.to(memory_format=torch.channels_last)
     state.D.to(memory_format=torch.channels_last)
 
