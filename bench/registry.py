@@ -117,6 +117,16 @@ def override_train(config: Any, overrides: TrainOverrides, names: Mapping[str, s
     return replace(config, train=train, dataset=overrides.dataset or config.dataset)
 
 
+def train_under_speed(run: TrainRun, train: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """A family's train function called under run.speed: its autocast / channels_last keywords
+    (bench.speed.training_options, which refuses what cannot train), TF32 around the call where asked, and the
+    setting in the checkpoint's meta as train_speed."""
+    options = speed.training_options(run.speed, run.device)
+    meta = {**kwargs.pop("meta", {}), "train_speed": run.speed.label}
+    with speed.tf32(run.speed.precision == "tf32"):
+        train(*args, meta=meta, **kwargs, **options)
+
+
 # DDGAN (ddgan_ref/).
 
 DDGAN_TRAIN_FIELDS = {"epochs": "num_epoch", "batch_size": "batch_size", "lr_g": "lr_g", "lr_d": "lr_d",
@@ -131,11 +141,8 @@ def configure_ddgan(config: ddgan_configs.DDGANConfig, overrides: TrainOverrides
 
 def train_ddgan(config: ddgan_configs.DDGANConfig, data: Dataset, out: Path, run: TrainRun) -> Path:
     world = ddgan_train.World() if run.single_process else None  # None: the torchrun processes train together
-    options = speed.training_options(run.speed, run.device)
-    with speed.tf32(run.speed.precision == "tf32"):
-        ddgan_train.train(config, data, out, device=run.device, resume=run.resume, max_steps=run.max_steps,
-                          num_workers=run.num_workers, progress=run.progress, world=world,
-                          meta={"train_speed": run.speed.label}, **options)
+    train_under_speed(run, ddgan_train.train, config, data, out, device=run.device, resume=run.resume,
+                      max_steps=run.max_steps, num_workers=run.num_workers, progress=run.progress, world=world)
     return out / ddgan_train.CHECKPOINT_NAME
 
 
@@ -159,11 +166,8 @@ def configure_baseline(family: str) -> Callable[[Any, TrainOverrides], Any]:
 def train_baseline(module: Any) -> Callable[[Any, Dataset, Path, TrainRun], Path]:
     """The train function of a baseline's train module (train(config, data tensor, out, ...), CHECKPOINT_NAME)."""
     def train(config: Any, data: Dataset, out: Path, run: TrainRun) -> Path:
-        options = speed.training_options(run.speed, run.device)
-        with speed.tf32(run.speed.precision == "tf32"):
-            module.train(config, stack_items(data), out, device=run.device, resume=run.resume,
-                         max_steps=run.max_steps, meta=provenance(run.device) | {"train_speed": run.speed.label},
-                         progress=run.progress, **options)
+        train_under_speed(run, module.train, config, stack_items(data), out, device=run.device, resume=run.resume,
+                          max_steps=run.max_steps, meta=provenance(run.device), progress=run.progress)
         return out / module.CHECKPOINT_NAME
     return train
 
