@@ -113,7 +113,8 @@ def paper_row(record: CellRecord, dataset: str) -> tuple[str, Row] | None:
 
 def budget_note(record: CellRecord, dataset: str) -> str:
     """What differs from the paper's protocol in how the cell was made: a model the harness trained (its
-    budget), on Stacked MNIST fewer samples than the paper's 26,000, and a sampling setting other than float32."""
+    budget), on Stacked MNIST fewer samples than the paper's 26,000, and a training or sampling setting other than
+    float32."""
     parts = []
     budget = (record.training or {}).get("budget")
     if budget:
@@ -122,6 +123,8 @@ def budget_note(record: CellRecord, dataset: str) -> str:
                      f"the paper trains to convergence on GPUs")
     if dataset in STACKED and record.key.n != 26_000:
         parts.append(f"modes and KL of {record.key.n} samples (the paper: 26,000)")
+    if record.train_speed not in (None, "fp32"):
+        parts.append(f"trained under {record.train_speed} (the paper: float32)")
     if record.speed_label != "fp32":
         parts.append(f"sampled under {record.speed_label} (the paper: float32)")
     return "; ".join(parts)

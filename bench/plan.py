@@ -45,6 +45,7 @@ class RunConfig:
     paper: bool
     command: tuple[str, ...]
     speeds: tuple[SpeedConfig, ...] = ()  # --speed: settings measured besides the float32 reference
+    train_speed: SpeedConfig = SpeedConfig()  # --train-speed: the setting the harness trains its models under
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from ddgan_ref import configs as ddgan_configs
 from ddgan_ref import model as ddgan_model
 from ddgan_ref import train as ddgan_train
 from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
+from ddgan_ref.io import CheckpointError, load_file
 from ddgan_ref.provenance import provenance
 
 
@@ -117,14 +118,30 @@ def override_train(config: Any, overrides: TrainOverrides, names: Mapping[str, s
     return replace(config, train=train, dataset=overrides.dataset or config.dataset)
 
 
-def train_under_speed(run: TrainRun, train: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    """A family's train function called under run.speed: its autocast / channels_last keywords
-    (bench.speed.training_options, which refuses what cannot train), TF32 around the call where asked, and the
-    setting in the checkpoint's meta as train_speed."""
+def train_under_speed(run: TrainRun, train: Callable[..., Any], checkpoint: Path, *args: Any, **kwargs: Any) -> None:
+    """A family's train function, writing `checkpoint`, called under run.speed: its autocast / channels_last
+    keywords (bench.speed.training_options, which refuses what cannot train), TF32 around the call where asked,
+    and the setting in the checkpoint's meta as train_speed; a resume under another setting is refused
+    (check_resume_speed)."""
     options = speed.training_options(run.speed, run.device)
+    if run.resume:
+        check_resume_speed(checkpoint, run.speed)
     meta = {**kwargs.pop("meta", {}), "train_speed": run.speed.label}
     with speed.tf32(run.speed.precision == "tf32"):
         train(*args, meta=meta, **kwargs, **options)
+
+
+def check_resume_speed(checkpoint: Path, setting: SpeedConfig) -> None:
+    """CheckpointError where `checkpoint` exists and trained under another setting than `setting`: a run keeps one
+    setting, so that its checkpoint's train_speed says how all of it trained (checkpoints from before --speed
+    existed trained in float32)."""
+    if not checkpoint.is_file():
+        return
+    trained = (load_file(checkpoint, mmap=True).get("meta") or {}).get("train_speed", "fp32")
+    if trained != setting.label:
+        raise CheckpointError(f"{checkpoint} holds a run trained under {trained}, not {setting.label}: a run keeps "
+                              f"one setting so that its checkpoint says how it trained; resume it under --speed "
+                              f"{trained}, or train under {setting.label} in another output folder")
 
 
 # DDGAN (ddgan_ref/).
@@ -141,8 +158,9 @@ def configure_ddgan(config: ddgan_configs.DDGANConfig, overrides: TrainOverrides
 
 def train_ddgan(config: ddgan_configs.DDGANConfig, data: Dataset, out: Path, run: TrainRun) -> Path:
     world = ddgan_train.World() if run.single_process else None  # None: the torchrun processes train together
-    train_under_speed(run, ddgan_train.train, config, data, out, device=run.device, resume=run.resume,
-                      max_steps=run.max_steps, num_workers=run.num_workers, progress=run.progress, world=world)
+    train_under_speed(run, ddgan_train.train, out / ddgan_train.CHECKPOINT_NAME, config, data, out, device=run.device,
+                      resume=run.resume, max_steps=run.max_steps, num_workers=run.num_workers, progress=run.progress,
+                      world=world)
     return out / ddgan_train.CHECKPOINT_NAME
 
 
@@ -166,8 +184,9 @@ def configure_baseline(family: str) -> Callable[[Any, TrainOverrides], Any]:
 def train_baseline(module: Any) -> Callable[[Any, Dataset, Path, TrainRun], Path]:
     """The train function of a baseline's train module (train(config, data tensor, out, ...), CHECKPOINT_NAME)."""
     def train(config: Any, data: Dataset, out: Path, run: TrainRun) -> Path:
-        train_under_speed(run, module.train, config, stack_items(data), out, device=run.device, resume=run.resume,
-                          max_steps=run.max_steps, meta=provenance(run.device), progress=run.progress)
+        train_under_speed(run, module.train, out / module.CHECKPOINT_NAME, config, stack_items(data), out,
+                          device=run.device, resume=run.resume, max_steps=run.max_steps, meta=provenance(run.device),
+                          progress=run.progress)
         return out / module.CHECKPOINT_NAME
     return train
 

@@ -25,11 +25,13 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
     """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory, and
-    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model. When
+    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model, and the
+    setting it trained under where any model trained under another than float32 (bench.train --speed). When
     any cell ran under a fast setting (bench.speed), every row names its setting and the fast rows their quality
     cost against the float32 cell: max and mean absolute difference, the quality metric's change, the flag."""
     rows = []
     fast = any(r.speed_label != "fp32" for r in records)
+    trained_fast = any(r.train_speed not in (None, "fp32") for r in records)
     for r in records:
         timing = r.timing
         row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
@@ -44,9 +46,11 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
         peak = timing.peak_memory_bytes if timing else None
         row["peak_memory_mib"] = peak / 2**20 if peak else None
         budget = (r.training or {}).get("budget") or {}  # set where the harness trained the model
-        row["train_iterations"] = budget.get("iterations")
+        row["train_iterations"] = budget.get("iterations", (r.training or {}).get("iterations"))
         row["train_images"] = budget.get("images_seen")
         row["train_minutes"] = round(budget["seconds"] / 60, 2) if budget.get("seconds") is not None else None
+        if trained_fast:
+            row["train_speed"] = r.train_speed
         plateaued = ((r.training or {}).get("curve") or {}).get("plateaued")  # over the curve's last segment
         row["plateau"] = None if plateaued is None else "yes" if plateaued else "no"
         cost = r.quality_cost

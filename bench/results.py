@@ -77,6 +77,14 @@ class CellRecord:
         """The cell's sampling setting (bench.speed notation); records made before settings existed are float32."""
         return (self.speed or {}).get("label", "fp32")
 
+    @property
+    def train_speed(self) -> str | None:
+        """The setting the checkpoint trained under (bench.train --speed), where the record knows it: the harness's
+        marker or budget, or a given checkpoint's meta; None for checkpoints that do not say (converted official
+        ones)."""
+        training = self.training or {}
+        return training.get("train_speed") or (training.get("budget") or {}).get("speed")
+
 
 def to_json(record: CellRecord) -> dict[str, Any]:
     return {"schema": SCHEMA, **asdict(record)}

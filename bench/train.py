@@ -28,7 +28,7 @@ from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.lock import FolderLock, FolderLocked
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, family
+from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, check_resume_speed, family
 from bench.speed import SpeedConfig
 from ddgan_ref.io import CheckpointError, TrainingDiverged, config_to_dict, load_file, write_json_atomic
 from ddgan_ref.provenance import describe_device
@@ -186,6 +186,8 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
     if job is not None:
         check.check(lambda: training_data(family(job.family), job.config, job))
     check.check(lambda: writable_folder(args.out))
+    if job is not None and args.resume:
+        check.check(lambda: check_resume_speed(args.out / CHECKPOINT_NAME, job.speed))
     if args.resume and not (args.out / CHECKPOINT_NAME).is_file() and not args.fresh_ok:
         check.add(f"--resume: {args.out} holds no {CHECKPOINT_NAME}; check the folder, or add --fresh-ok to start a "
                   f"fresh run there")

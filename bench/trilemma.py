@@ -54,11 +54,11 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, build_model, family
+from bench.registry import FAMILIES, build_model, check_resume_speed, family
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
-from bench.train import TrainJob, train_model, training_budget, training_data
-from ddgan_ref.io import config_to_dict, write_json_atomic
+from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
+from ddgan_ref.io import config_to_dict, load_file, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
 
@@ -115,6 +115,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"{' '.join(speed.FAST['cpu'])}; cuda {' '.join(speed.FAST['cuda'])}); each is a cell "
                         "CELL@SETTING on the float32 cell's seeds, with its quality cost against it (pixel "
                         "differences, metric changes, flagged beyond bench.speed.TOLERANCE)")
+    p.add_argument("--train-speed", default="fp32", metavar="SETTING",
+                   help="precision and memory format the harness trains its models under (bench.train --speed): "
+                        "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl; the table's train_speed column "
+                        "says which, and a training folder keeps the setting it started with")
     p.add_argument("--batch-size", type=positive_int, default=500, help="batch size for drawing the n samples")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
@@ -139,6 +143,9 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     speeds = check.check(lambda: speed.expand(args.speed, device)) or ()
     for setting in speeds:
         check.check(lambda setting=setting: speed.check(setting, device))
+    train_speed = check.check(lambda: speed.parse(args.train_speed))
+    if train_speed is not None:
+        check.check(lambda: speed.check_training(train_speed, device))
     run = RunConfig(
         dataset=args.dataset, models=tuple(args.models), checkpoints=tuple(args.checkpoints),
         n=args.n or default_n(args.dataset, args.quick), cell_n=tuple(c for c in cell_n if c is not None),
@@ -148,11 +155,14 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         curve_points=args.curve_points if args.curve_points is not None else 3 if args.quick else 5,
         throughput=args.throughput, retime=args.retime, batch_size=args.batch_size, device=device,
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
-        command=("python", "-m", "bench.trilemma", *command), speeds=speeds)
+        command=("python", "-m", "bench.trilemma", *command), speeds=speeds,
+        train_speed=train_speed or speed.SpeedConfig())
     models = check.check(lambda: entries(run)) or []
     for entry in models:
         if entry.checkpoint is not None:
             check.check(lambda entry=entry: check_checkpoint(entry, run.dataset))
+        else:
+            check.check(lambda entry=entry: check_training_folder(entry, run))
     plan = [cell.id for entry in models for cell in cells(entry, run.quick)]  # --cell-n names reference cells
     unknown = sorted({name for name, _ in run.cell_n} - set(plan))
     if models and unknown:
@@ -169,25 +179,22 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     if entry.checkpoint is not None:
         return entry.checkpoint
     f, folder = family(entry.family), run.out / "train" / entry.name
-    config = f.configure(f.preset(run.dataset), entry.overrides)
-    max_steps = run.train_steps or (f.quick_train_steps if run.quick else None)
-    marker = {"family": entry.family, "preset": run.dataset, "config": config_to_dict(config), "max_steps": max_steps,
-              "curve_points": run.curve_points}
-    marker = json.loads(json.dumps(marker))  # tuples as lists, as read back
-    done = folder / "trained.json"
-    if done.is_file() and {k: v for k, v in json.loads(done.read_text()).items() if k in marker} == marker:
-        return folder / "checkpoint.pt"
+    marker = training_marker(entry, run)
+    if trained_before(entry, run):
+        return folder / CHECKPOINT_NAME
+    config, max_steps = f.configure(f.preset(run.dataset), entry.overrides), marker["max_steps"]
     root = Path(run.root) if run.root else None
     command = f"python -m bench.train --model {entry.family} --preset {run.dataset} --out {folder}" + (
         f" --data-root {root}" if root else "") + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in asdict(entry.overrides).items() if v is not None) + (
-        f" --max-steps {max_steps}" if max_steps else "")
+        f" --max-steps {max_steps}" if max_steps else "") + (
+        f" --speed {run.train_speed.label}" if run.train_speed.label != "fp32" else "")
     print(f"training {entry.name}: {command}", file=sys.stderr)
     job = lambda steps, grid=True: TrainJob(entry.family, run.dataset, config, folder, run.device, grid=grid,
-                                            resume=(folder / "checkpoint.pt").is_file(), max_steps=steps,
-                                            data_root=root,
-                                            single_process=True, quiet=run.quiet)
-    resume, start, curve = (folder / "checkpoint.pt").is_file(), time.perf_counter(), None  # rank 0 trains alone
+                                            resume=(folder / CHECKPOINT_NAME).is_file(), max_steps=steps,
+                                            data_root=root, single_process=True, quiet=run.quiet,
+                                            speed=run.train_speed)
+    resume, start, curve = (folder / CHECKPOINT_NAME).is_file(), time.perf_counter(), None  # rank 0 trains alone
     if run.curve_points:
         total = max_steps or f.total_steps(config, training_data(f, config, job(None)), 1)
         metric = curves.table_metric(run.dataset)
@@ -201,8 +208,35 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     seconds = curve.points[-1].seconds if curve else time.perf_counter() - start  # training only, not measuring
     record = {**marker, "command": command, "checkpoint": str(checkpoint), "budget": training_budget(
         checkpoint, config, run.device, seconds, resume)}
-    write_json_atomic({**record, "curve": curves.to_json(curve)} if curve else record, done)
+    write_json_atomic({**record, "curve": curves.to_json(curve)} if curve else record, folder / "trained.json")
     return checkpoint
+
+
+def training_marker(entry: Entry, run: RunConfig) -> dict:
+    """What a finished training of the entry is recorded with in trained.json, and reused by: family, preset,
+    config, iterations, curve points and the setting it trained under."""
+    f = family(entry.family)
+    marker = {"family": entry.family, "preset": run.dataset,
+              "config": config_to_dict(f.configure(f.preset(run.dataset), entry.overrides)),
+              "max_steps": run.train_steps or (f.quick_train_steps if run.quick else None),
+              "curve_points": run.curve_points, "train_speed": run.train_speed.label}
+    return json.loads(json.dumps(marker))  # tuples as lists, as read back
+
+
+def trained_before(entry: Entry, run: RunConfig) -> bool:
+    """Whether out/train/<entry> holds a finished training of this run's marker (a trained.json from before
+    --train-speed existed trained in float32)."""
+    done, marker = run.out / "train" / entry.name / "trained.json", training_marker(entry, run)
+    if not done.is_file():
+        return False
+    recorded = {"train_speed": "fp32", **json.loads(done.read_text())}
+    return {k: v for k, v in recorded.items() if k in marker} == marker
+
+
+def check_training_folder(entry: Entry, run: RunConfig) -> None:
+    """ValueError where the entry's training would resume a checkpoint trained under another setting."""
+    if not trained_before(entry, run):
+        check_resume_speed(run.out / "train" / entry.name / CHECKPOINT_NAME, run.train_speed)
 
 
 def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:
@@ -276,9 +310,19 @@ def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> Ce
 
 
 def _training_record(checkpoint: Path | None) -> dict | None:
-    """How the harness trained this checkpoint (trained.json: family, preset, config, command), if it did."""
-    marker = checkpoint.parent / "trained.json" if checkpoint else None
-    return json.loads(marker.read_text()) if marker and marker.is_file() else None
+    """How the checkpoint trained: the harness's trained.json (family, preset, config, command, budget) where the
+    harness trained it; else, for a given checkpoint that bench.train wrote, its iterations and setting from its meta
+    (those from before --speed existed trained in float32); None where the meta says neither (a converted official
+    checkpoint)."""
+    if checkpoint is None:
+        return None
+    marker = checkpoint.parent / "trained.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    meta = load_file(checkpoint, mmap=True).get("meta") or {}
+    if meta.get("step") is None:
+        return None
+    return {"given": True, "iterations": meta["step"], "train_speed": meta.get("train_speed", "fp32")}
 
 
 def main(argv: list[str] | None = None) -> int:

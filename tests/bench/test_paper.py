@@ -69,7 +69,7 @@ def test_time_on_a_v100_carries_no_hardware_note_and_stacked_data_uses_the_stack
     assert not paper.compare(stacked, "stacked-mnist")["note"].str.contains("data differs").any()
 
 
-def test_a_model_trained_here_and_fewer_samples_than_the_papers_are_named_in_the_note():
+def test_a_model_trained_here_or_under_bf16_and_fewer_samples_than_the_papers_are_named_in_the_note():
     budget = {"iterations": 3750, "images_seen": 240_000, "seconds": 1320.0, "device": "AMD EPYC"}
     trained = replace(cell("ddgan-t4", "ddgan", 4, {"modes": 950, "mode_kl": 0.2}),
                       training={"preset": "stacked-mnist", "budget": budget})
@@ -78,6 +78,11 @@ def test_a_model_trained_here_and_fewer_samples_than_the_papers_are_named_in_the
                     "paper trains to convergence on GPUs; modes and KL of 100 samples (the paper: 26,000)")
     full = replace(trained, key=replace(trained.key, n=26_000), training=None)
     assert paper.compare([full], "stacked-mnist").set_index("metric").loc["modes", "note"] == ""
+    bf16 = replace(full, training={"given": True, "iterations": 3750, "train_speed": "bf16+cl"})
+    assert paper.compare([bf16], "stacked-mnist").set_index("metric").loc["modes", "note"] == (
+        "trained under bf16+cl (the paper: float32)")
+    old = replace(full, training={"preset": "stacked-mnist", "budget": {**budget, "speed": "fp32"}})
+    assert "trained under" not in paper.compare([old], "stacked-mnist").set_index("metric").loc["modes", "note"]
 
 
 def test_write_paper_files_and_a_dataset_without_paper_numbers(tmp_path, capsys):

@@ -117,6 +117,18 @@ def test_training_refuses_settings_it_cannot_train_under(setting, words, tmp_pat
                 TrainRun(torch.device("cpu"), max_steps=1, speed=speed.parse(setting)))
 
 
+def test_cli_refuses_to_resume_a_run_under_another_speed_setting(tmp_path, capsys):
+    """The setting is part of the run: --resume under another one stops before any work (exit 2), saying what
+    the checkpoint trained under, and the checkpoint stays as it was."""
+    args = ["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path), "--quiet", "--device", "cpu"]
+    assert bench_train.main([*args, "--max-steps", "1", "--speed", "bf16"]) == 0
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    assert bench_train.main([*args, "--max-steps", "2", "--resume"]) == 2
+    assert "trained under bf16, not fp32" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert bench_train.main([*args, "--max-steps", "2", "--resume", "--speed", "bf16"]) == 0
+
+
 def dataset_of(x: Tensor) -> InMemoryDataset:
     return InMemoryDataset("test", x, torch.zeros(len(x)), num_modes=None)
 
@@ -124,7 +136,8 @@ def dataset_of(x: Tensor) -> InMemoryDataset:
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_training_refuses_to_overwrite_or_mix_runs_and_stops_on_divergence(name, tmp_path):
     """Through the family table: a second run into the folder needs resume; a resume under another config is
-    refused naming the field; a NaN loss stops the run and leaves the last good checkpoint as it was."""
+    refused naming the field, and one under another speed setting naming both; a NaN loss stops the run and leaves
+    the last good checkpoint as it was."""
     f, cpu = FAMILIES[name], torch.device("cpu")
     config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=1))
     shape = f.data_shape(config)
@@ -136,6 +149,9 @@ def test_training_refuses_to_overwrite_or_mix_runs_and_stops_on_divergence(name,
     with pytest.raises(CheckpointError, match=f"holds another run, its config differs: train.seed = {seed} there, "
                                               f"{seed + 1} now"):
         f.train(other, dataset_of(torch.zeros(64, *shape)), tmp_path, TrainRun(cpu, resume=True, max_steps=4))
+    with pytest.raises(CheckpointError, match="holds a run trained under fp32, not bf16: .* --speed fp32"):
+        f.train(config, dataset_of(torch.zeros(64, *shape)), tmp_path,
+                TrainRun(cpu, resume=True, max_steps=4, speed=speed.parse("bf16")))
     before = checkpoint.read_bytes()
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         f.train(config, dataset_of(torch.full((64, *shape), float("nan"))), tmp_path,

@@ -145,6 +145,36 @@ def test_trilemma_speed_adds_a_fast_cell_per_cell_with_its_quality_cost(two_runs
     assert "| ddgan-t4@bf16 |" in (out / "trilemma.md").read_text()
 
 
+def test_trilemma_train_speed_trains_under_the_setting_and_every_cell_records_it(tmp_path, capsys):
+    """--train-speed bf16: the harness trains under bf16 (the checkpoint, trained.json and the table say so); the
+    finished training is reused under the same setting and its folder refuses another one before any work; a
+    given checkpoint's cells record the iterations and setting its meta states."""
+    args = ["--quick", "--train-steps", "30", "--n", "200", "--batch-size", "50", "--rounds", "1", "--quiet",
+            "--models", "stylegan2", "--curve-points", "0"]
+    out = tmp_path / "out"
+    assert main([*args, "--train-speed", "bf16", "--out", str(out)]) == 0
+    trained = json.loads((out / "train" / "stylegan2" / "trained.json").read_text())
+    assert trained["train_speed"] == trained["budget"]["speed"] == "bf16" and trained["command"].endswith(" --speed bf16")
+    checkpoint = out / "train" / "stylegan2" / "checkpoint.pt"
+    assert torch.load(checkpoint, weights_only=True)["meta"]["train_speed"] == "bf16"
+    assert cell_records(out)["stylegan2"]["training"]["train_speed"] == "bf16"
+    table = pd.read_csv(out / "trilemma.csv")
+    assert list(table["train_speed"]) == ["bf16"] and list(table["train_iterations"]) == [30]
+    capsys.readouterr()
+    assert main([*args, "--train-speed", "bf16", "--out", str(out), "--retime"]) == 0  # reused, not trained again
+    assert "training stylegan2" not in capsys.readouterr().err
+    assert main([*args, "--train-steps", "40", "--out", str(out)]) == 2  # would resume it under fp32
+    assert "trained under bf16, not fp32" in capsys.readouterr().err
+    assert torch.load(checkpoint, weights_only=True)["meta"]["step"] == 30
+    given = shutil.copy(checkpoint, tmp_path / "sg2.pt")  # away from its trained.json
+    assert main([*args, "--checkpoints", f"stylegan2={given}", "--out", str(tmp_path / "given")]) == 0
+    record = cell_records(tmp_path / "given")["stylegan2"]
+    assert record["training"] == {"given": True, "iterations": 30, "train_speed": "bf16"}
+    assert list(pd.read_csv(tmp_path / "given" / "trilemma.csv")["train_speed"]) == ["bf16"]
+    assert main([*args, "--train-speed", "bf16+compile", "--out", str(tmp_path / "x")]) == 2
+    assert "compile and graphs are sampling settings" in capsys.readouterr().err
+
+
 def test_trilemma_speed_refuses_what_the_device_cannot_run(tmp_path, capsys):
     out = tmp_path / "o"
     assert main([*TINY, "--device", "cpu", "--speed", "fp16", "bf16+turbo", "--out", str(out)]) == 2
