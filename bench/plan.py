@@ -46,17 +46,19 @@ class RunConfig:
     command: tuple[str, ...]
     speeds: tuple[SpeedConfig, ...] = ()  # --speed: settings measured besides the float32 reference
     train_speed: SpeedConfig = SpeedConfig()  # --train-speed: the setting the harness trains its models under
+    presets: tuple[tuple[str, str], ...] = ()  # --presets: (family, preset) trained instead of the dataset's own
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A model to measure: its name in the results, its family, the preset overrides it is trained with, or a
+    """A model to measure: its name in the results, its family, the preset and overrides it is trained with, or a
     given checkpoint."""
 
     name: str
     family: str
     overrides: TrainOverrides = TrainOverrides()
     checkpoint: Path | None = None
+    preset: str | None = None  # the family preset the harness trains (None for a given checkpoint)
 
 
 @dataclass(frozen=True)
@@ -102,18 +104,45 @@ def entries(run: RunConfig) -> list[Entry]:
     out = [e for e in given if e.family in run.models]
     have = {e.family for e in out}
     untrained = [f for f in run.models if f not in have]
-    missing = [f for f in untrained if run.dataset not in TRAINABLE or run.dataset not in FAMILIES[f].presets]
+    presets = {f: run.dataset for f in untrained} | _given_presets(run, untrained)
+    missing = [f for f in untrained if run.dataset not in TRAINABLE or presets[f] not in FAMILIES[f].presets]
     if missing:
         raise ValueError(f"nothing is trained for --dataset {run.dataset} (the harness trains small presets on "
                          f"{', '.join(TRAINABLE)}): pass --checkpoints for {', '.join(missing)} (FAMILY=PATH; train "
                          f"them with python -m bench.train or convert official ones), or leave them out of --models")
-    return out + trained_entries(untrained)
+    return out + trained_entries(untrained, presets)
 
 
-def trained_entries(families: list[str]) -> list[Entry]:
-    """The models the harness trains for these families: one per variant (ddgan-t4, ddgan-t2, ddpm, ...)."""
-    return [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides)
+def trained_entries(families: list[str], presets: dict[str, str] | None = None) -> list[Entry]:
+    """The models the harness trains for these families, from their presets (family -> preset): one per variant
+    (ddgan-t4, ddgan-t2, ddpm, ...)."""
+    return [Entry(f"{name}-{v.suffix}" if v.suffix else name, name, v.overrides, preset=(presets or {}).get(name))
             for name in families for v in FAMILIES[name].variants]
+
+
+def parse_preset(spec: str) -> tuple[str, str]:
+    """FAMILY=PRESET of --presets; ValueError naming the family's presets where either is unknown."""
+    name, sep, preset = spec.partition("=")
+    if not sep or name not in FAMILIES:
+        raise ValueError(f"--presets {spec!r}: expected FAMILY=PRESET with FAMILY in {', '.join(FAMILIES)}")
+    FAMILIES[name].preset(preset)  # KeyError listing the family's presets
+    return name, preset
+
+
+def _given_presets(run: RunConfig, untrained: list[str]) -> dict[str, str]:
+    """--presets of the families this run trains; ValueError for one it does not train, or a preset of other
+    data than --dataset."""
+    given = dict(run.presets)
+    idle = sorted(set(given) - set(untrained))
+    if idle:
+        raise ValueError(f"--presets names {', '.join(idle)}, which this run does not train (left out of --models, "
+                         f"or given by --checkpoints)")
+    for name, preset in given.items():
+        trains_on = FAMILIES[name].preset(preset).dataset
+        if trains_on != run.dataset:
+            raise ValueError(f"--presets {name}={preset}: that preset trains on {trains_on}, not {run.dataset}; pick "
+                             f"one of {run.dataset}'s presets or run with --dataset {trains_on}")
+    return given
 
 
 def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:

@@ -16,6 +16,8 @@ Examples:
   python -m bench.trilemma --dataset stacked-digits --out runs/trilemma-sd
   python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --cell-n ddpm=100 ddpm-10=2000 \\
       --inception-weights default_1.pt --inception-n 500 --paper   # real Stacked MNIST, trains every model
+  python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --models ddgan \\
+      --presets ddgan=stacked-mnist-24 --train-speed bf16   # DDGAN's 24 px preset, trained under bfloat16 autocast
   python -m bench.trilemma --dataset cifar10 --root ~/data --checkpoints ddgan=ddgan.pt ddpm=ddpm.pt \\
       stylegan2=sg2.pt --inception-weights weights-inception-2015-12-05-6726825d.pth --device cuda --paper
   (--paper: also measured vs the paper's Table 1 / ablation / Stacked-MNIST numbers, paper.md and paper.csv)
@@ -51,6 +53,7 @@ from bench.plan import (
     default_n,
     entries,
     parse_cell_n,
+    parse_preset,
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
     p.add_argument("--train-steps", type=positive_int, help="override the training iterations of every trained model")
+    p.add_argument("--presets", nargs="+", default=[], metavar="FAMILY=PRESET",
+                   help="train these bench.train presets instead of the dataset's own, e.g. ddgan=stacked-mnist-24 "
+                        "(a preset of the same dataset); the other families train their default preset")
     p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist and stacked-mnist: the "
                                   "folder holding MNIST/raw/, image-folder)")
     p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for FID/IS (cifar10, folders)")
@@ -139,6 +145,7 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if args.dataset in FILE_BACKED:  # a missing or empty data folder
         check.check(lambda: build_dataset(args.dataset, root=args.root, size=2))
     cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
+    presets = [check.check(lambda spec=spec: parse_preset(spec)) for spec in args.presets]
     device = resolve_device(args.device)
     speeds = check.check(lambda: speed.expand(args.speed, device)) or ()
     for setting in speeds:
@@ -156,7 +163,7 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         throughput=args.throughput, retime=args.retime, batch_size=args.batch_size, device=device,
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command), speeds=speeds,
-        train_speed=train_speed or speed.SpeedConfig())
+        train_speed=train_speed or speed.SpeedConfig(), presets=tuple(p for p in presets if p is not None))
     models = check.check(lambda: entries(run)) or []
     for entry in models:
         if entry.checkpoint is not None:
@@ -182,15 +189,15 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     marker = training_marker(entry, run)
     if trained_before(entry, run):
         return folder / CHECKPOINT_NAME
-    config, max_steps = f.configure(f.preset(run.dataset), entry.overrides), marker["max_steps"]
+    config, max_steps = f.configure(f.preset(entry.preset), entry.overrides), marker["max_steps"]
     root = Path(run.root) if run.root else None
-    command = f"python -m bench.train --model {entry.family} --preset {run.dataset} --out {folder}" + (
+    command = f"python -m bench.train --model {entry.family} --preset {entry.preset} --out {folder}" + (
         f" --data-root {root}" if root else "") + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in asdict(entry.overrides).items() if v is not None) + (
         f" --max-steps {max_steps}" if max_steps else "") + (
         f" --speed {run.train_speed.label}" if run.train_speed.label != "fp32" else "")
     print(f"training {entry.name}: {command}", file=sys.stderr)
-    job = lambda steps, grid=True: TrainJob(entry.family, run.dataset, config, folder, run.device, grid=grid,
+    job = lambda steps, grid=True: TrainJob(entry.family, entry.preset, config, folder, run.device, grid=grid,
                                             resume=(folder / CHECKPOINT_NAME).is_file(), max_steps=steps,
                                             data_root=root, single_process=True, quiet=run.quiet,
                                             speed=run.train_speed)
@@ -216,8 +223,8 @@ def training_marker(entry: Entry, run: RunConfig) -> dict:
     """What a finished training of the entry is recorded with in trained.json, and reused by: family, preset,
     config, iterations, curve points and the setting it trained under."""
     f = family(entry.family)
-    marker = {"family": entry.family, "preset": run.dataset,
-              "config": config_to_dict(f.configure(f.preset(run.dataset), entry.overrides)),
+    marker = {"family": entry.family, "preset": entry.preset,
+              "config": config_to_dict(f.configure(f.preset(entry.preset), entry.overrides)),
               "max_steps": run.train_steps or (f.quick_train_steps if run.quick else None),
               "curve_points": run.curve_points, "train_speed": run.train_speed.label}
     return json.loads(json.dumps(marker))  # tuples as lists, as read back

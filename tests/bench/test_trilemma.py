@@ -154,7 +154,8 @@ def test_trilemma_train_speed_trains_under_the_setting_and_every_cell_records_it
     out = tmp_path / "out"
     assert main([*args, "--train-speed", "bf16", "--out", str(out)]) == 0
     trained = json.loads((out / "train" / "stylegan2" / "trained.json").read_text())
-    assert trained["train_speed"] == trained["budget"]["speed"] == "bf16" and trained["command"].endswith(" --speed bf16")
+    assert trained["train_speed"] == trained["budget"]["speed"] == "bf16"
+    assert trained["command"].endswith(" --speed bf16")
     checkpoint = out / "train" / "stylegan2" / "checkpoint.pt"
     assert torch.load(checkpoint, weights_only=True)["meta"]["train_speed"] == "bf16"
     assert cell_records(out)["stylegan2"]["training"]["train_speed"] == "bf16"
@@ -173,6 +174,31 @@ def test_trilemma_train_speed_trains_under_the_setting_and_every_cell_records_it
     assert list(pd.read_csv(tmp_path / "given" / "trilemma.csv")["train_speed"]) == ["bf16"]
     assert main([*args, "--train-speed", "bf16+compile", "--out", str(tmp_path / "x")]) == 2
     assert "compile and graphs are sampling settings" in capsys.readouterr().err
+
+
+def test_trilemma_presets_train_another_preset_of_the_dataset(tmp_path, capsys):
+    """--presets ddgan=tiny: the harness trains that preset (trained.json, its command and the cells' model
+    config say so); presets of other data, of families the run does not train, and unknown ones are refused
+    before any work, all at once."""
+    args = ["--dataset", "stacked-digits", "--models", "ddgan", "--quick", "--train-steps", "2", "--n", "100",
+            "--batch-size", "50", "--rounds", "1", "--quiet", "--curve-points", "0"]
+    out = tmp_path / "out"
+    assert main([*args, "--presets", "ddgan=tiny", "--out", str(out)]) == 0
+    trained = json.loads((out / "train" / "ddgan-t4" / "trained.json").read_text())
+    assert trained["preset"] == "tiny" and " --preset tiny " in trained["command"]
+    records = cell_records(out)
+    assert set(records) == {"ddgan-t4", "ddgan-t2"}
+    assert {r["model_config"]["generator"]["num_channels_dae"] for r in records.values()} == {16}  # tiny's
+    assert records["ddgan-t2"]["model_config"]["diffusion"]["num_timesteps"] == 2
+    capsys.readouterr()
+    assert main([*args, "--presets", "ddgan=gaussians25", "ddpm=stacked-digits", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "--presets names ddpm, which this run does not train" in err and not (tmp_path / "x").exists()
+    assert main([*args, "--presets", "ddgan=gaussians25", "--out", str(tmp_path / "x")]) == 2
+    assert "ddgan=gaussians25: that preset trains on gaussians25, not stacked-digits" in capsys.readouterr().err
+    assert main([*args, "--presets", "ddgan=nope", "stylegan2", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown ddgan preset 'nope'" in err and "expected FAMILY=PRESET" in err
 
 
 def test_trilemma_speed_refuses_what_the_device_cannot_run(tmp_path, capsys):
