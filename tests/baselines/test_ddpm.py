@@ -27,6 +27,17 @@ def test_cifar10_unet_has_the_official_parameter_count():
     assert len(net.state_dict()) == 328
 
 
+def test_stacked_mnist_presets_differ_only_in_resolution():
+    """stacked-mnist-24 is the 16 px preset's U-Net and recipe at 24 px (beside DDGAN's stacked-mnist-24)."""
+    small, large = configs.preset("stacked-mnist"), configs.preset("stacked-mnist-24")
+    assert large.data_shape == (3, 24, 24) and large.dataset == small.dataset == "stacked-mnist"
+    assert large.train == small.train and replace(large.unet, sample_size=16) == small.unet
+    net = model.build_unet(large.unet)
+    x = torch.randn(2, 3, 24, 24)
+    out = net(x, torch.tensor([0, 999]))
+    assert getattr(out, "sample", out).shape == x.shape
+
+
 def test_timesteps_uniform_and_quad_match_their_definitions():
     assert schedule.timesteps(1000, 10) == list(range(900, -1, -100))
     quad = [int(s) for s in np.linspace(0, np.sqrt(800), 10) ** 2]  # ermongroup/ddim skip_type="quad"
