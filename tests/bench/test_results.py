@@ -89,3 +89,18 @@ def test_committed_stacked_mnist_five_epoch_ddgan_states_its_budget_and_channel_
     assert r.training["config"]["train"]["num_epoch"] == 5 and r.training["budget"]["iterations"] == 9375
     assert len(r.training["curve"]["points"]) == 5
     assert {"digit_kl", "confident_share", "ref_digit_kl", "ref_confident_share"} <= set(r.metrics)
+
+
+def test_committed_stacked_mnist_24px_ddpm_was_trained_by_the_harness_from_its_preset():
+    """results/trilemma-stacked-mnist-ddpm-24px: DDPM's stacked-mnist-24 preset trained by the harness
+    (--presets), its DDPM and DDIM cells at the 16 px run's N, each with its reference at that N."""
+    folder = COMMITTED.parents[1] / "trilemma-stacked-mnist-ddpm-24px"
+    records = {r.cell: r for r in results.read_all(folder)}
+    assert set(records) == {"ddpm", "ddpm-10", "ddpm-20", "ddpm-50", "ddpm-100"}
+    for r in records.values():
+        assert r.ok and r.key.dataset == "stacked-mnist" and r.training["preset"] == "stacked-mnist-24"
+        assert r.model_config["data_shape"] == [3, 24, 24] and r.train_speed == "fp32"
+        assert " --preset stacked-mnist-24 " in r.training["command"] and len(r.training["curve"]["points"]) == 3
+        assert r.protocol["n_samples"] == r.key.n and {"ref_modes", "ref_mode_kl"} <= set(r.metrics)
+    assert [records[c].key.n for c in ("ddpm", "ddpm-10", "ddpm-20")] == [100, 2000, 1000]
+    assert "--presets" in records["ddpm"].command
