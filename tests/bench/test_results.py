@@ -104,3 +104,14 @@ def test_committed_stacked_mnist_24px_ddpm_was_trained_by_the_harness_from_its_p
         assert r.protocol["n_samples"] == r.key.n and {"ref_modes", "ref_mode_kl"} <= set(r.metrics)
     assert [records[c].key.n for c in ("ddpm", "ddpm-10", "ddpm-20")] == [100, 2000, 1000]
     assert "--presets" in records["ddpm"].command
+
+
+def test_committed_bf16_trained_ddgan_cell_says_how_its_checkpoint_trained():
+    """results/trilemma-stacked-mnist-ddgan-24px-bf16: a given checkpoint's cell takes its iterations and training
+    setting from the checkpoint's meta; the table and paper.md show the setting."""
+    folder = COMMITTED.parents[1] / "trilemma-stacked-mnist-ddgan-24px-bf16"
+    (r,) = results.read_all(folder)
+    assert r.ok and r.training == {"given": True, "iterations": 3750, "train_speed": "bf16"}
+    assert r.train_speed == "bf16" and r.key.n == 26_000 and r.metrics["modes"] == 938
+    assert "train_speed" in (folder / "trilemma.csv").read_text().splitlines()[0]
+    assert "trained under bf16 (the paper: float32)" in (folder / "paper.md").read_text()
