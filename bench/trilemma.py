@@ -164,6 +164,15 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         out=args.out or Path("runs") / f"trilemma-{args.dataset}", quiet=args.quiet, paper=args.paper,
         command=("python", "-m", "bench.trilemma", *command), speeds=speeds,
         train_speed=train_speed or speed.SpeedConfig(), presets=tuple(p for p in presets if p is not None))
+    check_models(run, check)
+    check.check(lambda: writable_folder(run.out))
+    check.raise_if_any()
+    return run
+
+
+def check_models(run: RunConfig, check: Preflight) -> None:
+    """The models' problems, kept in `check`: each given checkpoint's header, each training folder's setting, and
+    --cell-n names that are not cells of the run."""
     models = check.check(lambda: entries(run)) or []
     for entry in models:
         if entry.checkpoint is not None:
@@ -175,9 +184,6 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if models and unknown:
         check.add(f"--cell-n names {', '.join(unknown)}, which this run does not measure; its cells are "
                   f"{', '.join(plan)}")
-    check.check(lambda: writable_folder(run.out))
-    check.raise_if_any()
-    return run
 
 
 def train_entry(entry: Entry, run: RunConfig) -> Path:
