@@ -24,17 +24,21 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
 
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
-    """One row per cell: model, steps, NFE, quality and coverage metrics, time per batch, images/s, memory, and
-    the training budget (iterations, images seen, wall-clock minutes) where the harness trained the model, and the
-    setting it trained under where any model trained under another than float32 (bench.train --speed). When
-    any cell ran under a fast setting (bench.speed), every row names its setting and the fast rows their quality
-    cost against the float32 cell: max and mean absolute difference, the quality metric's change, the flag."""
+    """One row per cell: model, its preset where any differs from the dataset's own, steps, NFE, quality and
+    coverage metrics, time per batch, images/s, memory, and the training budget (iterations, images seen,
+    wall-clock minutes) where the harness trained the model, and the setting it trained under where any model
+    trained under another than float32 (bench.train --speed). When any cell ran under a fast setting
+    (bench.speed), every row names its setting and the fast rows their quality cost against the float32 cell: max
+    and mean absolute difference, the quality metric's change, the flag."""
     rows = []
     fast = any(r.speed_label != "fp32" for r in records)
     trained_fast = any(r.train_speed not in (None, "fp32") for r in records)
+    other_presets = any(r.preset not in (None, r.key.dataset) for r in records)
     for r in records:
         timing = r.timing
         row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
+        if other_presets:
+            row["preset"] = r.preset
         if fast:
             row["speed"] = r.speed_label
         row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})

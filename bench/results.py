@@ -78,6 +78,12 @@ class CellRecord:
         return (self.speed or {}).get("label", "fp32")
 
     @property
+    def preset(self) -> str | None:
+        """The config preset of the cell's model: the one the harness trained, else the name the checkpoint's config
+        carries."""
+        return (self.training or {}).get("preset") or (self.model_config or {}).get("name")
+
+    @property
     def train_speed(self) -> str | None:
         """The setting the checkpoint trained under (bench.train --speed), where the record knows it: the harness's
         marker or budget, or a given checkpoint's meta; None for checkpoints that do not say (converted official

@@ -53,6 +53,7 @@ def test_trilemma_writes_every_file_for_every_model(two_runs):
     assert budget["seconds"] > 0 and budget["device"] and budget["resumed"] is False
     header = (out / "trilemma.csv").read_text().splitlines()[0]
     assert "train_iterations" in header and "plateau" in header
+    assert "preset" not in header.split(",") and "train_speed" not in header  # each model's own preset, fp32
     curve = r["training"]["curve"]  # --quick: 3 points, the last at the trained iterations
     assert [p["iterations"] for p in curve["points"]] == [10, 20, 30] and curve["metric"] == "hq_fraction"
     assert isinstance(curve["plateaued"], bool) and curve["steps"] == 100  # DDPM's curves sample with DDIM-100
@@ -190,6 +191,7 @@ def test_trilemma_presets_train_another_preset_of_the_dataset(tmp_path, capsys):
     assert set(records) == {"ddgan-t4", "ddgan-t2"}
     assert {r["model_config"]["generator"]["num_channels_dae"] for r in records.values()} == {16}  # tiny's
     assert records["ddgan-t2"]["model_config"]["diffusion"]["num_timesteps"] == 2
+    assert list(pd.read_csv(out / "trilemma.csv")["preset"]) == ["tiny", "tiny"]  # not the dataset's own
     capsys.readouterr()
     assert main([*args, "--presets", "ddgan=gaussians25", "ddpm=stacked-digits", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
