@@ -131,13 +131,18 @@ def train_under_speed(run: TrainRun, train: Callable[..., Any], checkpoint: Path
         train(*args, meta=meta, **kwargs, **options)
 
 
+def trained_speed(meta: Mapping[str, Any]) -> str:
+    """The setting a checkpoint's meta says it trained under (train_under_speed writes it); checkpoints from before
+    --speed existed trained in float32."""
+    return meta.get("train_speed", "fp32")
+
+
 def check_resume_speed(checkpoint: Path, setting: SpeedConfig) -> None:
     """CheckpointError where `checkpoint` exists and trained under another setting than `setting`: a run keeps one
-    setting, so that its checkpoint's train_speed says how all of it trained (checkpoints from before --speed
-    existed trained in float32)."""
+    setting, so that its checkpoint's train_speed says how all of it trained."""
     if not checkpoint.is_file():
         return
-    trained = (load_file(checkpoint, mmap=True).get("meta") or {}).get("train_speed", "fp32")
+    trained = trained_speed(load_file(checkpoint, mmap=True).get("meta") or {})
     if trained != setting.label:
         raise CheckpointError(f"{checkpoint} holds a run trained under {trained}, not {setting.label}: a run keeps "
                               f"one setting so that its checkpoint says how it trained; resume it under --speed "

@@ -28,7 +28,16 @@ from bench.devices import resolve_device
 from bench.grid import write_grid
 from bench.lock import FolderLock, FolderLocked
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, Family, Progress, TrainOverrides, TrainRun, check_resume_speed, family
+from bench.registry import (
+    FAMILIES,
+    Family,
+    Progress,
+    TrainOverrides,
+    TrainRun,
+    check_resume_speed,
+    family,
+    trained_speed,
+)
 from bench.speed import SpeedConfig
 from ddgan_ref.io import CheckpointError, TrainingDiverged, config_to_dict, load_file, write_json_atomic
 from ddgan_ref.provenance import describe_device
@@ -199,13 +208,12 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
 
 def training_budget(checkpoint: Path, config: Any, device: torch.device, seconds: float, resumed: bool) -> dict:
     """What a training cost: iterations (the checkpoint's step), images seen, wall-clock seconds of this run
-    (only the part after the restart when it resumed), the device and the speed setting it trained under
-    (checkpoints from before --speed existed trained in float32)."""
+    (only the part after the restart when it resumed), the device and the speed setting it trained under."""
     meta = load_file(checkpoint, mmap=True).get("meta") or {}
     step, batch = meta.get("step"), getattr(getattr(config, "train", None), "batch_size", None)
     return {"iterations": step, "batch_size": batch, "images_seen": step * batch if step and batch else None,
             "seconds": round(seconds, 1), "resumed": resumed, "device": describe_device(device)["name"],
-            "speed": meta.get("train_speed", "fp32")}
+            "speed": trained_speed(meta)}
 
 
 def sample_grid(f: Family, checkpoint: Path, data, job: TrainJob) -> Path:

@@ -57,7 +57,7 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, build_model, check_resume_speed, family
+from bench.registry import FAMILIES, build_model, check_resume_speed, family, trained_speed
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
@@ -193,7 +193,7 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
         return entry.checkpoint
     f, folder = family(entry.family), run.out / "train" / entry.name
     marker = training_marker(entry, run)
-    if trained_before(entry, run):
+    if trained_before(folder, marker):
         return folder / CHECKPOINT_NAME
     config, max_steps = f.configure(f.preset(entry.preset), entry.overrides), marker["max_steps"]
     root = Path(run.root) if run.root else None
@@ -236,10 +236,10 @@ def training_marker(entry: Entry, run: RunConfig) -> dict:
     return json.loads(json.dumps(marker))  # tuples as lists, as read back
 
 
-def trained_before(entry: Entry, run: RunConfig) -> bool:
-    """Whether out/train/<entry> holds a finished training of this run's marker (a trained.json from before
+def trained_before(folder: Path, marker: dict) -> bool:
+    """Whether a training folder holds a finished training of `marker` (training_marker; a trained.json from before
     --train-speed existed trained in float32)."""
-    done, marker = run.out / "train" / entry.name / "trained.json", training_marker(entry, run)
+    done = folder / "trained.json"
     if not done.is_file():
         return False
     recorded = {"train_speed": "fp32", **json.loads(done.read_text())}
@@ -248,8 +248,9 @@ def trained_before(entry: Entry, run: RunConfig) -> bool:
 
 def check_training_folder(entry: Entry, run: RunConfig) -> None:
     """ValueError where the entry's training would resume a checkpoint trained under another setting."""
-    if not trained_before(entry, run):
-        check_resume_speed(run.out / "train" / entry.name / CHECKPOINT_NAME, run.train_speed)
+    folder = run.out / "train" / entry.name
+    if not trained_before(folder, training_marker(entry, run)):
+        check_resume_speed(folder / CHECKPOINT_NAME, run.train_speed)
 
 
 def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:
@@ -325,8 +326,7 @@ def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> Ce
 def _training_record(checkpoint: Path | None) -> dict | None:
     """How the checkpoint trained: the harness's trained.json (family, preset, config, command, budget) where the
     harness trained it; else, for a given checkpoint that bench.train wrote, its iterations and setting from its meta
-    (those from before --speed existed trained in float32); None where the meta says neither (a converted official
-    checkpoint)."""
+    (bench.registry.trained_speed); None where the meta says neither (a converted official checkpoint)."""
     if checkpoint is None:
         return None
     marker = checkpoint.parent / "trained.json"
@@ -335,7 +335,7 @@ def _training_record(checkpoint: Path | None) -> dict | None:
     meta = load_file(checkpoint, mmap=True).get("meta") or {}
     if meta.get("step") is None:
         return None
-    return {"given": True, "iterations": meta["step"], "train_speed": meta.get("train_speed", "fp32")}
+    return {"given": True, "iterations": meta["step"], "train_speed": trained_speed(meta)}
 
 
 def main(argv: list[str] | None = None) -> int:
