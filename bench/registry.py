@@ -26,7 +26,8 @@ from ddgan_ref import configs as ddgan_configs
 from ddgan_ref import model as ddgan_model
 from ddgan_ref import train as ddgan_train
 from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
-from ddgan_ref.io import CheckpointError, load_file
+from ddgan_ref.checkpoints import read_checkpoint as read_ddgan
+from ddgan_ref.io import Checkpoint, CheckpointError, check_resumable, load_file
 from ddgan_ref.provenance import provenance
 
 
@@ -92,6 +93,7 @@ class Family:
     configure: Callable[[Any, TrainOverrides], Any]  # (preset config, overrides) -> config
     build: Callable[..., Generator]  # build(preset name, device=...): an untrained model of a preset
     load: Callable[[Path, torch.device], Generator]  # model of a checkpoint
+    read: Callable[..., Checkpoint]  # read(path, mmap=False): a checkpoint's parts, its config decoded
     train: Callable[[Any, Dataset, Path, TrainRun], Path]  # trains into a folder; returns the checkpoint path
     total_steps: Callable[[Any, Dataset, int], int]  # (config, data, processes) -> iterations of a full run
     data_shape: Callable[[Any], tuple[int, ...]]  # shape of one data item the config models
@@ -140,9 +142,22 @@ def trained_speed(meta: Mapping[str, Any]) -> str:
 def check_resume_speed(checkpoint: Path, setting: SpeedConfig) -> None:
     """CheckpointError where `checkpoint` exists and trained under another setting than `setting`: a run keeps one
     setting, so that its checkpoint's train_speed says how all of it trained."""
-    if not checkpoint.is_file():
-        return
-    trained = trained_speed(load_file(checkpoint, mmap=True).get("meta") or {})
+    if checkpoint.is_file():
+        _check_speed(load_file(checkpoint, mmap=True).get("meta") or {}, checkpoint, setting)
+
+
+def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig) -> None:
+    """CheckpointError where `checkpoint` exists and holds a run that `config` under `setting` cannot continue:
+    another config (io.check_resumable names every field that differs) or another setting. It reads no tensor,
+    so the CLIs call it before any work; the training checks again when it loads the checkpoint."""
+    if checkpoint.is_file():
+        saved = f.read(checkpoint, mmap=True)
+        check_resumable(saved.config, config, checkpoint)
+        _check_speed(saved.meta, checkpoint, setting)
+
+
+def _check_speed(meta: Mapping[str, Any], checkpoint: Path, setting: SpeedConfig) -> None:
+    trained = trained_speed(meta)
     if trained != setting.label:
         raise CheckpointError(f"{checkpoint} holds a run trained under {trained}, not {setting.label}: a run keeps "
                               f"one setting so that its checkpoint says how it trained; resume it under --speed "
@@ -199,14 +214,14 @@ def train_baseline(module: Any) -> Callable[[Any, Dataset, Path, TrainRun], Path
 FAMILIES: dict[str, Family] = {
     "ddgan": Family(
         name="ddgan", checkpoint_format=DDGAN_FORMAT, presets=ddgan_configs.PRESETS, configure=configure_ddgan,
-        build=ddgan_model.build, load=ddgan_model.load, train=train_ddgan, total_steps=ddgan_total_steps,
-        data_shape=lambda config: tuple(config.generator.data_shape),
+        build=ddgan_model.build, load=ddgan_model.load, read=read_ddgan, train=train_ddgan,
+        total_steps=ddgan_total_steps, data_shape=lambda config: tuple(config.generator.data_shape),
         cells=(CellSpec(None, "DDGAN (T={steps})"),), quick_cells=(CellSpec(None, "DDGAN (T={steps})"),),
         quick_train_steps=600,
         variants=(Variant("t4", TrainOverrides(timesteps=4)), Variant("t2", TrainOverrides(timesteps=2)))),
     "ddpm": Family(
         name="ddpm", checkpoint_format=ddpm_model.FORMAT, presets=ddpm_configs.PRESETS,
-        configure=configure_baseline("ddpm"), build=ddpm_model.build, load=ddpm_model.load,
+        configure=configure_baseline("ddpm"), build=ddpm_model.build, load=ddpm_model.load, read=ddpm_model.read,
         train=train_baseline(ddpm_train), total_steps=lambda config, data, processes: config.train.steps,
         data_shape=lambda config: tuple(config.data_shape),
         cells=(CellSpec(None, "DDPM ({steps} steps)"), *(CellSpec(s, f"DDIM ({s} steps)") for s in (10, 20, 50, 100))),
@@ -216,7 +231,7 @@ FAMILIES: dict[str, Family] = {
         curve_steps=100),
     "stylegan2": Family(
         name="stylegan2", checkpoint_format=sg2_model.FORMAT, presets=sg2_configs.PRESETS,
-        configure=configure_baseline("stylegan2"), build=sg2_model.build, load=sg2_model.load,
+        configure=configure_baseline("stylegan2"), build=sg2_model.build, load=sg2_model.load, read=sg2_model.read,
         train=train_baseline(sg2_train), total_steps=lambda config, data, processes: config.train.steps,
         data_shape=lambda config: tuple(config.data_shape),
         cells=(CellSpec(None, "StyleGAN2"),), quick_cells=(CellSpec(None, "StyleGAN2"),), quick_train_steps=1500),

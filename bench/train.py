@@ -34,7 +34,7 @@ from bench.registry import (
     Progress,
     TrainOverrides,
     TrainRun,
-    check_resume_speed,
+    check_resume,
     family,
     trained_speed,
 )
@@ -196,7 +196,7 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
         check.check(lambda: training_data(family(job.family), job.config, job))
     check.check(lambda: writable_folder(args.out))
     if job is not None and args.resume:
-        check.check(lambda: check_resume_speed(args.out / CHECKPOINT_NAME, job.speed))
+        check.check(lambda: check_resume(family(job.family), args.out / CHECKPOINT_NAME, job.config, job.speed))
     if args.resume and not (args.out / CHECKPOINT_NAME).is_file() and not args.fresh_ok:
         check.add(f"--resume: {args.out} holds no {CHECKPOINT_NAME}; check the folder, or add --fresh-ok to start a "
                   f"fresh run there")

@@ -57,7 +57,7 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, build_model, check_resume_speed, family, trained_speed
+from bench.registry import FAMILIES, build_model, check_resume, family, trained_speed
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
@@ -247,10 +247,12 @@ def trained_before(folder: Path, marker: dict) -> bool:
 
 
 def check_training_folder(entry: Entry, run: RunConfig) -> None:
-    """ValueError where the entry's training would resume a checkpoint trained under another setting."""
-    folder = run.out / "train" / entry.name
+    """CheckpointError where the entry's training would resume a checkpoint of another config (another preset or
+    option, e.g. --presets or --train-steps changed since the folder's run) or setting."""
+    f, folder = family(entry.family), run.out / "train" / entry.name
     if not trained_before(folder, training_marker(entry, run)):
-        check_resume_speed(folder / CHECKPOINT_NAME, run.train_speed)
+        check_resume(f, folder / CHECKPOINT_NAME, f.configure(f.preset(entry.preset), entry.overrides),
+                     run.train_speed)
 
 
 def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:

@@ -41,9 +41,10 @@ def write_checkpoint(path: str | Path, config: DDGANConfig, state_dict: Mapping[
     return io.write_checkpoint(path, FORMAT, io.config_to_dict(config), state_dict, meta, **extra)
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """(config, generator state_dict, meta, the other entries) of one of our DDGAN checkpoints."""
-    obj = load_file(path)
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Checkpoint:
+    """(config, generator state_dict, meta, the other entries) of one of our DDGAN checkpoints (with mmap the
+    tensors stay on disk until read)."""
+    obj = load_file(path, mmap=mmap)
     return io.parse_checkpoint(obj, path, FORMAT, config_cls=DDGANConfig, hint=OFFICIAL_HINT if _looks_official(obj)
                                else "")
 

@@ -213,9 +213,10 @@ def _describe(obj: Any) -> str:
 
 
 def read_checkpoint(path: str | Path, fmt: str, *, upgrade: Callable[[dict], dict] | None = None,
-                    config_cls: type | None = None) -> Checkpoint:
-    """The parts of checkpoint file `path` of format `fmt` (the config decoded into `config_cls` when given)."""
-    return parse_checkpoint(load_file(path), path, fmt, upgrade=upgrade, config_cls=config_cls)
+                    config_cls: type | None = None, mmap: bool = False) -> Checkpoint:
+    """The parts of checkpoint file `path` of format `fmt` (the config decoded into `config_cls` when given; with
+    mmap the tensors stay on disk until read)."""
+    return parse_checkpoint(load_file(path, mmap=mmap), path, fmt, upgrade=upgrade, config_cls=config_cls)
 
 
 # The config codec: nested frozen dataclasses <-> JSON-able dicts, driven by the fields' type hints.

@@ -47,9 +47,9 @@ def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
             "train_state": {"step": old["step"], "net": old["net"], "opt": old["opt"]}}
 
 
-def read(checkpoint: str | Path) -> Checkpoint:
-    """A DDPM checkpoint (either layout) with its config decoded."""
-    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=DDPMConfig)
+def read(checkpoint: str | Path, *, mmap: bool = False) -> Checkpoint:
+    """A DDPM checkpoint (either layout) with its config decoded (with mmap the tensors stay on disk until read)."""
+    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=DDPMConfig, mmap=mmap)
 
 
 class DDPM:

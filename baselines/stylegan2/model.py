@@ -37,9 +37,10 @@ def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
             "train_state": {"step": old["step"], **{k: old[k] for k in RESUME_KEYS}}}
 
 
-def read(checkpoint: str | Path) -> Checkpoint:
-    """A StyleGAN2 checkpoint (either layout) with its config decoded."""
-    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=StyleGAN2Config)
+def read(checkpoint: str | Path, *, mmap: bool = False) -> Checkpoint:
+    """A StyleGAN2 checkpoint (either layout) with its config decoded (with mmap the tensors stay on disk until
+    read)."""
+    return read_checkpoint(checkpoint, FORMAT, upgrade=upgrade_layout_v1, config_cls=StyleGAN2Config, mmap=mmap)
 
 
 class StyleGAN2:

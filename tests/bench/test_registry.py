@@ -20,7 +20,7 @@ from bench.data import stack_items
 from bench.data.memory import InMemoryDataset
 from bench.protocol import Generator
 from bench.registry import FAMILIES, CellSpec, Family, TrainOverrides, TrainRun, build_model
-from ddgan_ref.io import CheckpointError, TrainingDiverged, load_file, save_atomic
+from ddgan_ref.io import Checkpoint, CheckpointError, TrainingDiverged, load_file, save_atomic
 from ddgan_ref.rng import SeedStream
 
 
@@ -117,14 +117,18 @@ def test_training_refuses_settings_it_cannot_train_under(setting, words, tmp_pat
                 TrainRun(torch.device("cpu"), max_steps=1, speed=speed.parse(setting)))
 
 
-def test_cli_refuses_to_resume_a_run_under_another_speed_setting(tmp_path, capsys):
+def test_cli_refuses_to_resume_a_run_under_another_speed_setting_or_config(tmp_path, capsys):
     """The setting is part of the run: --resume under another one stops before any work (exit 2), saying what
-    the checkpoint trained under, and the checkpoint stays as it was."""
+    the checkpoint trained under, and the checkpoint stays as it was; so does a resume under another config,
+    naming the fields that differ."""
     args = ["--model", "ddpm", "--preset", "tiny", "--out", str(tmp_path), "--quiet", "--device", "cpu"]
     assert bench_train.main([*args, "--max-steps", "1", "--speed", "bf16"]) == 0
     before = (tmp_path / "checkpoint.pt").read_bytes()
     assert bench_train.main([*args, "--max-steps", "2", "--resume"]) == 2
     assert "trained under bf16, not fp32" in capsys.readouterr().err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert bench_train.main([*args, "--max-steps", "2", "--resume", "--speed", "bf16", "--seed", "1"]) == 2
+    assert "holds another run, its config differs: train.seed = 0 there, 1 now" in capsys.readouterr().err
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
     assert bench_train.main([*args, "--max-steps", "2", "--resume", "--speed", "bf16"]) == 0
 
@@ -241,14 +245,19 @@ def train_gaussian(config: GaussianConfig, data: Dataset, out: Path, run: TrainR
     return path
 
 
-def load_gaussian(path: Path, device: torch.device) -> Gaussian:
-    payload = load_file(path)
+def read_gaussian(path: Path, *, mmap: bool = False) -> Checkpoint:
+    payload = load_file(path, mmap=mmap)
     if payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a Gaussian checkpoint")
     config = GaussianConfig(**{**payload["config"], "data_shape": tuple(payload["config"]["data_shape"]),
                                "train": GaussianTrain(**payload["config"]["train"])})
+    return Checkpoint(config, payload["state_dict"], payload["meta"], {})
+
+
+def load_gaussian(path: Path, device: torch.device) -> Gaussian:
+    config, state_dict, _, _ = read_gaussian(path)
     net = nn.Linear(*config.data_shape * 2)
-    net.load_state_dict(payload["state_dict"])
+    net.load_state_dict(state_dict)
     return Gaussian(net, config, device)
 
 
@@ -256,8 +265,9 @@ GAUSSIAN = Family(
     name="gaussian", checkpoint_format=FORMAT, presets={"gaussians25": GaussianConfig("gaussians25", "gaussians25")},
     configure=lambda config, overrides: registry.override_train(config, overrides, {"steps": "steps"}, "gaussian"),
     build=lambda preset, device: Gaussian(nn.Linear(2, 2), GaussianConfig(preset, preset), device),
-    load=load_gaussian, train=train_gaussian, total_steps=lambda config, data, processes: config.train.steps,
-    data_shape=lambda config: config.data_shape, cells=(CellSpec(None, "Gaussian"),),
+    load=load_gaussian, read=read_gaussian, train=train_gaussian,
+    total_steps=lambda config, data, processes: config.train.steps, data_shape=lambda config: config.data_shape,
+    cells=(CellSpec(None, "Gaussian"),),
     quick_cells=(CellSpec(None, "Gaussian"),), quick_train_steps=2)
 
 
@@ -282,3 +292,22 @@ def test_a_fourth_family_runs_through_train_sample_and_trilemma(fourth_family, t
     assert record["status"] == "ok" and record["label"] == "Gaussian" and record["timing"]["nfe"] == 1
     assert record["training"]["max_steps"] == 2 and record["training"]["family"] == "gaussian"
     assert record["metrics"]["modes"] >= 1 and "| Gaussian |" in (out / "trilemma.md").read_text()
+
+
+def test_harness_refuses_a_training_folder_of_another_preset_before_any_work(fourth_family, monkeypatch, tmp_path,
+                                                                             capsys):
+    """A folder whose training ran under another preset would be resumed under the new one: the harness refuses
+    it in preflight (exit 2) naming the fields that differ, and the checkpoint stays as it was."""
+    other = GaussianConfig("gaussians25-seed1", "gaussians25", train=GaussianTrain(seed=1))
+    monkeypatch.setitem(GAUSSIAN.presets, other.name, other)
+    args = ["--models", "gaussian", "--quick", "--train-steps", "2", "--n", "200", "--batch-size", "100",
+            "--rounds", "1", "--quiet", "--curve-points", "0", "--out", str(tmp_path)]
+    assert trilemma.main(args) == 0
+    checkpoint = tmp_path / "train" / "gaussian" / "checkpoint.pt"
+    before = checkpoint.read_bytes()
+    capsys.readouterr()
+    assert trilemma.main([*args, "--presets", "gaussian=gaussians25-seed1"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another run, its config differs: name = 'gaussians25' there, 'gaussians25-seed1' now" in err
+    assert "train.seed = 0 there, 1 now" in err and "training gaussian" not in err
+    assert checkpoint.read_bytes() == before
