@@ -7,6 +7,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from bench import results
 from bench.results import CellKey, CellRecord
 from bench.timing import PaperTime, Throughput
@@ -104,6 +106,8 @@ def test_committed_stacked_mnist_24px_ddpm_was_trained_by_the_harness_from_its_p
         assert r.protocol["n_samples"] == r.key.n and {"ref_modes", "ref_mode_kl"} <= set(r.metrics)
     assert [records[c].key.n for c in ("ddpm", "ddpm-10", "ddpm-20")] == [100, 2000, 1000]
     assert "--presets" in records["ddpm"].command
+    table = pd.read_csv(folder / "trilemma.csv")
+    assert list(table["preset"]) == ["stacked-mnist-24"] * 5
 
 
 def test_committed_bf16_trained_ddgan_cell_says_how_its_checkpoint_trained():
