@@ -119,3 +119,19 @@ def test_committed_bf16_trained_ddgan_cell_says_how_its_checkpoint_trained():
     assert r.train_speed == "bf16" and r.key.n == 26_000 and r.metrics["modes"] == 938
     assert "train_speed" in (folder / "trilemma.csv").read_text().splitlines()[0]
     assert "trained under bf16 (the paper: float32)" in (folder / "paper.md").read_text()
+
+
+def test_committed_stacked_mnist_24px_ddpm_at_7500_iterations_continues_the_harness_run():
+    """results/trilemma-stacked-mnist-ddpm-24px-7500: the harness's 2500-iteration DDPM at 24 px resumed to 7500
+    and measured as a given checkpoint, DDIM-10 at the full 26,000 samples of DDGAN's 24 px cell."""
+    folder = COMMITTED.parents[1] / "trilemma-stacked-mnist-ddpm-24px-7500"
+    records = {r.cell: r for r in results.read_all(folder)}
+    assert set(records) == {"ddpm", "ddpm-10", "ddpm-20", "ddpm-50", "ddpm-100"}
+    for r in records.values():
+        assert r.ok and r.key.dataset == "stacked-mnist" and r.preset == "stacked-mnist-24"
+        assert r.training == {"given": True, "iterations": 7500, "train_speed": "fp32"}
+        assert r.model_config["data_shape"] == [3, 24, 24] and r.protocol["n_samples"] == r.key.n
+    assert [records[c].key.n for c in ("ddpm", "ddpm-10", "ddpm-20")] == [100, 26_000, 1000]
+    ddim10 = records["ddpm-10"].metrics
+    assert ddim10["modes"] == 978 and ddim10["ref_modes"] == 1000
+    assert len({r.key.checkpoint_sha256 for r in records.values()}) == 1
