@@ -247,8 +247,8 @@ def trained_before(folder: Path, marker: dict) -> bool:
 
 
 def check_training_folder(entry: Entry, run: RunConfig) -> None:
-    """CheckpointError where the entry's training would resume a checkpoint of another config (another preset or
-    option, e.g. --presets or --train-steps changed since the folder's run) or setting."""
+    """CheckpointError where the entry's training would resume a checkpoint of another config (a run of another
+    preset: --presets changed since the folder's run) or setting; a changed --train-steps resumes."""
     f, folder = family(entry.family), run.out / "train" / entry.name
     if not trained_before(folder, training_marker(entry, run)):
         check_resume(f, folder / CHECKPOINT_NAME, f.configure(f.preset(entry.preset), entry.overrides),
