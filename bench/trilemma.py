@@ -290,7 +290,8 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World,
         if world.main:
             print(f"{cell.id}: done before, kept ({results.cell_path(run.out, cell.id)})", file=sys.stderr)
         return previous
-    record = CellRecord(cell.id, cell.spec.label.format(steps=cell.spec.steps or "?"), cell.entry.family,
+    steps = cell.spec.steps or cell.entry.overrides.timesteps or "?"  # DDGAN's T: the variant's, else the model's
+    record = CellRecord(cell.id, cell.spec.label.format(steps=steps), cell.entry.family,
                         cell.spec.steps, key, checkpoint=str(checkpoint) if checkpoint else None,
                         training=_training_record(checkpoint), command=run.command, **provenance(run.device))
     try:

@@ -118,6 +118,26 @@ def test_trilemma_failed_cell_is_reported_and_the_others_complete(two_runs, tmp_
     assert not (out / ".lock").exists()  # released at the end
 
 
+def test_trilemma_cell_failing_before_its_model_loads_is_labelled_with_its_variants_T(two_runs, tmp_path,
+                                                                                        monkeypatch):
+    """The label of a DDGAN cell whose model never loaded comes from its variant (DDGAN (T=2)), not a '?'."""
+    load = trilemma.load
+
+    def fail_t2(cell, checkpoint, run):
+        if cell.id == "ddgan-t2":
+            raise RuntimeError("unreadable checkpoint")
+        return load(cell, checkpoint, run)
+
+    monkeypatch.setattr(trilemma, "load", fail_t2)
+    out = tmp_path / "out"
+    shutil.copytree(two_runs[0][0], out)
+    (out / "cells" / "ddgan-t2.json").unlink()
+    assert main([*TINY, "--models", "ddgan", "ddpm", "--out", str(out)]) == 1  # the others kept, not measured
+    record = cell_records(out)["ddgan-t2"]
+    assert record["status"] == "failed" and record["label"] == "DDGAN (T=2)" and record["steps"] is None
+    assert "| DDGAN (T=2) |" in (out / "trilemma.md").read_text()
+
+
 def test_trilemma_speed_adds_a_fast_cell_per_cell_with_its_quality_cost(two_runs, tmp_path):
     """--speed bf16: one more cell per cell, on the float32 cell's seeds and N, recording its setting and its
     cost against the float32 cell (pixel differences of the first images, metric changes, the flag)."""
