@@ -5,8 +5,9 @@ SOURCE is a folder written by `python -m bench.trilemma` (its cells/*.json and s
 in several sources is taken from the last one, and the cells it replaces are named. OUT gets the cell records
 (copied byte for byte) and the sample grids, then trilemma.csv/.md/.tex/.png, learning_curves.json/.png and, with
 --paper, paper.md/.csv, exactly as the harness writes them. Rows follow the harness's order (bench.registry's
-families, their variants and cells), other cells after them by name. Every record keeps its own command, budget and
-provenance, so the table states how each row was trained. OUT may be one of the sources.
+families, their variants and cells); a family's cells that the harness does not name (given checkpoints) follow its
+own, by name. Every record keeps its own command, budget and provenance, so the table states how each row was
+trained. OUT may be one of the sources.
 
 Example (a longer DDGAN (T=4) run replacing that row of a finished table):
   python -m bench.trilemma --dataset stacked-mnist --root ../shared/data --models ddgan --out runs/tsm-ddgan ...
@@ -52,13 +53,16 @@ def gather(sources: list[Path]) -> dict[str, tuple[CellRecord, Path]]:
 
 def ordered(records: list[CellRecord]) -> list[CellRecord]:
     """The records in the harness's order: families, their variants and cells (full, then --quick), fast settings
-    after their float32 cell; cells the harness does not name (given checkpoints) after them, by name."""
+    after their float32 cell; in each family, cells the harness does not name (given checkpoints) after them, by
+    name."""
+    families = list(FAMILIES)
     rank: dict[str, int] = {}
-    for entry in trained_entries(list(FAMILIES)):
+    for entry in trained_entries(families):
         for quick in (False, True):
             for cell in cells(entry, quick):
                 rank.setdefault(cell.id, len(rank))
-    return sorted(records, key=lambda r: (rank.get(r.cell.partition("@")[0], len(rank)), r.cell))
+    return sorted(records, key=lambda r: (families.index(r.model) if r.model in FAMILIES else len(families),
+                                          rank.get(r.cell.partition("@")[0], len(rank)), r.cell))
 
 
 def merge(sources: list[Path], out: Path, with_paper: bool) -> list[CellRecord]:

@@ -80,8 +80,9 @@ class CellRecord:
     @property
     def preset(self) -> str | None:
         """The config preset of the cell's model: the one the harness trained, else the name the checkpoint's config
-        carries."""
-        return (self.training or {}).get("preset") or (self.model_config or {}).get("name")
+        carries (DDGAN's config calls it `preset`, the baselines' `name`)."""
+        config = self.model_config or {}
+        return (self.training or {}).get("preset") or config.get("name") or config.get("preset")
 
     @property
     def train_speed(self) -> str | None:

@@ -338,6 +338,29 @@ def test_merge_takes_each_cell_from_the_last_source_and_writes_the_tables_in_the
     assert set(cell_records(out)) == CELLS
 
 
+def test_merge_puts_a_given_checkpoint_cell_with_its_family_and_shows_its_configs_preset(two_runs, tmp_path):
+    """A DDGAN measured from a given checkpoint (cell `ddgan`, a config naming its preset under `preset`) merged
+    with trained DDPM cells: its row leads, as its family does, and the preset column shows its config's preset."""
+    (a, _), _ = two_runs
+    given = tmp_path / "given"
+    (given / "cells").mkdir(parents=True)
+    record = json.loads((a / "cells" / "ddgan-t4.json").read_text())
+    record["cell"] = record["key"]["cell"] = "ddgan"
+    record["training"] = {"given": True, "iterations": 30, "train_speed": "fp32"}
+    assert record["model_config"]["preset"] == "gaussians25"
+    record["model_config"]["preset"] = "gaussians25-wide"
+    (given / "cells" / "ddgan.json").write_text(json.dumps(record))
+    trained = tmp_path / "trained"
+    (trained / "cells").mkdir(parents=True)
+    for cell in ("ddpm", "ddpm-10"):
+        shutil.copy(a / "cells" / f"{cell}.json", trained / "cells")
+    out = tmp_path / "merged"
+    assert merge_main([str(trained), str(given), "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "trilemma.csv")
+    assert list(rows["cell"]) == ["ddgan", "ddpm", "ddpm-10"]
+    assert list(rows["preset"]) == ["gaussians25-wide", "gaussians25", "gaussians25"]
+
+
 def test_merge_refuses_folders_it_cannot_merge(two_runs, tmp_path, capsys):
     (a, _), _ = two_runs
     empty = tmp_path / "empty"
