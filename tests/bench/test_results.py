@@ -118,6 +118,7 @@ def test_committed_bf16_trained_ddgan_cell_says_how_its_checkpoint_trained():
     assert r.ok and r.training == {"given": True, "iterations": 3750, "train_speed": "bf16"}
     assert r.train_speed == "bf16" and r.key.n == 26_000 and r.metrics["modes"] == 938
     assert "train_speed" in (folder / "trilemma.csv").read_text().splitlines()[0]
+    assert list(pd.read_csv(folder / "trilemma.csv")["preset"]) == ["stacked-mnist-24"]  # from DDGAN's config
     assert "trained under bf16 (the paper: float32)" in (folder / "paper.md").read_text()
 
 
