@@ -62,7 +62,7 @@ from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
 from ddgan_ref.io import config_to_dict, load_file, write_json_atomic
-from ddgan_ref.provenance import file_sha256, provenance
+from ddgan_ref.provenance import file_sha256, git_commit, provenance
 
 
 @dataclass(frozen=True)
@@ -343,6 +343,7 @@ def _training_record(checkpoint: Path | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    git_commit()  # the commit every record of the run names: the code it starts with, whatever is committed later
     try:
         run = run_config(args, sys.argv[1:] if argv is None else argv)
     except PreflightError as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import platform
 import subprocess
@@ -16,8 +17,13 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@functools.cache
 def git_commit(root: Path = REPO_ROOT) -> str | None:
-    """HEAD of the checkout this package runs from (with '+dirty' for local changes), or None."""
+    """HEAD of the checkout this package runs from (with '+dirty' for local changes), or None.
+
+    Read once per process: the code a process runs is what it imported when it started, so an hour's training
+    names that commit in every checkpoint, not one made while it ran. Long runs call this as they start.
+    """
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()

@@ -37,7 +37,7 @@ from ddgan_ref.diffusion import (
 )
 from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, write_json_atomic
 from ddgan_ref.networks.build import build_discriminator, build_generator
-from ddgan_ref.provenance import provenance
+from ddgan_ref.provenance import git_commit, provenance
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_EVERY = 10  # iterations between the loss records kept in the checkpoint
@@ -359,7 +359,8 @@ def train(config: DDGANConfig, dataset: Dataset, out_dir: str | Path, *, device:
     training together; default from the torchrun environment (World() trains alone). autocast, channels_last:
     the iterations' precision and memory format (Run).
     """
-    # Set-up: processes, diffusion coefficients, the fresh or resumed state, the iteration to stop at.
+    # Set-up: the commit the checkpoints name, processes, diffusion coefficients, the state, the iteration to stop at.
+    git_commit()
     device, out_dir, cfg, d = torch.device(device), Path(out_dir), config.train, config.diffusion
     world = world or world_from_env(device)
     run = Run(config, diffusion_coefficients(d.num_timesteps, d.beta_min, d.beta_max, d.use_geometric).to(device),
