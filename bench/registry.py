@@ -139,6 +139,15 @@ def trained_speed(meta: Mapping[str, Any]) -> str:
     return meta.get("train_speed", "fp32")
 
 
+def given_training(checkpoint: Path) -> dict[str, Any] | None:
+    """How a checkpoint that bench.train wrote trained, from its meta (no tensor read): its iterations and setting
+    (trained_speed); None where the meta says neither (a converted official checkpoint)."""
+    meta = load_file(checkpoint, mmap=True).get("meta") or {}
+    if meta.get("step") is None:
+        return None
+    return {"given": True, "iterations": meta["step"], "train_speed": trained_speed(meta)}
+
+
 def check_resume_speed(checkpoint: Path, setting: SpeedConfig) -> None:
     """CheckpointError where `checkpoint` exists and trained under another setting than `setting`: a run keeps one
     setting, so that its checkpoint's train_speed says how all of it trained."""

@@ -57,11 +57,11 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
-from bench.registry import FAMILIES, build_model, check_resume, family, trained_speed
+from bench.registry import FAMILIES, build_model, check_resume, family, given_training
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
-from ddgan_ref.io import config_to_dict, load_file, write_json_atomic
+from ddgan_ref.io import config_to_dict, write_json_atomic
 from ddgan_ref.provenance import file_sha256, git_commit, provenance
 
 
@@ -328,17 +328,11 @@ def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> Ce
 
 def _training_record(checkpoint: Path | None) -> dict | None:
     """How the checkpoint trained: the harness's trained.json (family, preset, config, command, budget) where the
-    harness trained it; else, for a given checkpoint that bench.train wrote, its iterations and setting from its meta
-    (bench.registry.trained_speed); None where the meta says neither (a converted official checkpoint)."""
+    harness trained it; else what a given checkpoint's meta says (bench.registry.given_training)."""
     if checkpoint is None:
         return None
     marker = checkpoint.parent / "trained.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())
-    meta = load_file(checkpoint, mmap=True).get("meta") or {}
-    if meta.get("step") is None:
-        return None
-    return {"given": True, "iterations": meta["step"], "train_speed": trained_speed(meta)}
+    return json.loads(marker.read_text()) if marker.is_file() else given_training(checkpoint)
 
 
 def main(argv: list[str] | None = None) -> int:

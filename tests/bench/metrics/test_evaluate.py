@@ -10,6 +10,9 @@ from bench.data import build_dataset
 from bench.metrics import Reference, cache, evaluate
 from bench.metrics.__main__ import main
 from bench.metrics.evaluate import metric_name
+from bench.registry import family
+from bench.train import TrainJob, train_model
+from ddgan_ref.provenance import file_sha256
 from tests.bench.metrics.test_extractors import random_inception_file
 
 
@@ -86,6 +89,20 @@ def test_cli_tensor_and_png_folder_give_the_same_numbers(tmp_path, capsys):
     assert a["metrics"] == b["metrics"] and a["metrics"]["modes"] == 10
     assert a["command"][:3] == ["python", "-m", "bench.metrics"] and a["git_commit"] is not None
     assert "fd_digits" in capsys.readouterr().out
+
+
+def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(tmp_path):
+    """Samples drawn from a checkpoint: the result names its bytes (SHA-256) and its iterations from the meta, so
+    a learning curve's points say where they stand whatever the files were called."""
+    f = family("ddgan")
+    train_model(TrainJob("ddgan", "gaussians25", f.preset("gaussians25"), tmp_path / "run", torch.device("cpu"),
+                         max_steps=3, grid=False, quiet=True))
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    assert main(["--dataset", "gaussians25", "--checkpoint", str(checkpoint), "--n", "200", "--no-cache", "--quiet",
+                 "--out", str(tmp_path / "m.json")]) == 0
+    source = json.loads((tmp_path / "m.json").read_text())["source"]
+    assert source["checkpoint_sha256"] == file_sha256(checkpoint) and source["steps"] == 4
+    assert source["training"] == {"given": True, "iterations": 3, "train_speed": "fp32"}
 
 
 @pytest.mark.parametrize(("setup", "message"), [
