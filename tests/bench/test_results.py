@@ -136,3 +136,26 @@ def test_committed_stacked_mnist_24px_ddpm_at_7500_iterations_continues_the_harn
     ddim10 = records["ddpm-10"].metrics
     assert ddim10["modes"] == 978 and ddim10["ref_modes"] == 1000
     assert len({r.key.checkpoint_sha256 for r in records.values()}) == 1
+
+
+def test_committed_stacked_mnist_24px_table_merges_both_models_and_ddgans_curve():
+    """results/trilemma-stacked-mnist-24px: DDGAN-24 trained again (its weights equal the first run's, so every
+    metric of its cell does) beside the 7500-iteration DDPM's cells, copied unchanged; DDGAN's curve points name
+    their checkpoints, the last being the measured one."""
+    results_dir = COMMITTED.parents[1]
+    folder = results_dir / "trilemma-stacked-mnist-24px"
+    records = {r.cell: r for r in results.read_all(folder)}
+    assert set(records) == {"ddgan", "ddpm", "ddpm-10", "ddpm-20", "ddpm-50", "ddpm-100"}
+    ddgan = records["ddgan"]
+    assert ddgan.training == {"given": True, "iterations": 3750, "train_speed": "fp32"}
+    (first,) = results.read_all(results_dir / "trilemma-stacked-mnist-ddgan-24px")
+    assert ddgan.metrics == first.metrics and ddgan.metrics["modes"] == 904 and ddgan.key.n == 26_000
+    for cell in ("ddpm", "ddpm-10", "ddpm-100"):
+        copied = (folder / "cells" / f"{cell}.json").read_bytes()
+        assert copied == (results_dir / "trilemma-stacked-mnist-ddpm-24px-7500" / "cells" / f"{cell}.json").read_bytes()
+    table = pd.read_csv(folder / "trilemma.csv")
+    assert list(table["cell"])[:2] == ["ddgan", "ddpm"] and set(table["preset"]) == {"stacked-mnist-24"}
+    curve = [json.loads((folder / f"curve-ddgan-{s}.json").read_text()) for s in (1250, 2500, 3750)]
+    assert [c["source"]["training"]["iterations"] for c in curve] == [1250, 2500, 3750]
+    assert curve[-1]["source"]["checkpoint_sha256"] == ddgan.key.checkpoint_sha256
+    assert all(c["protocol"]["n_samples"] == 500 and c["source"]["steps"] == 4 for c in curve)
