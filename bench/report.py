@@ -22,6 +22,10 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
             "coverage_mnist", "coverage_identity", "mode_kl", "digit_kl", "confident_share", "precision",
             "precision_digits", "precision_mnist", "precision_identity")
 
+# Every table has these columns. Any other is left out where no cell fills it: timing_noisy where every timing is
+# trusted, the training budget in a table of given checkpoints, the columns a record older than them lacks.
+CORE = ("cell", "model", "steps", "nfe", "seconds_per_batch", "images_per_s", "status")
+
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
     """One row per cell: model, its preset where any differs from the dataset's own, steps, NFE, quality and
@@ -29,7 +33,8 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
     wall-clock minutes) where the harness trained the model, and the setting it trained under where any model
     trained under another than float32 (bench.train --speed). When any cell ran under a fast setting
     (bench.speed), every row names its setting and the fast rows their quality cost against the float32 cell: max
-    and mean absolute difference, the quality metric's change, the flag."""
+    and mean absolute difference, the quality metric's change, the flag. A column no cell fills is left out,
+    except CORE's."""
     rows = []
     fast = any(r.speed_label != "fp32" for r in records)
     trained_fast = any(r.train_speed not in (None, "fp32") for r in records)
@@ -65,7 +70,8 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
                         "quality_flag": cost["flagged"] or "within tolerance"})
         row["status"] = r.status if r.ok else f"failed: {r.reason or ''}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    return df[[c for c in df.columns if c in CORE or df[c].notna().any()]]
 
 
 def quality_column(df: pd.DataFrame) -> str | None:
@@ -93,19 +99,32 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     style = "speed" if "speed" in ok.columns else None  # a fast setting: the model's colour, another marker
     sns.scatterplot(data=ok, x="seconds_per_batch", y=quality, hue="model", style=style, size=coverage,
                     sizes=(60, 400), ax=ax)
-    for row in ok.itertuples(index=False):
-        if style and row.speed != "fp32":
-            continue  # a fast point sits beside its model's float32 one: the marker legend names its setting
-        ax.annotate(row.model, (row.seconds_per_batch, getattr(row, quality)), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set(xlabel="seconds per batch of 100 samples (log)", ylabel=f"{quality} ({QUALITY[quality]} is better)",
            title=title)
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
+    # A fast point sits beside its model's float32 one: the marker legend names its setting.
+    named = ok if style is None else ok[ok["speed"] == "fp32"]
+    label_points(ax, zip(named["model"], named["seconds_per_batch"], named[quality], strict=True))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def label_points(ax, points, gap: float = 8) -> None:
+    """Writes each (text, x, y) above and right of its point, `gap` points from its centre (clear of the largest
+    marker), and on the other side where it would leave the axes: a label at the right edge would run into the
+    legend, one at the top into the title. Call it once the layout is final, since it measures the text."""
+    ax.autoscale_view()
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    for text, x, y in points:
+        label = ax.annotate(text, (x, y), fontsize=7, textcoords="offset points", xytext=(gap, gap))
+        box = label.get_window_extent(renderer)
+        left, below = box.x1 > inside.x1, box.y1 > inside.y1
+        label.xyann = (-gap if left else gap, -gap if below else gap)
+        label.set(ha="right" if left else "left", va="top" if below else "baseline")
 
 
 QUICK_NOTE = ("--quick is a smoke test: every model trains for 600-1500 iterations and cells draw at most 1000 "
