@@ -8,12 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from bench import results
+from bench import merge, report, results
 from bench.results import CellKey, CellRecord
 from bench.timing import PaperTime, Throughput
 
 COMMITTED = Path(__file__).resolve().parents[2] / "results" / "trilemma-stacked-digits" / "cells"  # schema 1
+TRILEMMA_FOLDERS = sorted(COMMITTED.parents[1].glob("trilemma-*/"))
 KEY = CellKey("ddpm-10", "gaussians25", 200, 0, 1, "ab" * 32)
 
 
@@ -159,3 +161,11 @@ def test_committed_stacked_mnist_24px_table_merges_both_models_and_ddgans_curve(
     assert [c["source"]["training"]["iterations"] for c in curve] == [1250, 2500, 3750]
     assert curve[-1]["source"]["checkpoint_sha256"] == ddgan.key.checkpoint_sha256
     assert all(c["protocol"]["n_samples"] == 500 and c["source"]["steps"] == 4 for c in curve)
+
+
+@pytest.mark.parametrize("folder", TRILEMMA_FOLDERS, ids=lambda p: p.name)
+def test_committed_table_is_what_bench_report_writes_from_its_cells(folder):
+    """A change to the table reaches results/ too: `python -m bench.merge F --out F` (with --paper where F has
+    paper.md) writes a folder's tables again from its cells."""
+    df = report.table(merge.ordered(results.read_all(folder)))
+    assert (folder / "trilemma.csv").read_text() == df.to_csv(index=False)
