@@ -86,8 +86,8 @@ def test_every_op_with_sources_declares_its_kernels():
 def test_simulated_compile_failure_gives_log_and_diagnosis(fresh_builds, monkeypatch):
     broken = fresh_builds / "csrc"
     shutil.copytree(_build.CSRC, broken)
-    with open(broken / "upfirdn2d_cpu.cpp", "a") as f:
-        f.write('\n#error "simulated compiler failure"\n')
+    for source in _build.SOURCES["upfirdn2d"]:  # every one: ninja lets a running compile of torch's headers finish
+        (broken / source).write_text('#error "simulated compiler failure"\n')
     monkeypatch.setattr(_build, "CSRC", broken)
     with pytest.raises(KernelBuildError) as info:
         upfirdn2d(torch.randn(1, 1, 4, 4), F, impl="cpu")
