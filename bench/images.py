@@ -11,8 +11,9 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision.io import ImageReadMode, decode_image
-from torchvision.utils import save_image
+
+# torchvision is imported where it is used: importing it costs a command about 1.5 s of start-up (it imports
+# torch._dynamo), and most commands that import this module write or read no image.
 
 FORMATS = {"png": ".png", "jpeg": ".jpg"}  # --sample-format -> file suffix
 LOSSLESS = (".png",)
@@ -22,6 +23,8 @@ LOSSY = (".jpg", ".jpeg", ".webp")
 def write_folder(images: Tensor, folder: Path, fmt: str = "png", start: int = 0) -> list[Path]:
     """Images [N, C, H, W] in [-1, 1] (or uint8) as folder/000000.png, ... (or .jpg), numbered from `start`:
     save_image's rounding and, for JPEG, PIL's default quality 75."""
+    from torchvision.utils import save_image
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown image format {fmt!r}; choose from {sorted(FORMATS)}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,6 +47,9 @@ def as_stored(images: Tensor, fmt: str) -> Tensor:
         raise ValueError(f"unknown image format {fmt!r}; choose from {sorted(FORMATS)}")
     if fmt == "png":
         return images
+    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.utils import save_image
+
     out = []
     for image in images:
         buffer = io.BytesIO()
@@ -70,6 +76,8 @@ def image_files(path: Path, allow_lossy: bool = False) -> list[Path]:
 
 def read_folder(path: Path, allow_lossy: bool = False, rgb: bool = False) -> Tensor:
     """The folder's images as uint8 [N, C, H, W] (C as stored, or 3 with rgb=True, as torch-fidelity reads them)."""
+    from torchvision.io import ImageReadMode, decode_image
+
     files = image_files(path, allow_lossy)
     mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
     images = [decode_image(str(f), mode=mode) for f in files]

@@ -3,6 +3,7 @@
 import ast
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,13 @@ def test_no_weights_only_false_and_single_build_site():
         assert "weights_only=False" not in text.replace(" ", ""), path
         if path.name != "_build.py":
             assert "cpp_extension.load" not in text, path
+
+
+def test_training_and_sampling_commands_start_without_torchvision_or_dynamo():
+    """torchvision and torch._dynamo (which torchvision and torch.compiler's decorators import) cost a command
+    about 2 s of start-up; the training and sampling commands import them only where they use them."""
+    probe = ("import sys, bench.sample, bench.train, ddgan_ref.train, baselines.ddpm.train, baselines.stylegan2.train\n"
+             "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"

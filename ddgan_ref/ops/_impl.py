@@ -78,7 +78,15 @@ def device_type(x: Tensor) -> str:
     return "cuda" if x.is_cuda else ("cpu" if x.is_cpu else x.device.type)
 
 
-@torch.compiler.assume_constant_result
+def assume_constant_result(fn):
+    """torch.compiler.assume_constant_result without its import of torch._dynamo, which costs every process that
+    imports the ops about 1.2 s: the same marker on `fn`, read by dynamo when it traces a call of it. A test
+    checks that the marker is the one torch's decorator sets."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@assume_constant_result
 def _builds(op: str, variant: str) -> bool:
     """Whether the kernel builds (building it on the first call). Constant per process, so torch.compile
     runs it once while tracing instead of tracing the build."""

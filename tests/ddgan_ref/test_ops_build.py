@@ -83,6 +83,13 @@ def test_every_op_with_sources_declares_its_kernels():
     assert all(set(kernels) <= set(_impl.COMPILED) for kernels in _impl.KERNELS.values())
 
 
+def test_compile_marker_is_the_one_torch_sets():
+    """The ops mark their build check constant for torch.compile as torch.compiler.assume_constant_result does,
+    without importing torch._dynamo (the traced_by_torch_compile tests show dynamo reading it)."""
+    ours, torchs = _impl.assume_constant_result(lambda: True), torch.compiler.assume_constant_result(lambda: True)
+    assert vars(ours) == vars(torchs) and vars(ours)
+
+
 def test_simulated_compile_failure_gives_log_and_diagnosis(fresh_builds, monkeypatch):
     broken = fresh_builds / "csrc"
     shutil.copytree(_build.CSRC, broken)
