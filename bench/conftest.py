@@ -38,5 +38,12 @@ def preset(request: pytest.FixtureRequest, device: torch.device) -> str:
     return FULL_PRESET if device.type == "cuda" or request.config.getoption("--bench-full") else CPU_PRESET
 
 
+@pytest.fixture
+def benchmark_median(benchmark):
+    """Reads the test's benchmark median (seconds per round) once it has run: NaN under --benchmark-disable, which
+    runs each benchmark once as a smoke test of bench/ and keeps no statistics."""
+    return lambda: benchmark.stats.stats.median if benchmark.stats else float("nan")
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     machine_info["ddgan_bench"] = {"torch": torch.__version__, **describe_device(bench_device())}

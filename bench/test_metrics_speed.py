@@ -102,7 +102,7 @@ EXTRACTION = {"digits-cnn": ("stacked-digits", 4000, 16), "identity": ("stacked-
 
 
 @pytest.mark.parametrize("name", sorted(EXTRACTION))
-def test_feature_extraction_throughput(benchmark, name):
+def test_feature_extraction_throughput(benchmark, benchmark_median, name):
     dataset, n, size = EXTRACTION[name]
     benchmark.group = "feature extraction"
     ds = build_dataset(dataset, train=False, size=n, image_size=size)
@@ -110,7 +110,7 @@ def test_feature_extraction_throughput(benchmark, name):
     module = fe.build(name)
     benchmark.pedantic(extract, args=(images, module, name), kwargs={"batch_size": 500}, rounds=3,
                        warmup_rounds=1)
-    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    seconds = benchmark_median()
     benchmark.extra_info.update({"extractor": name, "images": n, "image_shape": list(images.shape[1:]),
                                  "images_per_s": n / seconds, "device": "cpu", "threads": torch.get_num_threads()})
 
@@ -130,7 +130,7 @@ def fidelity_extract(module: torch.nn.Module, images: torch.Tensor, batch_size: 
 
 
 @pytest.mark.parametrize("impl", ["torch-fidelity", "ours"])
-def test_inception_extraction_throughput(benchmark, impl, tmp_path):
+def test_inception_extraction_throughput(benchmark, benchmark_median, impl, tmp_path):
     """The real FID Inception at 299 px (upsampled from 32 px digits) on CPU: our extractor (the TorchScript port
     read and mapped by bench.metrics.inception, run through bench.metrics.features.extract) side by side with
     torch-fidelity's own extractor loaded by torch-fidelity from the converted .pth, on the same images."""
@@ -147,7 +147,7 @@ def test_inception_extraction_throughput(benchmark, impl, tmp_path):
         fn = lambda: fidelity_extract(module, images, 16)
     benchmark.group = "inception extraction"
     features = benchmark.pedantic(fn, rounds=2, warmup_rounds=1)
-    seconds = benchmark.stats.stats.median if benchmark.stats else float("nan")
+    seconds = benchmark_median()
     benchmark.extra_info.update({"extractor": "inception-v3-compat", "impl": impl, "images": n,
                                  "image_shape": list(images.shape[1:]), "images_per_s": n / seconds,
                                  "weights_sha256": file_sha256(path), "feature_mean": float(features.mean()),

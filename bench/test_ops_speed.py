@@ -91,8 +91,9 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
     return calls
 
 
-def describe(benchmark, op: str, case: str, device: str, impl: str, shape, calls: int) -> None:
-    seconds = benchmark.stats.stats.median / calls
+def describe(benchmark, seconds_per_round: float, op: str, case: str, device: str, impl: str, shape,
+             calls: int) -> None:
+    seconds = seconds_per_round / calls
     benchmark.extra_info.update({
         "op": op, "case": case, "device": device, "device_name": describe_device(torch.device(device))["name"],
         "impl": impl, "shape": list(shape), "direction": "forward+backward", "median_s": seconds,
@@ -103,26 +104,26 @@ def describe(benchmark, op: str, case: str, device: str, impl: str, shape, calls
 
 @pytest.mark.parametrize("device,impl", IMPLS, ids=[f"{d}-{i}" for d, i in IMPLS])
 @pytest.mark.parametrize("case", sorted(UPFIRDN2D))
-def test_upfirdn2d_speed(benchmark, case, device, impl):
+def test_upfirdn2d_speed(benchmark, benchmark_median, case, device, impl):
     shape, up, down, pad, gain = UPFIRDN2D[case]
     benchmark.group = f"upfirdn2d {case} {device}"
     x = torch.randn(shape, device=device, requires_grad=True)
     f = FIR.to(device)
     fn = lambda x: upfirdn2d(x, f, up=up, down=down, pad=pad, gain=gain, impl=impl)
     calls = run_timed(benchmark, fn, (x,), device, rounds=3 if impl == "ref" and device == "cpu" else 5)
-    describe(benchmark, "upfirdn2d", case, device, impl, shape, calls)
+    describe(benchmark, benchmark_median(), "upfirdn2d", case, device, impl, shape, calls)
 
 
 @pytest.mark.parametrize("device,impl", IMPLS, ids=[f"{d}-{i}" for d, i in IMPLS])
 @pytest.mark.parametrize("case", sorted(BIAS_ACT))
-def test_bias_act_speed(benchmark, case, device, impl):
+def test_bias_act_speed(benchmark, benchmark_median, case, device, impl):
     shape, act = BIAS_ACT[case]
     benchmark.group = f"bias_act {case} {device}"
     x = torch.randn(shape, device=device, requires_grad=True)
     b = torch.randn(shape[1], device=device, requires_grad=True)
     fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
     calls = run_timed(benchmark, fn, (x, b), device, rounds=100 if device == "cpu" else 20)
-    describe(benchmark, "bias_act", case, device, impl, shape, calls)
+    describe(benchmark, benchmark_median(), "bias_act", case, device, impl, shape, calls)
 
 
 def timed_block(fn, inputs, dy, calls: int):

@@ -43,7 +43,7 @@ def models(preset: str, device: torch.device):
 
 
 @pytest.mark.parametrize("name,steps", CASES, ids=[f"{name}-{steps}" for name, steps in CASES])
-def test_sampling_speed(benchmark, models, name, steps, preset, device):
+def test_sampling_speed(benchmark, benchmark_median, models, name, steps, preset, device):
     model = models(name)
     n_steps = model.default_steps if steps == "T" else steps
     if n_steps not in model.supported_steps:
@@ -58,7 +58,7 @@ def test_sampling_speed(benchmark, models, name, steps, preset, device):
     first = timing.median_seconds(once, device, rounds=1, warmup=0)[0]  # also the warm-up
     nfe = timing.count_calls(model, once)
     benchmark.pedantic(once, rounds=rounds_for(first), warmup_rounds=0)
-    seconds = benchmark.stats.stats.median
+    seconds = benchmark_median()
     benchmark.extra_info.update({
         "model": name, "preset": preset, "steps": n_steps, "nfe": nfe, "batch": BATCH,
         "images_per_s": BATCH / seconds, "seconds_per_image": seconds / BATCH, "impl": current_impl(),
