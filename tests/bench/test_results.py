@@ -166,6 +166,8 @@ def test_committed_stacked_mnist_24px_table_merges_both_models_and_ddgans_curve(
 @pytest.mark.parametrize("folder", TRILEMMA_FOLDERS, ids=lambda p: p.name)
 def test_committed_table_is_what_bench_report_writes_from_its_cells(folder):
     """A change to the table reaches results/ too: `python -m bench.merge F --out F` (with --paper where F has
-    paper.md) writes a folder's tables again from its cells."""
-    df = report.table(merge.ordered(results.read_all(folder)))
-    assert (folder / "trilemma.csv").read_text() == df.to_csv(index=False)
+    paper.md) writes a folder's tables again from its cells. Rows may come in another order: the harness writes
+    given checkpoints' cells in the order of --checkpoints, bench.merge in the order of their names."""
+    ours = report.table(merge.ordered(results.read_all(folder))).to_csv(index=False).splitlines()
+    committed = (folder / "trilemma.csv").read_text().splitlines()
+    assert committed[0] == ours[0] and sorted(committed[1:]) == sorted(ours[1:])
