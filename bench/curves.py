@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench.metrics.evaluate import DEFAULT_EXTRACTOR
-from bench.metrics.extractors import EXTRACTORS
 from ddgan_ref.io import write_json_atomic
 
 PLATEAU_TOLERANCE = 0.05  # relative change over the last segment below which a curve counts as flat
@@ -45,14 +43,6 @@ class Curve:
             return None
         before, last = self.points[-2].value, self.points[-1].value
         return abs(last - before) <= tolerance * max(abs(before), abs(last), 1e-12)
-
-
-def table_metric(dataset: str) -> str:
-    """The trilemma table's quality metric on a dataset (bench.report.QUALITY's first that its extractor gives)."""
-    if dataset in ("gaussians25", "ring8"):
-        return "hq_fraction"
-    tag = EXTRACTORS[DEFAULT_EXTRACTOR[dataset]].tag
-    return f"fd_{tag}" if tag else "fid"
 
 
 def segments(total: int, points: int) -> list[int]:

@@ -42,7 +42,7 @@ from bench.images import FORMATS
 from bench.lock import FolderLock, FolderLocked
 from bench.measure import load, measure, own_weights
 from bench.metrics import Reference, evaluate
-from bench.metrics.evaluate import DEFAULT_EXTRACTOR
+from bench.metrics.evaluate import DEFAULT_EXTRACTOR, table_metric
 from bench.metrics.inception import inception_weights, read_weights
 from bench.plan import (
     Cell,
@@ -210,7 +210,7 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
     resume, start, curve = (folder / CHECKPOINT_NAME).is_file(), time.perf_counter(), None  # rank 0 trains alone
     if run.curve_points:
         total = max_steps or f.total_steps(config, training_data(f, config, job(None)), 1)
-        metric = curves.table_metric(run.dataset)
+        metric = table_metric(run.dataset)
         checkpoint, curve = curves.train_with_curve(
             lambda steps: train_model(job(steps, steps == total)), lambda c: curve_value(entry.family, c, run, metric),
             total, run.curve_points,

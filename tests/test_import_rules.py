@@ -71,11 +71,15 @@ def test_no_weights_only_false_and_single_build_site():
             assert "cpp_extension.load" not in text, path
 
 
-def test_training_and_sampling_commands_start_without_torchvision_or_dynamo():
-    """torchvision and torch._dynamo (which torchvision and torch.compiler's decorators import) cost a command
-    about 2 s of start-up; the training and sampling commands import them only where they use them."""
-    probe = ("import sys, bench.sample, bench.train, ddgan_ref.train, baselines.ddpm.train, baselines.stylegan2.train\n"
-             "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+@pytest.mark.parametrize("commands", [
+    "bench.sample, bench.train, ddgan_ref.train, baselines.ddpm.train, baselines.stylegan2.train",
+    "bench.report, bench.merge, bench.page, bench.compare, bench.history, bench.paper"])
+def test_training_sampling_and_table_commands_start_without_torchvision_or_dynamo(commands):
+    """torchvision and torch._dynamo (which torchvision, torch-fidelity and torch.compiler's decorators import)
+    cost a command about 2 s of start-up; the training, sampling and table commands import them only where they
+    use them."""
+    probe = (f"import sys, {commands}\n"
+             "print(sorted(m for m in ('torchvision', 'torch._dynamo', 'torch_fidelity') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"

@@ -87,6 +87,14 @@ def metric_name(metric: str, tag: str) -> str:
     return f"{base}_{tag}{std}"
 
 
+def table_metric(dataset: str) -> str:
+    """The trilemma table's quality metric on a dataset (bench.report.QUALITY's first that its extractor gives):
+    the share within 3 std on a mixture, else the Frechet distance in its default extractor's features."""
+    if dataset in ("gaussians25", "ring8"):
+        return "hq_fraction"
+    return metric_name("fd", fe.EXTRACTORS[DEFAULT_EXTRACTOR[dataset]].tag)
+
+
 def reference_set(dataset: str, split: str, n: int, seed: int, root, image_size: int | None):
     """The reference split with n items, or all of it where it holds fewer (digits, CIFAR-10, folders)."""
     kwargs = dict(root=root, train=split == "train", seed=seed, image_size=image_size)

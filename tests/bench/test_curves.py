@@ -56,9 +56,3 @@ def test_write_beside_gathers_one_curve_per_model(tmp_path):
     assert curves.read(tmp_path / "learning_curves.json") == [curve]
     assert curves.write_beside(tmp_path / "none", [None], "gaussians25") == []
 
-
-def test_table_metric_follows_the_datasets_extractor():
-    assert curves.table_metric("gaussians25") == "hq_fraction"
-    assert curves.table_metric("stacked-digits") == "fd_digits"
-    assert curves.table_metric("stacked-mnist") == "fd_mnist"
-    assert curves.table_metric("cifar10") == "fid"

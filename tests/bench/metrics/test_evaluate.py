@@ -6,10 +6,11 @@ import pytest
 import torch
 from torchvision.utils import save_image
 
+from bench import report
 from bench.data import build_dataset
 from bench.metrics import Reference, cache, evaluate
 from bench.metrics.__main__ import main
-from bench.metrics.evaluate import metric_name
+from bench.metrics.evaluate import DEFAULT_EXTRACTOR, metric_name, table_metric
 from bench.registry import family
 from bench.train import TrainJob, train_model
 from ddgan_ref.provenance import file_sha256
@@ -125,3 +126,11 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys, setup, me
         args += ["--extractor", "inception-v3-compat"]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_table_metric_follows_the_datasets_extractor():
+    assert table_metric("gaussians25") == "hq_fraction"
+    assert table_metric("stacked-digits") == "fd_digits"
+    assert table_metric("stacked-mnist") == "fd_mnist"
+    assert table_metric("cifar10") == "fid"
+    assert {table_metric(d) for d in DEFAULT_EXTRACTOR} <= set(report.QUALITY)  # every table has its metric column
