@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import types
@@ -309,3 +310,19 @@ def check_resumable(saved: Any, config: Any, path: str | Path) -> None:
         listed = "; ".join(f"{field} = {was!r} there, {now!r} now" for field, was, now in diffs)
         raise CheckpointError(f"{path} holds another run, its config differs: {listed}. Resume with the same preset "
                               f"and options, or use another output folder.")
+
+
+def check_finite(step: int, ckpt: Path, advice: str, *, losses: Mapping[str, float] | None = None,
+                 modules: Iterable[nn.Module] = ()) -> None:
+    """Stop a run with TrainingDiverged when a loss or a floating-point tensor of `modules` is NaN or infinite at
+    `step`; called before each checkpoint write, so `ckpt` keeps its last good state. The message says whether
+    there is one and what to change (`advice`)."""
+    bad = {k: v for k, v in (losses or {}).items() if not math.isfinite(v)}
+    broken = [f"{type(m).__name__}.{k}" for m in modules for k, t in m.state_dict().items()
+              if t.is_floating_point() and not t.isfinite().all()]
+    if not bad and not broken:
+        return
+    what = f"non-finite loss {bad}" if bad else f"non-finite weights ({_listing(broken, 3)})"
+    kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint had been written yet"
+    raise TrainingDiverged(f"training diverged at step {step}: {what}; stopped, {kept}. {advice}, then resume "
+                           f"(--resume) or restart.")

@@ -12,7 +12,6 @@ optimiser state and the checkpoints stay float32.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,12 +34,13 @@ from ddgan_ref.diffusion import (
     posterior_sample,
     q_sample_pairs,
 )
-from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, write_json_atomic
+from ddgan_ref.io import check_finite, check_resumable, config_to_dict, write_json_atomic
 from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.provenance import git_commit, provenance
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_EVERY = 10  # iterations between the loss records kept in the checkpoint
+DIVERGED_ADVICE = "Lower the learning rates (--lr-g, --lr-d) or raise r1_gamma"
 
 
 class EMA:
@@ -222,9 +222,7 @@ def restore(state: TrainState, payload: dict[str, Any], device: torch.device) ->
 
 def save(state: TrainState, run: Run) -> None:
     """Rank 0 writes {config, state_dict (EMA G if any), meta, train_state} atomically to run.ckpt."""
-    params = [*state.G.parameters(), *state.D.parameters()]
-    if not all(p.isfinite().all() for p in params):
-        raise diverged(state.step, "non-finite weights", run.ckpt)
+    check_finite(state.step, run.ckpt, DIVERGED_ADVICE, modules=(state.G, state.D))
     if run.world.rank == 0:
         sd = state.ema.state_dict_of(state.G) if state.ema is not None else state.G.state_dict()
         meta = {**provenance(run.device), **run.meta, "step": state.step, "epoch": state.epoch,
@@ -260,18 +258,6 @@ def prepare_batch(batch: Any, cfg: TrainConfig, device: torch.device, gen: torch
         flip = torch.rand(x0.shape[0], generator=gen, device=device) < 0.5
         x0 = torch.where(flip[:, None, None, None], x0.flip(3), x0)
     return x0
-
-
-def diverged(step: int, what: str, ckpt: Path) -> TrainingDiverged:
-    kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint had been written yet"
-    return TrainingDiverged(f"training diverged at step {step}: {what}; stopped, {kept}. Lower the learning "
-                            f"rates or raise r1_gamma, then resume (--resume) or restart.")
-
-
-def check_finite(stats: dict[str, float], step: int, ckpt: Path) -> None:
-    bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
-    if bad:
-        raise diverged(step, f"non-finite loss {bad}", ckpt)
 
 
 def world_from_env(device: torch.device) -> World:
@@ -321,7 +307,7 @@ def train_step(state: TrainState, batch: Any, run: Run) -> dict[str, float]:
         out = d_step(state, x0, run.coeffs, run.pos, cfg, gen, run.world)
         out |= g_step(state, x0, run.coeffs, run.pos, gen, run.world)
     stats = dict(zip(out, run.world.average(torch.stack(list(out.values()))).tolist(), strict=True))
-    check_finite(stats, state.step, run.ckpt)
+    check_finite(state.step, run.ckpt, DIVERGED_ADVICE, losses=stats)
     state.step += 1
     if state.step % HISTORY_EVERY == 0:
         state.history.append({"step": state.step, **stats})

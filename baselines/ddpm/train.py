@@ -1,6 +1,6 @@
 """DDPM training (Ho et al. 2020 Algorithm 1): the simple epsilon loss, Adam with linear warm-up, gradient
 clipping, EMA. Batches and noise of step k come from (seed, k), so a killed run resumes exactly; checkpoints
-are written atomically and a non-finite loss stops the run with the last good checkpoint kept."""
+are written atomically and a non-finite loss or weight stops the run with the last good checkpoint kept."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from baselines.ddpm import schedule
 from baselines.ddpm.configs import DDPMConfig, TrainConfig
 from baselines.ddpm.model import FORMAT, build_network, read
-from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, load_into, write_checkpoint
+from ddgan_ref.io import check_finite, check_resumable, config_to_dict, load_into, write_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.pt"
+DIVERGED_ADVICE = "Lower the learning rate (--lr)"
 
 @dataclass
 class TrainState:
@@ -78,6 +79,7 @@ def train_step(state: TrainState, x0: Tensor, alpha_bar: Tensor, cfg: TrainConfi
 
 def save(state: TrainState, config: DDPMConfig, path: Path, meta: dict[str, Any]) -> Path:
     """The EMA net as the state_dict; the raw net, optimiser and step as the resume state."""
+    check_finite(state.step, path, DIVERGED_ADVICE, modules=(state.net, state.ema))
     return write_checkpoint(path, FORMAT, config_to_dict(config), state.ema.state_dict(), {**meta, "step": state.step},
                             train_state={"step": state.step, "net": state.net.state_dict(),
                                          "opt": state.opt.state_dict()})
@@ -117,9 +119,7 @@ def train(config: DDPMConfig, data: Tensor, out_dir: str | Path, *, device: str 
         gen = step_generator(cfg.seed, state.step)
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)
-        if loss != loss or abs(loss) == float("inf"):
-            kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
-            raise TrainingDiverged(f"DDPM loss is {loss} at step {state.step}; stopped, {kept}")
+        check_finite(state.step, ckpt, DIVERGED_ADVICE, losses={"loss": loss})
         if progress is not None:
             progress(state.step, {"loss": loss})
         if state.step % cfg.checkpoint_every == 0 or state.step == last:

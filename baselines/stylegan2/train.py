@@ -1,7 +1,7 @@
 """StyleGAN2 training (stylegan2-ada-pytorch training_loop/loss): non-saturating logistic loss, lazy R1 on reals,
 Adam (0, 0.99) rescaled for lazy regularisation, G EMA by half-life with ramp-up, ADA's adaptive augmentation.
 The randomness of step k comes from (seed, k), so a killed run resumes exactly; checkpoints are atomic; a
-non-finite loss stops the run and keeps the last good checkpoint."""
+non-finite loss or weight stops the run and keeps the last good checkpoint."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from baselines.stylegan2.augment import ada_adjust, augment
 from baselines.stylegan2.configs import StyleGAN2Config, TrainConfig
 from baselines.stylegan2.model import FORMAT, build_networks, read
-from ddgan_ref.io import TrainingDiverged, check_resumable, config_to_dict, load_into, write_checkpoint
+from ddgan_ref.io import check_finite, check_resumable, config_to_dict, load_into, write_checkpoint
 
 CHECKPOINT_NAME = "checkpoint.pt"
+DIVERGED_ADVICE = "Lower the learning rates (--lr-g, --lr-d)"
 
 @dataclass
 class TrainState:
@@ -150,6 +151,7 @@ def train_step(state: TrainState, data: Tensor, cfg: TrainConfig, device: torch.
 
 def save(state: TrainState, config: StyleGAN2Config, path: Path, meta: dict[str, Any]) -> Path:
     """G_ema as the state_dict; G, D, their optimisers, the step and the ADA / path-length state to resume."""
+    check_finite(state.step, path, DIVERGED_ADVICE, modules=(state.G, state.D, state.G_ema))
     resume = {"step": state.step, "G": state.G.state_dict(), "D": state.D.state_dict(),
               "opt_g": state.opt_g.state_dict(), "opt_d": state.opt_d.state_dict(), "ada_p": state.ada_p,
               "ada_signs": state.ada_signs, "pl_mean": state.pl_mean}
@@ -192,10 +194,7 @@ def train(config: StyleGAN2Config, data: Tensor, out_dir: str | Path, *, device:
     while state.step < last:
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             stats = train_step(state, data, cfg, device)
-        bad = [k for k in ("loss_d", "loss_g") if not torch.isfinite(torch.tensor(stats[k]))]
-        if bad:
-            kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
-            raise TrainingDiverged(f"StyleGAN2 {bad[0]} is {stats[bad[0]]} at step {state.step}; stopped, {kept}")
+        check_finite(state.step, ckpt, DIVERGED_ADVICE, losses={k: stats[k] for k in ("loss_d", "loss_g")})
         if progress is not None:
             progress(state.step, stats)
         if state.step % cfg.checkpoint_every == 0 or state.step == last:

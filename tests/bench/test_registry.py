@@ -163,6 +163,31 @@ def test_training_refuses_to_overwrite_or_mix_runs_and_stops_on_divergence(name,
     assert checkpoint.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_weights_made_non_finite_behind_a_finite_loss_never_reach_the_checkpoint(name, tmp_path, monkeypatch):
+    """An optimiser step that leaves NaN weights after a finite loss stops the run before its checkpoint write, so
+    the file keeps the last good state (the loss alone would let the NaN weights be saved)."""
+    f, cpu = FAMILIES[name], torch.device("cpu")
+    config = f.configure(f.preset("tiny"), TrainOverrides(checkpoint_every=1))
+    data = dataset_of(torch.rand(64, *f.data_shape(config)) * 2 - 1)
+    checkpoint = f.train(config, data, tmp_path, TrainRun(cpu, max_steps=2))
+    before, adam_step = checkpoint.read_bytes(), torch.optim.Adam.step
+
+    def poisoned(self, *args, **kwargs):
+        out = adam_step(self, *args, **kwargs)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: non-finite .* the last good "
+                                               r"checkpoint .*checkpoint.pt is kept\. Lower the learning rate"):
+        f.train(config, data, tmp_path, TrainRun(cpu, resume=True, max_steps=4))
+    assert checkpoint.read_bytes() == before
+
+
 def test_overrides_a_family_has_no_field_for_are_refused():
     ddgan, ddpm = FAMILIES["ddgan"], FAMILIES["ddpm"]
     config = ddgan.configure(ddgan.preset("tiny"), TrainOverrides(timesteps=2, epochs=3, lr_g=1e-3))
