@@ -3,9 +3,9 @@ attention names included) and pesser/pytorch_diffusion `.ckpt` files, read witho
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -14,7 +14,7 @@ from torch import Tensor
 
 from baselines.ddpm.configs import DDPMConfig, ScheduleConfig, UNetConfig, unet_config_from_diffusers
 from baselines.ddpm.model import DDPM, build_unet
-from ddgan_ref.io import CheckpointError, load_file, load_into
+from ddgan_ref.io import CheckpointError, load_file, load_into, read_json
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 OLD_ATTENTION_NAMES = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
@@ -64,12 +64,25 @@ def from_pesser_state_dict(state_dict: dict[str, Tensor], levels: int) -> dict[s
     return out
 
 
+# scheduler_config.json settings that change the sampler's maths, and the values it implements (a missing key
+# counts as the first, as the loader reads it).
+SCHEDULER_SETTINGS: dict[str, tuple[Any, ...]] = {
+    "beta_schedule": ("linear",), "prediction_type": ("epsilon",), "variance_type": ("fixed_large", "fixed_small"),
+    "trained_betas": (None,), "thresholding": (False,), "clip_sample_range": (1.0,),
+    "rescale_betas_zero_snr": (False,),
+}
+JSON_FIX = "pass a diffusers model folder as written by save_pretrained (or downloaded from the Hub)"
+
+
 def _schedule_from_diffusers(folder: Path) -> ScheduleConfig:
-    """scheduler_config.json (modern or the early GaussianDDPMScheduler format), or the DDPM defaults."""
+    """scheduler_config.json (modern or the early GaussianDDPMScheduler format), or the DDPM defaults; a setting
+    the sampler does not implement is an error, not a silently different sampler."""
     path = folder / "scheduler_config.json"
-    cfg = json.loads(path.read_text()) if path.is_file() else {}
-    if cfg.get("beta_schedule", "linear") != "linear":
-        raise CheckpointError(f"{path}: beta_schedule {cfg['beta_schedule']!r}; only linear is implemented")
+    cfg = read_json(path, CheckpointError, JSON_FIX) if path.is_file() else {}
+    for key, allowed in SCHEDULER_SETTINGS.items():
+        if cfg.get(key, allowed[0]) not in allowed:
+            only = ", ".join(map(repr, allowed))
+            raise CheckpointError(f"{path}: {key} {cfg[key]!r} is not implemented (only {only})")
     return ScheduleConfig(T=cfg.get("num_train_timesteps", cfg.get("timesteps", 1000)),
                           beta_start=cfg.get("beta_start", 1e-4), beta_end=cfg.get("beta_end", 0.02),
                           variance=cfg.get("variance_type", "fixed_large"), clip=cfg.get("clip_sample", True))
@@ -85,7 +98,10 @@ def load_diffusers(folder: str | Path, device: torch.device | str = "cpu", **sam
     weights = next((folder / w for w in WEIGHT_FILES if (folder / w).is_file()), None)
     if weights is None:
         raise CheckpointError(f"{folder} has none of {WEIGHT_FILES}")
-    unet = unet_config_from_diffusers(json.loads((folder / "config.json").read_text()))
+    try:
+        unet = unet_config_from_diffusers(read_json(folder / "config.json", CheckpointError, JSON_FIX))
+    except ValueError as error:
+        raise CheckpointError(f"{folder / 'config.json'}: {error}") from error
     state = read_safetensors(weights) if weights.suffix == ".safetensors" else load_file(weights)
     schedule_dir = folder.parent if folder.name == "unet" else folder
     return _ddpm(unet, rename_old_attention(state), f"diffusers:{folder}", _schedule_from_diffusers(schedule_dir),
@@ -95,8 +111,12 @@ def load_diffusers(folder: str | Path, device: torch.device | str = "cpu", **sam
 def load_pesser(path: str | Path, device: torch.device | str = "cpu", *, unet: UNetConfig | None = None,
                 **sampler_kwargs) -> DDPM:
     """A pesser/pytorch_diffusion .ckpt (use the ema_ files) as a DDPM with the CIFAR-10 architecture."""
-    unet = unet or UNetConfig(dropout=0.0)
-    state = from_pesser_state_dict(load_file(path), len(unet.block_out_channels))
+    unet, state = unet or UNetConfig(dropout=0.0), load_file(path)
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: not a pesser/pytorch_diffusion checkpoint (a flat dict of tensors, like "
+                              f"ema_diffusion_cifar10_model/model-790000.ckpt); for one of ours use bench's "
+                              f"--checkpoint, for a diffusers folder load_diffusers")
+    state = from_pesser_state_dict(state, len(unet.block_out_channels))
     return _ddpm(unet, state, f"pesser:{Path(path).name}", ScheduleConfig(), str(path), device, sampler_kwargs)
 
 

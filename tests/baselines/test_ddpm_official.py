@@ -121,7 +121,34 @@ def test_truncated_or_foreign_files_are_refused(tmp_path, reference):
     with pytest.raises(CheckpointError, match="truncated"):
         official.load_diffusers(folder)
     (folder / "config.json").write_text(json.dumps(unet_config_to_dict(CONFIG) | {"act_fn": "gelu"}))
-    with pytest.raises(ValueError, match="act_fn"):
+    with pytest.raises(CheckpointError, match="config.json: unsupported UNet2DModel setting act_fn='gelu'"):
         official.load_diffusers(folder)
+    (folder / "config.json").write_text('{"sample_size": 8, "in_ch')
+    with pytest.raises(CheckpointError, match=r"config.json: not readable JSON .*save_pretrained"):
+        official.load_diffusers(folder)
+    torch.save({"format": "ddgan-bench/ddpm", "config": {}, "state_dict": {}}, tmp_path / "ours.pt")
+    with pytest.raises(CheckpointError, match="not a pesser/pytorch_diffusion checkpoint"):
+        official.load_pesser(tmp_path / "ours.pt", unet=CONFIG)
     with pytest.raises(CheckpointError, match="config.json"):
         official.load_diffusers(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("setting", [{"prediction_type": "v_prediction"}, {"variance_type": "learned_range"},
+                                     {"beta_schedule": "squaredcos_cap_v2"}, {"trained_betas": [0.1, 0.2]},
+                                     {"thresholding": True}, {"clip_sample_range": 2.0},
+                                     {"rescale_betas_zero_snr": True}])
+def test_scheduler_settings_the_sampler_does_not_implement_are_refused(tmp_path, reference, setting):
+    """A scheduler_config.json asking for other maths than the sampler's is an error naming the file and the key,
+    not samples drawn with the wrong formula."""
+    folder = diffusers_folder(tmp_path, reference[0].state_dict(), fmt="bin")
+    plain = {"num_train_timesteps": 1000, "beta_schedule": "linear", "prediction_type": "epsilon",
+             "variance_type": "fixed_small", "trained_betas": None, "thresholding": False, "clip_sample_range": 1.0}
+    (folder / "scheduler_config.json").write_text(json.dumps(plain))
+    assert official.load_diffusers(folder).config.schedule.variance == "fixed_small"
+    (folder / "scheduler_config.json").write_text(json.dumps(plain | setting))
+    key = next(iter(setting))
+    with pytest.raises(CheckpointError, match=f"scheduler_config.json: {key} .* is not implemented"):
+        official.load_diffusers(folder)
+    (folder / "scheduler_config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="scheduler_config.json: not readable JSON"):
+        official.load_diffusers(folder)
