@@ -68,7 +68,7 @@ def read_official_ddgan(path: str | Path) -> tuple[dict[str, Tensor], dict[str, 
     obj = load_file(path, safe_globals=OFFICIAL_GLOBALS)
     if isinstance(obj, dict) and "netG_dict" in obj:
         args = vars(obj["args"]) if isinstance(obj.get("args"), argparse.Namespace) else obj.get("args")
-        state = obj.get("optimizerG", {}).get("state", {})
+        state = (obj.get("optimizerG") or {}).get("state") or {}
         ema = [state[i]["ema"] for i in sorted(state)] if state and all("ema" in s for s in state.values()) else None
         return strip_module_prefix(obj["netG_dict"]), args, ema
     if isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
@@ -90,7 +90,8 @@ def config_from_official_args(args: Mapping[str, Any]) -> DDGANConfig:
         generator=NCSNppConfig(**ncsnpp_kwargs_from_official(args)),
         discriminator=DiscriminatorConfig(d_arch, **discriminator_kwargs_from_official(args)),
         diffusion=DiffusionConfig(**pick(DiffusionConfig)),
-        train=TrainConfig(**pick(TrainConfig) | {"lr_decay": not args.get("no_lr_decay", False)}))
+        train=TrainConfig(**pick(TrainConfig) | {"lr_decay": not args.get("no_lr_decay", False),
+                                                 "hflip": dataset != "stackmnist"}))  # upstream flips all but it
 
 
 def _fitting_presets(state_dict: Mapping[str, Tensor]) -> list[str]:

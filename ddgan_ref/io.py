@@ -118,6 +118,10 @@ def read_json(path: str | Path, error: type[Exception], fix: str, what: str = "J
 def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool = False) -> Any:
     """torch.load(weights_only=True) on CPU, admitting `safe_globals`; CheckpointError for missing or broken files."""
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.pt*"))[:4]
+        raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt/.pth file in it"
+                              + (f" (it holds {', '.join(inside)})" if inside else ""))
     if not path.is_file():
         raise MissingCheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt/.pth file")
     try:
@@ -200,8 +204,14 @@ def parse_checkpoint(obj: Any, path: str | Path, fmt: str, *, upgrade: Callable[
     if obj.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {obj.get('format_version')} is not "
                               f"supported by this build (it reads {FORMAT_VERSION})")
+    if missing := [k for k in FORM_KEYS if k not in obj]:
+        raise CheckpointError(f"{path}: a {fmt!r} checkpoint without {missing}: it was not written by DDGAN-Bench or "
+                              f"has been edited; re-create it")
     extra = {k: v for k, v in obj.items() if k not in FORM_KEYS}
-    config = obj["config"] if config_cls is None else config_from_dict(config_cls, obj["config"])
+    try:
+        config = obj["config"] if config_cls is None else config_from_dict(config_cls, obj["config"])
+    except ValueError as e:
+        raise CheckpointError(f"{path}: its config does not decode: {e}") from e
     return Checkpoint(config, obj["state_dict"], obj["meta"], extra)
 
 
@@ -259,6 +269,9 @@ def _section(cls: type, values: Any, where: str) -> Any:
     return cls(**{k: _decode(hints[k], v, f"{where}.{k}") for k, v in values.items()})
 
 
+SCALARS: dict[type, type | tuple[type, ...]] = {int: int, float: (int, float), str: str, bool: bool}  # JSON 1 is 1.0
+
+
 def _decode(hint: Any, value: Any, where: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if is_dataclass(hint):
@@ -272,6 +285,8 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
         return _decode(options[0], value, where) if len(options) == 1 else value
     if origin is typing.Literal and value not in args:
         raise ValueError(f"{where} is {value!r}; choose from {list(args)}")
+    if hint in SCALARS and (not isinstance(value, SCALARS[hint]) or hint is not bool and isinstance(value, bool)):
+        raise ValueError(f"{where} is {value!r}, a {type(value).__name__}; it must be of type {hint.__name__}")
     return tuple(value) if origin is tuple else value
 
 

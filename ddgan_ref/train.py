@@ -34,7 +34,7 @@ from ddgan_ref.diffusion import (
     posterior_sample,
     q_sample_pairs,
 )
-from ddgan_ref.io import check_finite, check_resumable, config_to_dict, write_json_atomic
+from ddgan_ref.io import CheckpointError, check_finite, check_resumable, config_to_dict, write_json_atomic
 from ddgan_ref.networks.build import build_discriminator, build_generator
 from ddgan_ref.provenance import git_commit, provenance
 
@@ -282,6 +282,10 @@ def start(config: DDGANConfig, out_dir: Path, device: torch.device, world: World
     if ckpt.exists():
         saved = read_checkpoint(ckpt)
         check_resumable(saved.config, config, ckpt)
+        if saved.meta.get("world_size", world.size) != world.size:  # each rank's data and noise follow the count
+            raise CheckpointError(f"{ckpt} was trained by {saved.meta['world_size']} process(es), this run has "
+                                  f"{world.size}; resume it with torchrun --nproc-per-node "
+                                  f"{saved.meta['world_size']} so it continues exactly, or start a new folder")
         restore(state, saved.extra["train_state"], device)
     if world.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)

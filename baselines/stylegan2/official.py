@@ -80,7 +80,9 @@ def read_pkl(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {path} as a stylegan2-ada-pytorch pickle (truncated or another "
                               f"format): {error!r}") from error
     if not isinstance(data, dict) or not any(isinstance(v, Persistent) for v in data.values()):
-        raise CheckpointError(f"{path} holds no stylegan2-ada-pytorch networks (keys {sorted(data)[:8]})")
+        found = f"keys {sorted(map(str, data))[:8]}" if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path} holds no stylegan2-ada-pytorch networks (found {found}); pass a network "
+                              f"pickle such as stylegan2-cifar10-32x32.pkl")
     return data
 
 

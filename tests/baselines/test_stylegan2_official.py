@@ -111,5 +111,8 @@ def test_truncated_or_foreign_pickles_get_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="truncated"):
         official.load_official_pkl(tmp_path / "cut.pkl")
     (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": 1}))
-    with pytest.raises(CheckpointError, match="no stylegan2-ada-pytorch networks"):
+    with pytest.raises(CheckpointError, match=r"no stylegan2-ada-pytorch networks \(found keys \['a'\]\)"):
         official.load_official_pkl(tmp_path / "plain.pkl")
+    (tmp_path / "number.pkl").write_bytes(pickle.dumps(7))
+    with pytest.raises(CheckpointError, match=r"no stylegan2-ada-pytorch networks \(found int\); pass a network"):
+        official.load_official_pkl(tmp_path / "number.pkl")

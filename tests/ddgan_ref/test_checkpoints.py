@@ -129,8 +129,14 @@ def test_official_content_pth_takes_ema_weights_and_args(tmp_path, tiny_cfg, tin
     torch.save(content, tmp_path / "content.pth")
     config, sd = ck.from_official_ddgan(tmp_path / "content.pth")
     assert config.generator == g and config.diffusion.num_timesteps == 4 and config.discriminator.arch == "small"
+    assert config.train.hflip  # upstream flips every dataset but stackmnist
     names = [n for n, _ in tiny_G.named_parameters()]
     torch.testing.assert_close(sd[names[0]], params[0].detach() + 1.0)
+    torch.save(content | {"args": argparse.Namespace(**vars(args) | {"dataset": "stackmnist"}), "optimizerG": None},
+               tmp_path / "content.pth")
+    config, sd = ck.from_official_ddgan(tmp_path / "content.pth")  # no optimiser state: the raw weights
+    assert not config.train.hflip
+    torch.testing.assert_close(sd[names[0]], params[0].detach())
 
 
 def test_official_preset_inferred_from_shapes_or_refused():

@@ -69,6 +69,8 @@ def test_truncated_and_missing_files_are_checkpoint_errors(tmp_path):
         with pytest.raises(io.MissingCheckpointError, match="does not exist") as err:
             read(tmp_path / "nope.pt")
         assert isinstance(err.value, FileNotFoundError)
+        with pytest.raises(io.CheckpointError, match=r"is a folder; pass the .pt/.pth file in it \(it holds a.pt\)"):
+            read(tmp_path)
 
 
 def test_load_file_admits_only_the_allow_list(tmp_path):
@@ -168,6 +170,35 @@ def test_codec_names_missing_required_keys():
     del d["data_shape"]
     with pytest.raises(ValueError, match=r"config lacks the keys \['data_shape'\]"):
         io.config_from_dict(ddpm_configs.DDPMConfig, d)
+
+
+def test_codec_checks_the_type_of_every_scalar():
+    """A value of another type is refused where it is read, not where it breaks later (a str T breaks sampling);
+    an int is a float (JSON writes 1.0 as 1) but a bool is not an int."""
+    d = io.config_to_dict(ddgan_configs.preset("tiny"))
+    for key, value, kind in (("num_timesteps", "4", "str"), ("num_timesteps", True, "bool"),
+                             ("num_timesteps", 4.0, "float")):
+        bad = d | {"diffusion": d["diffusion"] | {key: value}}
+        with pytest.raises(ValueError, match=rf"config.diffusion.{key} is {value!r}, a {kind}; it must be of type "
+                                             rf"int"):
+            io.config_from_dict(ddgan_configs.DDGANConfig, bad)
+    lr = d | {"train": d["train"] | {"lr_g": 1}}
+    assert io.config_from_dict(ddgan_configs.DDGANConfig, lr).train.lr_g == 1
+    with pytest.raises(ValueError, match="config.train.lr_g is 'fast', a str; it must be of type float"):
+        io.config_from_dict(ddgan_configs.DDGANConfig, lr | {"train": d["train"] | {"lr_g": "fast"}})
+
+
+def test_checkpoint_without_its_parts_or_with_a_bad_config_names_the_file(tmp_path):
+    path = io.save_atomic({"format": FMT, "format_version": io.FORMAT_VERSION, "config": {}, "meta": {}},
+                          tmp_path / "c.pt")
+    with pytest.raises(io.CheckpointError, match=r"c.pt: a 'ddgan-bench/test-checkpoint' checkpoint without "
+                                                 r"\['state_dict'\]"):
+        io.read_checkpoint(path, FMT)
+    config = io.config_to_dict(ddpm_configs.preset("tiny"))
+    config["train"]["steps"] = "many"
+    io.write_checkpoint(path, FMT, config, {}, {})
+    with pytest.raises(io.CheckpointError, match="c.pt: its config does not decode: config.train.steps is 'many'"):
+        io.read_checkpoint(path, FMT, config_cls=ddpm_configs.DDPMConfig)
 
 
 def test_resume_ignores_budgets_and_names_every_difference(tmp_path):

@@ -84,6 +84,18 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert all(v.isfinite().all() for v in rest["train_state"]["G"].values())
 
 
+def test_resume_under_another_number_of_processes_is_refused(tmp_path):
+    """Each rank's batches and noise follow the process count, so a run continues exactly only under its own."""
+    config, ckpt = configs.preset("tiny"), tmp_path / tr.CHECKPOINT_NAME
+    data = build_dataset(config.dataset, seed=0)
+    tr.train(config, data, tmp_path, max_steps=1)
+    saved = io.load_file(ckpt)
+    io.save_atomic(saved | {"meta": saved["meta"] | {"world_size": 2}}, ckpt)  # as two processes write it
+    with pytest.raises(io.CheckpointError, match=r"trained by 2 process\(es\), this run has 1; resume it with "
+                                                 r"torchrun --nproc-per-node 2"):
+        tr.train(config, data, tmp_path, max_steps=2, resume=True)
+
+
 def test_channels_last_and_autocast_reach_the_networks_and_the_batches(tmp_path, monkeypatch):
     """train(channels_last=True, autocast=bfloat16): G and D hold NHWC weights, and D's steps see NHWC batches
     under bfloat16 autocast."""
