@@ -72,25 +72,32 @@ def fake_images(state: TrainState, n: int, gen: torch.Generator, device: torch.d
 
 
 def d_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generator) -> dict[str, float]:
-    """softplus(D(aug(fake))) + softplus(-D(aug(real))), plus gamma/2 |d D(aug(real)) / d real|^2 x interval
-    every r1_interval steps (lazy R1)."""
+    """softplus(D(aug(fake))) + softplus(-D(aug(real))); every r1_interval steps a second optimiser step on
+    gamma/2 |d D(aug(real)) / d real|^2 x interval (lazy R1, upstream's Dreg phase: the interval+1 steps per
+    interval minibatches are what new_state's Adam rescaling is for)."""
     with torch.no_grad():
         fake = fake_images(state, real.shape[0], gen, real.device, cfg)
-    do_r1 = cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0
-    real = real.detach().requires_grad_(do_r1)  # R1 is taken w.r.t. the real images before augmentation (ADA)
     real_logits = state.D(augment(real, state.ada_p, cfg.augment, gen), None)
     loss = F.softplus(state.D(augment(fake, state.ada_p, cfg.augment, gen), None)).mean() + F.softplus(
         -real_logits).mean()
-    r1 = torch.zeros(())
-    if do_r1:
-        (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-        r1 = grad.square().flatten(1).sum(1).mean()
-        loss = loss + r1 * (cfg.r1_gamma / 2) * cfg.r1_interval
     state.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_d.step()
     state.ada_signs.append(float(real_logits.detach().sign().mean()))
-    return {"loss_d": float(loss.detach()), "r1": float(r1.detach())}
+    r1 = r1_step(state, real, cfg, gen) if cfg.r1_gamma > 0 and state.step % cfg.r1_interval == 0 else 0.0
+    return {"loss_d": float(loss.detach()), "r1": r1}
+
+
+def r1_step(state: TrainState, real: Tensor, cfg: TrainConfig, gen: torch.Generator) -> float:
+    """One D step on the R1 penalty alone, taken w.r.t. the real images before augmentation (ADA); returns it."""
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(state.D(augment(real, state.ada_p, cfg.augment, gen), None).sum(), real,
+                                  create_graph=True)
+    r1 = grad.square().flatten(1).sum(1).mean()
+    state.opt_d.zero_grad(set_to_none=True)
+    (r1 * (cfg.r1_gamma / 2) * cfg.r1_interval).backward()
+    state.opt_d.step()
+    return float(r1.detach())
 
 
 def g_step(state: TrainState, batch: int, cfg: TrainConfig, gen: torch.Generator, device: torch.device) -> float:
@@ -194,7 +201,7 @@ def train(config: StyleGAN2Config, data: Tensor, out_dir: str | Path, *, device:
     while state.step < last:
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             stats = train_step(state, data, cfg, device)
-        check_finite(state.step, ckpt, DIVERGED_ADVICE, losses={k: stats[k] for k in ("loss_d", "loss_g")})
+        check_finite(state.step, ckpt, DIVERGED_ADVICE, losses=stats)
         if progress is not None:
             progress(state.step, stats)
         if state.step % cfg.checkpoint_every == 0 or state.step == last:

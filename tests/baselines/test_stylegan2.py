@@ -78,6 +78,25 @@ def test_stylegan2_first_layout_checkpoint_samples_and_resumes_exactly(tmp_path)
             torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def test_lazy_r1_is_its_own_discriminator_step_as_the_adam_rescaling_assumes(monkeypatch):
+    """Upstream's Dmain and Dreg phases: r1_interval minibatches take r1_interval + 1 D optimiser steps, the extra
+    one on the R1 penalty alone, which is why D's Adam lr and betas are rescaled by interval / (interval + 1)."""
+    config = tiny_config()
+    cfg = replace(config.train, r1_interval=3, r1_gamma=1.0)
+    state, data, steps = train.new_state(replace(config, train=cfg), CPU), torch.rand(40, 1, 8, 8) * 2 - 1, []
+    assert state.opt_d.param_groups[0]["lr"] == pytest.approx(cfg.lr_d * 3 / 4)
+    adam_step = type(state.opt_d).step
+
+    def counted(self, *args, **kwargs):
+        steps.append("d" if self is state.opt_d else "g")
+        return adam_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(state.opt_d), "step", counted)
+    r1 = [train.train_step(state, data, cfg, CPU)["r1"] for _ in range(6)]
+    assert steps.count("d") == 6 + 2 and steps[:3] == ["d", "d", "g"] and steps[3:5] == ["d", "g"]
+    assert r1[0] > 0 and r1[3] > 0 and r1[1] == r1[2] == r1[4] == r1[5] == 0.0
+
+
 def test_stylegan2_cli_trains_and_samples(tmp_path):
     from bench.train import main
 
