@@ -40,6 +40,17 @@ def write_folder(images: Tensor, folder: Path, fmt: str = "png", start: int = 0)
     return paths
 
 
+def earlier_images(folder: Path, overwrite: bool) -> list[Path]:
+    """The image files already in `folder`, which a command writing a new set there replaces (overwrite=True) or
+    refuses to mix with: the metrics read every image of a folder, so a shorter re-run would be measured together
+    with the rest of the earlier one."""
+    found = sorted(f for f in folder.iterdir() if f.suffix.lower() in LOSSLESS + LOSSY) if folder.is_dir() else []
+    if found and not overwrite:
+        raise FileExistsError(f"{folder} already holds {len(found)} image files ({found[0].name}, ...) that the new "
+                              f"images would mix with; choose a new --out, or pass --overwrite to replace them")
+    return found
+
+
 def as_stored(images: Tensor, fmt: str) -> Tensor:
     """Images [N, C, H, W] in [-1, 1] as a folder of `fmt` files would give them back: unchanged for PNG (lossless;
     the metrics quantise as save_image does), uint8 [N, 3, H, W] after a JPEG round trip at quality 75 for jpeg."""

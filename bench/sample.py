@@ -22,7 +22,7 @@ from tqdm import tqdm
 from bench import preflight, speed
 from bench.devices import resolve_device
 from bench.grid import write_grid
-from bench.images import FORMATS, write_folder
+from bench.images import FORMATS, earlier_images, write_folder
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from bench.protocol import Generator
 from bench.registry import family_of_format
@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sampling setting (bench.speed): fp32 (float32 eager, the default and the reference) or "
                         "tokens joined by +: a precision fp32|tf32|bf16|fp16, cl (channels-last), compile[=MODE], "
                         "graphs (CUDA graphs), e.g. bf16+cl on a CPU, bf16+cl+graphs on a GPU")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the image files an --out folder already holds (without it they are an error: the "
+                        "metrics would read them with the new ones)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -97,15 +100,31 @@ def main(argv: list[str] | None = None) -> int:
     grid = args.out.suffix.lower() == ".png"
     need = 0 if grid or model is None else output_bytes(model, args.checkpoint, args.n)
     check.check(lambda: writable_folder(args.out.parent if grid else args.out, need_bytes=need))
+    check.check(lambda: check_out(args))
+    earlier = check.check(lambda: [] if grid else earlier_images(args.out, args.overwrite))
     try:
         check.raise_if_any()
         print(f"sampling {args.n} from {args.checkpoint} ({model.name}, {steps} steps, {setting.label}) -> "
               f"{args.out}", file=sys.stderr)
-        write(draw(model, args.n, steps, args.seed, args.batch_size, args.quiet), model, steps, args)
+        samples = draw(model, args.n, steps, args.seed, args.batch_size, args.quiet)
+        for f in earlier:  # only once the new samples exist, so a failed run loses nothing
+            f.unlink(missing_ok=True)
+        write(samples, model, steps, args)
     except (PreflightError, OSError) as e:  # OSError: a write failure after the checks (disk full): one line
         return preflight.report(e)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """ValueError for an --out that --sample-format cannot apply to or that looks like an image of another type."""
+    suffix = args.out.suffix.lower()
+    if suffix == ".png" and args.sample_format != "png":
+        raise ValueError(f"--sample-format {args.sample_format} applies to an --out folder; {args.out} is one PNG "
+                         f"grid")
+    if suffix in (".jpg", ".jpeg", ".webp"):
+        raise ValueError(f"--out {args.out}: a grid is written as .png, and a folder's name should not look like an "
+                         f"image; pass a .png path or a folder (with --sample-format jpeg for JPEG files)")
 
 
 def output_bytes(model: Generator, checkpoint: Path, n: int) -> int:

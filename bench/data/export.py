@@ -16,9 +16,10 @@ from pathlib import Path
 from torch.utils.data import Subset
 from tqdm import tqdm
 
+from bench import preflight
 from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, build_dataset, stack_items
-from bench.images import FORMATS, write_folder
-from bench.preflight import positive_int
+from bench.images import FORMATS, earlier_images, write_folder
+from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from ddgan_ref.io import write_json_atomic
 from ddgan_ref.provenance import provenance
 
@@ -34,20 +35,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--format", choices=sorted(FORMATS), default="png",
                    help="png (lossless, the default) or jpeg (save_image's .jpg, quality 75)")
     p.add_argument("--out", type=Path, required=True, help="folder to write: 000000.png, ... and export.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the image files --out already holds (without it they are an error: the metrics "
+                        "would read them with the new ones)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check = Preflight()
+    ds = check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=args.n,
+                                           seed=args.seed), (DatasetNotFoundError, DatasetCorruptError, ValueError))
+    if ds is not None and len(ds.shape) != 3:
+        check.add(f"{args.dataset} holds points of shape {ds.shape}, not images")
+    check.check(lambda: writable_folder(args.out))
+    earlier = check.check(lambda: earlier_images(args.out, args.overwrite))
     try:
-        ds = build_dataset(args.dataset, root=args.root, train=args.split == "train", size=args.n, seed=args.seed)
-    except (DatasetNotFoundError, DatasetCorruptError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if len(ds.shape) != 3:
-        print(f"error: {args.dataset} holds points of shape {ds.shape}, not images", file=sys.stderr)
-        return 2
+        check.raise_if_any()
+    except PreflightError as e:
+        return preflight.report(e)
+    for f in earlier:
+        f.unlink(missing_ok=True)
     print(f"writing {len(ds)} {args.dataset} ({args.split}) images as {args.format} -> {args.out}", file=sys.stderr)
     for start in tqdm(range(0, len(ds), 500), desc="writing", unit="batch of 500", file=sys.stderr,
                       disable=args.quiet):

@@ -46,6 +46,12 @@ def test_export_writes_a_split_as_a_folder_with_its_description(tmp_path):
                                                                                           "bench.data.export"]
     assert export_main(["--dataset", "gaussians25", "--n", "5", "--out", str(tmp_path / "g")]) == 2
     assert export_main(["--dataset", "mnist", "--root", str(tmp_path / "none"), "--out", str(tmp_path / "m")]) == 2
+    assert export_main(["--dataset", "digits", "--n", "3", "--out", str(tmp_path / "d")]) == 2  # would mix
+    assert len(list((tmp_path / "d").glob("*.jpg"))) == 5
+    assert export_main(["--dataset", "digits", "--n", "3", "--out", str(tmp_path / "d"), "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "d").glob("0*")) == ["000000.png", "000001.png", "000002.png"]
+    (tmp_path / "file").write_text("")
+    assert export_main(["--dataset", "digits", "--n", "3", "--out", str(tmp_path / "file" / "x")]) == 2
 
 
 def test_sample_cli_writes_jpeg_on_request(tmp_path):

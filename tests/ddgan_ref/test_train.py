@@ -182,6 +182,19 @@ def test_sample_cli_writes_grid_and_folder(tmp_path):
     refused = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "5", "--out", str(tmp_path / "x.png"),
                       "--speed", "fp16", "--device", "cpu")
     assert refused.returncode == 2 and "float16 has no fast CPU path" in refused.stderr
+    again = ("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "3", "--out", str(tmp_path / "imgs"), "--quiet")
+    mixed = run_cli(*again)  # 3 new images beside the 5 old ones would be measured as 5
+    assert mixed.returncode == 2 and "already holds 5 image files (000000.png, ...)" in mixed.stderr
+    assert "--overwrite" in mixed.stderr and len(list((tmp_path / "imgs").glob("*.png"))) == 5
+    replaced = run_cli(*again, "--overwrite", "--sample-format", "jpeg")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in (tmp_path / "imgs").iterdir() if p.suffix in (".png", ".jpg")) == [
+        f"{i:06d}.jpg" for i in range(3)]
+    for out, fmt, says in (("g.png", "jpeg", "--sample-format jpeg applies to an --out folder"),
+                           ("g.jpg", "png", "a grid is written as .png")):
+        bad = run_cli("-m", "bench.sample", "--checkpoint", str(ckpt), "--n", "2", "--out", str(tmp_path / out),
+                      "--sample-format", fmt)
+        assert bad.returncode == 2 and says in bad.stderr
 
 
 def test_cli_help_is_complete():
