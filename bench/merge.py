@@ -24,7 +24,7 @@ from bench import report, results
 from bench.lock import FolderLock, FolderLocked
 from bench.plan import cells, trained_entries
 from bench.registry import FAMILIES
-from bench.results import CellRecord
+from bench.results import CellRecord, CellRecordError
 from ddgan_ref.io import write_bytes_atomic
 
 
@@ -34,20 +34,21 @@ class MergeError(ValueError):
 
 def gather(sources: list[Path]) -> dict[str, tuple[CellRecord, Path]]:
     """Each cell's record and the source it comes from (the last source holding it)."""
-    taken: dict[str, tuple[CellRecord, Path]] = {}
-    for source in sources:
-        records = results.read_all(source)
+    found = {source: results.read_all(source) for source in sources}
+    for source, records in found.items():
         if not records:
             raise MergeError(f"{source} holds no cell records (cells/*.json); give folders written by "
                              f"python -m bench.trilemma")
+    datasets = {source: sorted({r.key.dataset for r in records}) for source, records in found.items()}
+    if len({d for ds in datasets.values() for d in ds}) > 1:
+        listing = ", ".join(f"{source}: {' and '.join(ds)}" for source, ds in datasets.items())
+        raise MergeError(f"the sources measure different datasets ({listing}); merge folders of one dataset")
+    taken: dict[str, tuple[CellRecord, Path]] = {}
+    for source, records in found.items():
         for r in records:
             if r.cell in taken:
                 print(f"{r.cell}: from {source}, replacing the one from {taken[r.cell][1]}", file=sys.stderr)
             taken[r.cell] = (r, source)
-    datasets = sorted({r.key.dataset for r, _ in taken.values()})
-    if len(datasets) > 1:
-        found = ", ".join(f"{d}: {', '.join(c for c, (r, _) in taken.items() if r.key.dataset == d)}" for d in datasets)
-        raise MergeError(f"the sources measure different datasets ({found}); merge folders of one dataset")
     return taken
 
 
@@ -94,11 +95,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit 0 when the merged folder is written, 2 when the sources cannot be merged or OUT is in use."""
+    """Exit 0 when the merged folder is written, 2 when the sources cannot be merged (or hold unreadable cell
+    records) or OUT is in use."""
     args = parse_args(argv)
     try:
         merge(args.sources, args.out, args.paper)
-    except (MergeError, FolderLocked, OSError) as e:
+    except (MergeError, CellRecordError, FolderLocked, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

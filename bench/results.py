@@ -22,6 +22,10 @@ SCHEMA = "ddgan-bench/trilemma-cell/2"
 OLD_SCHEMAS = ("ddgan-bench/trilemma-cell/1",)
 
 
+class CellRecordError(ValueError):
+    """A cell record file that is missing, truncated, edited into something else or from another suite version."""
+
+
 @dataclass(frozen=True)
 class CellKey:
     """Everything besides the code that a cell's numbers depend on."""
@@ -132,11 +136,19 @@ def write(out: Path, record: CellRecord) -> Path:
 
 
 def read(out: Path, cell_id: str) -> CellRecord | None:
-    """The cell's record, or None if absent or unreadable."""
+    """The cell's record, or None if absent or unreadable (the harness then measures the cell again)."""
     try:
-        return from_json(json.loads(cell_path(out, cell_id).read_text()))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return parse(cell_path(out, cell_id))
+    except CellRecordError:
         return None
+
+
+def parse(path: Path) -> CellRecord:
+    """The record in `path`; CellRecordError, naming the file, when it is missing, truncated or not a record."""
+    try:
+        return from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CellRecordError(f"{path}: not a readable cell record ({type(e).__name__}: {e})") from e
 
 
 def done(out: Path, key: CellKey) -> CellRecord | None:
@@ -146,6 +158,14 @@ def done(out: Path, key: CellKey) -> CellRecord | None:
 
 
 def read_all(out: Path) -> list[CellRecord]:
-    """Every readable cell record under out/cells, sorted by file name."""
-    records = (read(out, p.stem) for p in sorted((out / "cells").glob("*.json")))
-    return [r for r in records if r is not None]
+    """Every cell record under out/cells, sorted by file name; CellRecordError naming every unreadable one."""
+    records, problems = [], []
+    for path in sorted((out / "cells").glob("*.json")):
+        try:
+            records.append(parse(path))
+        except CellRecordError as e:
+            problems.append(str(e))
+    if problems:
+        raise CellRecordError("; ".join(problems) + ". Restore those files (from git or a copy) or delete them to "
+                              "leave their cells out")
+    return records
