@@ -87,13 +87,23 @@ def image_files(path: Path, allow_lossy: bool = False) -> list[Path]:
 
 def read_folder(path: Path, allow_lossy: bool = False, rgb: bool = False) -> Tensor:
     """The folder's images as uint8 [N, C, H, W] (C as stored, or 3 with rgb=True, as torch-fidelity reads them)."""
-    from torchvision.io import ImageReadMode, decode_image
+    from torchvision.io import ImageReadMode
 
     files = image_files(path, allow_lossy)
     mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
-    images = [decode_image(str(f), mode=mode) for f in files]
+    images = [_decode(f, mode) for f in files]
     shapes = {tuple(x.shape) for x in images}
     if len(shapes) > 1:
         raise ValueError(f"{path} holds images of {len(shapes)} different shapes ({sorted(shapes)[:2]}, ...); "
                          f"resize them to one size first")
     return torch.stack(images)
+
+
+def _decode(path: Path, mode) -> Tensor:
+    """One image file; ValueError naming it when it is truncated (a write that was killed) or not an image."""
+    from torchvision.io import decode_image
+
+    try:
+        return decode_image(str(path), mode=mode)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: not a readable image ({str(e).splitlines()[0]}); write it again or remove it") from e

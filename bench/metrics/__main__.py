@@ -42,10 +42,11 @@ from bench.metrics.inception import (
     read_weights,
     write_fidelity_weights,
 )
-from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
-from bench.registry import given_training
+from bench.preflight import CHECKED, Preflight, PreflightError, positive_int, writable_folder
+from bench.protocol import Generator
+from bench.registry import family_of_format, given_training
 from bench.sample import draw, load_model, resolve_steps
-from ddgan_ref.io import CheckpointError, write_json_atomic
+from ddgan_ref.io import CheckpointError, peek_format, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
 INCEPTION_HELP = ("torch-fidelity's weights-inception-2015-12-05-6726825d.pth, pytorch-fid's pt_inception-2015-12-05-"
@@ -100,7 +101,17 @@ def add_knobs(p: argparse.ArgumentParser) -> None:
 def read_samples(path: Path, allow_lossy: bool = False) -> torch.Tensor:
     """A samples.pt tensor, or the images of a folder (sorted by name) as uint8 [N, C, H, W]."""
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=True)
+        fix = "pass the samples.pt that bench.sample writes, or a folder of PNGs (a checkpoint goes to --checkpoint)"
+        try:
+            samples = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch.load reports a broken file as any of several types
+            raise ValueError(f"--samples {path}: not a readable tensor file (truncated, or not written by torch.save: "
+                             f"{type(e).__name__}); {fix}") from e
+        if not isinstance(samples, torch.Tensor) or samples.ndim not in (2, 4):
+            found = f"a tensor of shape {tuple(samples.shape)}" if isinstance(samples, torch.Tensor) else (
+                f"a {type(samples).__name__}")
+            raise ValueError(f"--samples {path} holds {found}, not samples [N, C, H, W] or points [N, D]; {fix}")
+        return samples
     if not path.exists():
         raise FileNotFoundError(f"--samples {path} does not exist")
     return read_folder(path, allow_lossy)
@@ -135,6 +146,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
         model = check.check(lambda: load_model(args.checkpoint, device))
         if model is not None:
             check.check(lambda: resolve_steps(model, args.steps))
+            check.check(lambda: check_model_fits(model, args), CHECKED + (DatasetNotFoundError, DatasetCorruptError))
     elif not args.samples.exists():
         check.add(f"--samples {args.samples} does not exist")
     if uses_inception(args) and not args.download_inception:
@@ -143,7 +155,21 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
         check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2))
     if args.out:
         check.check(lambda: writable_folder(args.out.parent))
+        if args.out.is_dir():
+            check.add(f"--out {args.out} is a folder; pass the path of the JSON file to write")
     check.raise_if_any()
+
+
+def check_model_fits(model: Generator, args: argparse.Namespace) -> None:
+    """ValueError when the checkpoint's samples could not be measured against --dataset (points against images,
+    or another channel count), found before hours of sampling rather than after."""
+    shape = family_of_format(peek_format(args.checkpoint)).data_shape(model.config)
+    items = build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2).shape
+    if len(shape) != len(items) or shape[0] != items[0]:
+        trained_on = getattr(model.config, "dataset", "another dataset")
+        raise ValueError(f"--checkpoint {args.checkpoint} draws items of shape {tuple(shape)}, which do not fit "
+                         f"{args.dataset} (items of shape {tuple(items)}); it was trained on {trained_on}: pass "
+                         f"--dataset {trained_on} or a checkpoint trained on {args.dataset}")
 
 
 def uses_inception(args: argparse.Namespace) -> bool:

@@ -9,6 +9,7 @@ from torchvision.utils import save_image
 from bench import report
 from bench.data import build_dataset
 from bench.metrics import Reference, cache, evaluate
+from bench.metrics import __main__ as metrics_main
 from bench.metrics.__main__ import main
 from bench.metrics.evaluate import DEFAULT_EXTRACTOR, metric_name, table_metric
 from bench.registry import family
@@ -92,7 +93,7 @@ def test_cli_tensor_and_png_folder_give_the_same_numbers(tmp_path, capsys):
     assert "fd_digits" in capsys.readouterr().out
 
 
-def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(tmp_path):
+def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(tmp_path, capsys, monkeypatch):
     """Samples drawn from a checkpoint: the result names its bytes (SHA-256) and its iterations from the meta, so
     a learning curve's points say where they stand whatever the files were called."""
     f = family("ddgan")
@@ -104,6 +105,11 @@ def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(
     source = json.loads((tmp_path / "m.json").read_text())["source"]
     assert source["checkpoint_sha256"] == file_sha256(checkpoint) and source["steps"] == 4
     assert source["training"] == {"given": True, "iterations": 3, "train_speed": "fp32"}
+    capsys.readouterr()
+    monkeypatch.setattr(metrics_main, "draw", lambda *args: pytest.fail("sampled before refusing"))
+    assert main(["--dataset", "digits", "--checkpoint", str(checkpoint), "--n", "100000", "--quiet"]) == 2
+    assert "draws items of shape (2,), which do not fit digits (items of shape (1, 32, 32)); it was trained on " \
+           "gaussians25: pass --dataset gaussians25" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("setup", "message"), [
@@ -111,6 +117,10 @@ def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(
     ("inception", "Inception-v3 weights not found"),
     ("shape", "do not fit digits"),
     ("nan", "samples contain NaN or inf"),
+    ("truncated", "samples.pt: not a readable tensor file (truncated, or not written by torch.save"),
+    ("checkpoint", "samples.pt holds a dict, not samples [N, C, H, W] or points [N, D]"),
+    ("broken png", "000001.png: not a readable image"),
+    ("out folder", "is a folder; pass the path of the JSON file to write"),
 ])
 def test_cli_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys, setup, message):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
@@ -124,6 +134,18 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys, setup, me
         args[1] = str(tmp_path / "jpgs")
     if setup == "inception":
         args += ["--extractor", "inception-v3-compat"]
+    if setup == "truncated":
+        samples.write_bytes(samples.read_bytes()[:300])
+    if setup == "checkpoint":
+        torch.save({"format": "ddgan-bench/ddgan", "state_dict": {}}, samples)
+    if setup == "broken png":  # as a killed writer leaves one
+        (tmp_path / "pngs").mkdir()
+        for i in range(3):
+            save_image(torch.rand(3, 8, 8), tmp_path / "pngs" / f"{i:06d}.png")
+        (tmp_path / "pngs" / "000001.png").write_bytes((tmp_path / "pngs" / "000001.png").read_bytes()[:60])
+        args[1] = str(tmp_path / "pngs")
+    if setup == "out folder":
+        args += ["--out", str(tmp_path)]
     assert main(args) == 2
     assert message in capsys.readouterr().err
 
