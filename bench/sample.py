@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from bench import preflight, speed
-from bench.devices import resolve_device
+from bench.devices import device_arg, resolve_device
 from bench.grid import write_grid
 from bench.images import FORMATS, earlier_images, write_folder
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="sampling steps (default: the model's own: DDGAN its trained T, DDPM T = 1000 (fewer: "
                         "DDIM), StyleGAN2 1)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per forward batch (default 100)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--speed", default="fp32", metavar="SETTING",
                    help="sampling setting (bench.speed): fp32 (float32 eager, the default and the reference) or "
                         "tokens joined by +: a precision fp32|tf32|bf16|fp16, cl (channels-last), compile[=MODE], "

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from bench import preflight, speed
 from bench.data import DATASETS, build_dataset, stack_items
-from bench.devices import resolve_device
+from bench.devices import device_arg, resolve_device
 from bench.grid import write_grid
 from bench.lock import FolderLock, FolderLocked
 from bench.preflight import Preflight, PreflightError, nonnegative_int, positive_int, writable_folder
@@ -95,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
     p.add_argument("--seed", type=int, help="override the training seed")
     p.add_argument("--checkpoint-every", type=positive_int, help="iterations between checkpoints")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--speed", default="fp32", metavar="SETTING",
                    help="precision and memory format of the training iterations, in bench.speed's notation: "
                         "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl (channels-last), e.g. bf16+cl. "

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench import curves, preflight, report, results, speed, timing
 from bench.data import DATASETS, FILE_BACKED, build_dataset
-from bench.devices import resolve_device
+from bench.devices import device_arg, resolve_device
 from bench.distributed import World, setup, teardown
 from bench.images import FORMATS
 from bench.lock import FolderLock, FolderLocked
@@ -126,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl; the table's train_speed column "
                         "says which, and a training folder keeps the setting it started with")
     p.add_argument("--batch-size", type=positive_int, default=500, help="batch size for drawing the n samples")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--paper", action="store_true", help="also print and write (paper.md, paper.csv) measured vs the "

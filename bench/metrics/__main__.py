@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from bench import preflight
 from bench.data import DATASETS, FILE_BACKED, DatasetCorruptError, DatasetNotFoundError, build_dataset
-from bench.devices import resolve_device
+from bench.devices import device_arg, resolve_device
 from bench.images import read_folder
 from bench.metrics import cache
 from bench.metrics.digits_cnn import ClassifierWeightsError
@@ -95,7 +95,7 @@ def add_knobs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kid-subset-size", type=positive_int, default=1000,
                    help="KID subset size, capped by N (default 1000)")
     p.add_argument("--batch-size", type=positive_int, default=100, help="images per extractor batch (default 100)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
 
 
 def read_samples(path: Path, allow_lossy: bool = False) -> torch.Tensor:

@@ -18,6 +18,7 @@ from bench import sample as sample_cli
 from bench.metrics.__main__ import main as metrics_main
 from bench.registry import family
 from bench.train import TrainJob, train_model
+from bench.train import main as train_main
 from bench.trilemma import main as trilemma_main
 from ddgan_ref.ops import _build
 
@@ -69,6 +70,20 @@ def test_faults_nonpositive_n_is_refused_before_any_work(tmp_path, checkpoints, 
             main([*args, "--n", n])
         assert exit_.value.code == 2 and f"{n} is not a positive integer" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("device", "says"), [("bogus", "'bogus' is not a device; give auto, cpu, cuda or cuda:N"),
+                                              ("meta", "'meta': the commands run on cpu or cuda")])
+def test_faults_unknown_device_is_an_argument_error_in_every_cli(tmp_path, capsys, device, says):
+    """--device is checked where it is parsed (it was a RuntimeError traceback from torch.device)."""
+    for main, args in ((train_main, ["--out", str(tmp_path / "t")]),
+                       (sample_cli.main, ["--checkpoint", "c.pt", "--n", "1", "--out", str(tmp_path / "s")]),
+                       (metrics_main, ["--dataset", "gaussians25", "--samples", "s.pt"]),
+                       (trilemma_main, ["--out", str(tmp_path / "r")])):
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, "--device", device])
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def test_faults_cifar10_run_lists_every_problem_before_sampling(tmp_path, checkpoints):
