@@ -44,12 +44,16 @@ def test_done_needs_an_ok_record_made_under_the_same_key(tmp_path):
     assert results.done(tmp_path, KEY) is None
 
 
-def test_unreadable_or_foreign_records_are_skipped(tmp_path):
+def test_unreadable_or_foreign_records_are_measured_again_by_the_harness_and_named_by_read_all(tmp_path):
     (tmp_path / "cells").mkdir()
     (tmp_path / "cells" / "a.json").write_text("{not json")
     (tmp_path / "cells" / "b.json").write_text(json.dumps({"schema": "something/else", "cell": "b"}))
     (tmp_path / "cells" / "c.json").write_text(json.dumps({**results.to_json(record()), "surprise": 1}))
-    assert results.read_all(tmp_path) == []
+    assert [results.read(tmp_path, c) for c in "abc"] == [None, None, None]  # the harness redoes these cells
+    with pytest.raises(results.CellRecordError) as error:
+        results.read_all(tmp_path)
+    assert [p.split(": not a readable cell record")[0] for p in str(error.value).split("; ")[:3]] == [
+        str(tmp_path / "cells" / f"{c}.json") for c in "abc"]
 
 
 def test_schema_1_records_are_read_with_one_device_description(tmp_path):
