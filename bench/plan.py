@@ -101,6 +101,9 @@ def entries(run: RunConfig) -> list[Entry]:
     """Models to measure: the given checkpoints, else (on data it has presets for) each family's variants to
     train."""
     given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
+    if left_out := [f"{e.family}={e.checkpoint}" for e in given if e.family not in run.models]:
+        raise ValueError(f"--checkpoints {' '.join(left_out)}: not measured, since --models {' '.join(run.models)} "
+                         f"leaves the family out; add it to --models or drop the checkpoint")
     out = [e for e in given if e.family in run.models]
     have = {e.family for e in out}
     untrained = [f for f in run.models if f not in have]

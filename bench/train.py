@@ -74,7 +74,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset", required=True, help="config preset; " + "; ".join(
         f"{name}: {', '.join(sorted(f.presets))}" for name, f in FAMILIES.items()))
     p.add_argument("--dataset", help=f"dataset (default: the preset's): {', '.join(sorted(DATASETS))}")
-    p.add_argument("--data-root", type=Path, help="folder with the dataset files (cifar10, mnist, image-folder)")
+    p.add_argument("--data-root", "--root", dest="data_root", type=Path,
+                   help="folder with the dataset files (cifar10, mnist, stacked-mnist, image-folder); --root, as the "
+                        "other commands call it, is the same")
     p.add_argument("--download", action="store_true", help="download the dataset into --data-root if missing")
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, checkpoint.pt, samples.png")
     p.add_argument("--resume", action="store_true",

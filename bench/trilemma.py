@@ -166,6 +166,9 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
         train_speed=train_speed or speed.SpeedConfig(), presets=tuple(p for p in presets if p is not None))
     check_models(run, check)
     check.check(lambda: writable_folder(run.out))
+    if run.retime and not any((run.out / "cells").glob("*.json")):
+        check.add(f"--retime times the finished cells of {run.out} again, and it holds none; run without --retime "
+                  f"first (or pass the folder of a finished run as --out)")
     check.raise_if_any()
     return run
 
@@ -283,9 +286,10 @@ def run_cell(cell: Cell, source: Trained, run: RunConfig, world: World,
     checkpoint = source.checkpoint
     key = CellKey(cell.id, run.dataset, samples_of(run, cell), run.seed, run.rounds,
                   file_sha256(checkpoint) if checkpoint else None, run.sample_format, run.inception_n)
+    earlier = results.read(run.out, cell.id) if run.retime else None
+    if earlier is not None and earlier.ok and replace(earlier.key, rounds=run.rounds) == key:  # --rounds may change
+        return retime(cell, earlier, run, world)
     previous = results.done(run.out, key)
-    if previous is not None and run.retime and previous.ok:
-        return retime(cell, previous, run, world)
     if previous is not None:
         if world.main:
             print(f"{cell.id}: done before, kept ({results.cell_path(run.out, cell.id)})", file=sys.stderr)
@@ -321,7 +325,7 @@ def retime(cell: Cell, previous: CellRecord, run: RunConfig, world: World) -> Ce
     was = previous.timing.seconds if previous.timing else None
     print(f"{cell.id}: retimed, {was} -> {timed.seconds:.4g} s per batch" + (f" (noisy: {timed.noisy})" if timed.noisy
                                                                              else ""), file=sys.stderr)
-    record = replace(previous, timing=timed, **provenance(run.device))
+    record = replace(previous, key=replace(previous.key, rounds=run.rounds), timing=timed, **provenance(run.device))
     results.write(run.out, record)
     return record
 

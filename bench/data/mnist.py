@@ -35,6 +35,10 @@ def _open(root: Path, train: bool, download: bool):
             raise DatasetNotFoundError(f"MNIST download into {raw} failed (no internet access?). "
                                        + _missing_message(raw, missing)) from e
     missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
+    if missing and all((root / f).is_file() for f in MNIST_FILES):
+        up = root.parent.parent if root.name == "raw" and root.parent.name == "MNIST" else None
+        raise DatasetNotFoundError(f"MNIST's files are in {root} itself, but the root is the folder above "
+                                   f"MNIST/raw/: " + (f"pass {up}" if up else f"move them into {raw}/"))
     if missing:
         raise DatasetNotFoundError(_missing_message(raw, missing))
     return MNIST(root, train=train, download=False)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bench.data import DatasetCorruptError, DatasetNotFoundError, build_dataset, cifar, mnist
+from bench.train import parse_args as train_args
 from tests.bench.test_data import check_contract
 
 # MNIST on fake idx files.
@@ -87,6 +88,16 @@ def test_mnist_missing_error_message(tmp_path):
         build_dataset("mnist", root=tmp_path)
     assert str(err.value) == mnist_missing_message(raw, "t10k-labels-idx1-ubyte")
     assert isinstance(err.value, FileNotFoundError)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(b"")
+    with pytest.raises(DatasetNotFoundError, match=f"MNIST's files are in {raw} itself, but the root is the folder "
+                                                   f"above MNIST/raw/: pass {tmp_path}$"):
+        build_dataset("mnist", root=raw)  # the raw folder itself given as the root
+
+
+def test_train_takes_the_data_folder_as_root_too_as_the_data_errors_name_it():
+    for flag in ("--data-root", "--root"):
+        args = train_args(["--preset", "stacked-mnist", "--out", "o", flag, "../shared/data"])
+        assert args.data_root == Path("../shared/data")
 
 
 def test_mnist_download_offline_error(tmp_path, monkeypatch):

@@ -128,6 +128,10 @@ def test_faults_checkpoint_of_another_dataset_or_family_is_named(tmp_path, check
                           "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "this is a ddgan checkpoint (format 'ddgan-bench/" in err and "give it as ddgan=PATH" in err
+    assert trilemma_main(["--models", "ddpm", "--checkpoints", f"ddgan={checkpoints['ddgan-g25']}",
+                          "--out", str(out)]) == 2  # the checkpoint would be dropped and DDPM trained instead
+    assert f"--checkpoints ddgan={checkpoints['ddgan-g25']}: not measured, since --models ddpm leaves the family " \
+           f"out" in capsys.readouterr().err
     assert not out.exists()
 
 

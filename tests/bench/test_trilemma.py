@@ -96,6 +96,15 @@ def test_trilemma_retime_times_finished_cells_again_and_keeps_their_metrics(two_
         assert timed["min_seconds"] == min(timed["seconds_all"]) and timed["iqr_seconds"] >= 0
         assert timed["load"]["cpus"] >= 1 and "noisy" in timed
     assert "seconds_iqr" in (out / "trilemma.csv").read_text().splitlines()[0]
+    assert main([*TINY, "--out", str(out), "--retime", "--rounds", "2"]) == 0  # other rounds: retimed, not redone
+    assert capsys.readouterr().err.count("retimed, ") == len(CELLS)
+    again = cell_records(out)
+    assert all(again[c]["key"]["rounds"] == 2 and len(again[c]["timing"]["seconds_all"]) == 2 for c in CELLS)
+    assert all(again[c]["metrics"] == before[c]["metrics"] for c in CELLS)
+    empty = out.parent / "retime-nothing"
+    assert main([*TINY, "--out", str(empty), "--retime"]) == 2
+    assert f"--retime times the finished cells of {empty} again, and it holds none" in capsys.readouterr().err
+    assert not empty.exists()
 
 
 def test_trilemma_failed_cell_is_reported_and_the_others_complete(two_runs, tmp_path, monkeypatch):
