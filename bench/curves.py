@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from bench.plots import write_png
 from ddgan_ref.io import write_json_atomic
 
 PLATEAU_TOLERANCE = 0.05  # relative change over the last segment below which a curve counts as flat
@@ -126,7 +127,4 @@ def plot(curves: list[Curve], path: Path, title: str) -> Path | None:
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return write_png(fig, path, dpi=120)

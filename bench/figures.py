@@ -31,6 +31,7 @@ from baselines.ddpm import model as ddpm_model
 from bench import preflight
 from bench.data import build_dataset
 from bench.metrics.modes import mixture_coverage
+from bench.plots import write_png
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.diffusion import EPS_SMALL, vp_variance
@@ -116,8 +117,7 @@ def exact_figure(out: Path, s: float = 0.25) -> dict:
         stats[f"T={steps}"] = {"s": s, "s_prev": step["s_prev"], "alpha": step["alpha"],
                                "modes_by_x_s": {str(x): m for x, m in modes.items()}}
     fig.tight_layout()
-    fig.savefig(out / "denoising_1d.png", dpi=110)
-    plt.close(fig)
+    write_png(fig, out / "denoising_1d.png", dpi=110)
     return stats
 
 
@@ -150,8 +150,7 @@ def measured_figure(out: Path, ddgan_ckpt: Path, ddpm_ckpt: Path, n: int, seed: 
                xlim=(-1.2, 1.2), ylim=(-1.2, 1.2), aspect="equal")
         ax.title.set_fontsize(9)
     fig.tight_layout()
-    fig.savefig(out / "denoising_2d.png", dpi=110)
-    plt.close(fig)
+    write_png(fig, out / "denoising_2d.png", dpi=110)
     return stats
 
 

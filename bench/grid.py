@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from torch import Tensor
+
+from bench.plots import write_png
+from ddgan_ref.io import write_bytes_atomic
 
 
 def write_grid(samples: Tensor, path: str | Path, *, reference: Tensor | None = None, nrow: int | None = None) -> Path:
@@ -15,8 +19,9 @@ def write_grid(samples: Tensor, path: str | Path, *, reference: Tensor | None = 
         from torchvision.utils import save_image
 
         nrow = nrow or max(1, int(samples.shape[0] ** 0.5))
-        save_image(((samples.float().cpu() + 1) / 2).clamp(0, 1), path, nrow=nrow, padding=1)
-        return path
+        buf = io.BytesIO()
+        save_image(((samples.float().cpu() + 1) / 2).clamp(0, 1), buf, format="png", nrow=nrow, padding=1)
+        return write_bytes_atomic(buf.getvalue(), path)
     if samples.ndim == 2 and samples.shape[1] == 2:
         return _scatter(samples.float().cpu(), path, reference)
     raise ValueError(f"cannot draw samples of shape {tuple(samples.shape)}: expected [N, C, H, W] or [N, 2]")
@@ -34,7 +39,5 @@ def _scatter(points: Tensor, path: Path, reference: Tensor | None) -> Path:
     ax.scatter(*points.T, s=2, c="tab:blue", label="samples")
     ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), aspect="equal")
     ax.legend(loc="upper right", markerscale=4)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return write_png(fig, path, bbox_inches="tight")
 

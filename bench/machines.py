@@ -16,7 +16,6 @@ stands beside rows of its family at the paper's steps on CIFAR-10 only.
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import sys
 import textwrap
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from bench.paper import TABLE1
+from bench.plots import png_bytes
 from bench.results import from_json
 from bench.speedups import seconds_per_call
 from bench.tables import markdown
@@ -257,10 +257,7 @@ def plot(df: pd.DataFrame, family: str) -> bytes | None:
     fig.suptitle(f"{family}: sampling time of 100 images per machine and setting")  # centred on the figure: fits
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left", title="machine", title_fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=120)
 
 
 def write(df: pd.DataFrame, out: Path) -> list[Path]:

@@ -14,7 +14,6 @@ import argparse
 import base64
 import datetime
 import html
-import io
 import sys
 import textwrap
 from pathlib import Path
@@ -24,6 +23,7 @@ import pandas as pd
 from bench import machines
 from bench.history import HistoryError, read
 from bench.machines import MachinesError
+from bench.plots import png_bytes
 from bench.regressions import FLAGS, flagged, regressions, shown
 from bench.regressions import machines as history_machines
 from bench.tables import cell
@@ -101,7 +101,6 @@ def trends(frame: pd.DataFrame, kind: str) -> bytes | None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     df = frame[frame["kind"] == kind]
@@ -115,10 +114,7 @@ def trends(frame: pd.DataFrame, kind: str) -> bytes | None:
     g.set_axis_labels("run (UTC)", "median seconds per call" if kind == "speed" else "value")
     for ax in g.axes.flat:
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-    buf = io.BytesIO()
-    g.savefig(buf, format="png", dpi=100)
-    plt.close(g.figure)
-    return buf.getvalue()
+    return png_bytes(g, dpi=100)
 
 
 def history_section(history_dir: Path, ratio_to: str | None) -> str:

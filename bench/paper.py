@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench.results import CellRecord
 from bench.tables import markdown
+from ddgan_ref.io import write_bytes_atomic
 
 PAPER_HARDWARE = "one NVIDIA V100, batch 100"
 SOURCES = {
@@ -173,12 +174,13 @@ def write(out: Path, records: list[CellRecord], dataset: str) -> list[Path]:
     if df.empty:
         print(f"\nthe paper reports no numbers that these cells measure on {dataset} (it has cifar10 Table 1 and "
               f"ablation rows, and Stacked-MNIST)", file=sys.stderr)
+        for stale in (out / "paper.md", out / "paper.csv"):  # an earlier table's, which these cells no longer give
+            stale.unlink(missing_ok=True)
         return []
     text = f"## Measured vs the DDGAN paper ({dataset})\n\n" + markdown(df)
     print("\n" + text, end="")
-    (out / "paper.md").write_text(text)
-    df.to_csv(out / "paper.csv", index=False)
-    return [out / "paper.md", out / "paper.csv"]
+    return [write_bytes_atomic(text.encode(), out / "paper.md"),
+            write_bytes_atomic(df.to_csv(index=False).encode(), out / "paper.csv")]
 
 
 def tables_markdown() -> str:
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     text = tables_markdown()
     print(text)
     if args.out:
-        args.out.write_text(text)
+        write_bytes_atomic(text.encode(), args.out)
     return 0
 
 

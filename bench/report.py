@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import compare, curves, history, machines, page, paper, regressions
+from bench.plots import write_png
 from bench.results import CellRecord
 from bench.tables import latex, markdown
 from ddgan_ref.io import write_bytes_atomic
@@ -107,9 +108,7 @@ def plot(df: pd.DataFrame, path: Path, title: str) -> Path | None:
     # A fast point sits beside its model's float32 one: the marker legend names its setting.
     named = ok if style is None else ok[ok["speed"] == "fp32"]
     label_points(ax, zip(named["model"], named["seconds_per_batch"], named[quality], strict=True))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return write_png(fig, path, dpi=120)
 
 
 def label_points(ax, points, gap: float = 8) -> None:

@@ -92,6 +92,8 @@ def test_write_paper_files_and_a_dataset_without_paper_numbers(tmp_path, capsys)
     assert len(pd.read_csv(tmp_path / "paper.csv")) == len(paper.compare(CIFAR, "cifar10"))
     assert write_paper(tmp_path / "g", CIFAR, "gaussians25") == []
     assert "the paper reports no numbers" in capsys.readouterr().err
+    assert write_paper(tmp_path, [], "cifar10") == []  # cells that no longer meet the paper: no stale comparison
+    assert not (tmp_path / "paper.md").exists() and not (tmp_path / "paper.csv").exists()
 
 
 def test_paper_tables_render_with_sources(tmp_path):
