@@ -70,7 +70,7 @@ class TrainJob:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=sorted(FAMILIES), default="ddgan", help="model family to train")
+    p.add_argument("--model", choices=sorted(FAMILIES), default="ddgan", help="model family to train (default ddgan)")
     p.add_argument("--preset", required=True, help="config preset; " + "; ".join(
         f"{name}: {', '.join(sorted(f.presets))}" for name, f in FAMILIES.items()))
     p.add_argument("--dataset", help=f"dataset (default: the preset's): {', '.join(sorted(DATASETS))}")
@@ -95,8 +95,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=positive_int, help="override the per-process batch size")
     p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
     p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
-    p.add_argument("--seed", type=int, help="override the training seed")
-    p.add_argument("--checkpoint-every", type=positive_int, help="iterations between checkpoints")
+    p.add_argument("--seed", type=int, help="override the training seed (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=positive_int,
+                   help="iterations between checkpoints (default: the preset's)")
     p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--speed", default="fp32", metavar="SETTING",
                    help="precision and memory format of the training iterations, in bench.speed's notation: "
@@ -107,7 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--single-process", action="store_true",
                    help="train in this process alone even under torchrun (the trilemma harness trains on rank 0)")
     p.add_argument("--num-workers", type=nonnegative_int, default=0, help="data-loading worker processes (default 0)")
-    p.add_argument("--grid-n", type=positive_int, default=64, help="samples in the final grid (2D data: 2000 points)")
+    p.add_argument("--grid-n", type=positive_int, default=64,
+                   help="samples in the final grid (default 64; 2D data: 2000 points)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -187,6 +189,9 @@ def resume_message(job: TrainJob, total: int) -> str:
     if not checkpoint.is_file():
         return f"no checkpoint in {job.out}: starting fresh"
     step = (load_file(checkpoint, mmap=True).get("meta") or {}).get("step")
+    if step is not None and step >= total:
+        return f"{checkpoint} is at step {step}, the end of this run's {total}: nothing to train (raise --max-steps " \
+               f"or the preset's budget to go on)"
     return f"resuming from step {step} of {total}" if step is not None else f"resuming from {checkpoint}"
 
 
@@ -199,6 +204,9 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
     check.check(lambda: writable_folder(args.out))
     if job is not None and args.resume:
         check.check(lambda: check_resume(family(job.family), args.out / CHECKPOINT_NAME, job.config, job.speed))
+    if args.fresh_ok and not args.resume:
+        check.add("--fresh-ok only applies with --resume (it lets a restart loop's first run start fresh); add "
+                  "--resume or drop --fresh-ok")
     if args.resume and not (args.out / CHECKPOINT_NAME).is_file() and not args.fresh_ok:
         check.add(f"--resume: {args.out} holds no {CHECKPOINT_NAME}; check the folder, or add --fresh-ok to start a "
                   f"fresh run there")

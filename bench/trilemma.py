@@ -91,7 +91,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "their metrics, and the reference's they are compared with, are then at that N")
     p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
     p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
-    p.add_argument("--train-steps", type=positive_int, help="override the training iterations of every trained model")
+    p.add_argument("--train-steps", type=positive_int,
+                   help="override the training iterations of every trained model (default: each preset's)")
     p.add_argument("--presets", nargs="+", default=[], metavar="FAMILY=PRESET",
                    help="train these bench.train presets instead of the dataset's own, e.g. ddgan=stacked-mnist-24 "
                         "(a preset of the same dataset); the other families train their default preset")
@@ -125,7 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="precision and memory format the harness trains its models under (bench.train --speed): "
                         "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl; the table's train_speed column "
                         "says which, and a training folder keeps the setting it started with")
-    p.add_argument("--batch-size", type=positive_int, default=500, help="batch size for drawing the n samples")
+    p.add_argument("--batch-size", type=positive_int, default=500,
+                   help="batch size for drawing the n samples (default 500)")
     p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -227,6 +227,9 @@ def test_faults_resume_says_what_it_does(tmp_path):
     assert json.loads((out / "config.json").read_text())["preset"] == "tiny"
     resumed = cli(*base, "--resume", "--max-steps", "4", "--checkpoint-every", "7")
     assert resumed.returncode == 0 and "resuming from step 2 of 4" in resumed.stderr, resumed.stderr
+    done = cli(*base, "--resume", "--max-steps", "3")
+    assert done.returncode == 0 and "is at step 4, the end of this run's 3: nothing to train" in done.stderr
+    assert cli(*base, "--fresh-ok", "--max-steps", "2").returncode == 2  # --fresh-ok without --resume
     other = cli(*base, "--resume", "--max-steps", "6", "--seed", "5", "--lr-g", "0.001")
     assert other.returncode == 2
     assert "train.lr_g = 0.0002 there, 0.001 now; train.seed = 0 there, 5 now" in other.stderr, other.stderr
