@@ -33,9 +33,10 @@ from bench.data import build_dataset
 from bench.metrics.modes import mixture_coverage
 from bench.plots import write_png
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
+from bench.registry import FAMILIES
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.diffusion import EPS_SMALL, vp_variance
-from ddgan_ref.io import write_json_atomic
+from ddgan_ref.io import peek_format, write_json_atomic
 
 TRILEMMA = Path("runs/trilemma-gaussians25/train")
 
@@ -122,10 +123,15 @@ def exact_figure(out: Path, s: float = 0.25) -> dict:
 
 
 def check_checkpoints(ddgan_ckpt: Path, ddpm_ckpt: Path) -> None:
-    for path, what in ((ddgan_ckpt, "DDGAN T=4"), (ddpm_ckpt, "DDPM")):
+    """FileNotFoundError for a missing checkpoint, ValueError for one of another family (read from its header)."""
+    for path, name, what in ((ddgan_ckpt, "ddgan", "DDGAN T=4"), (ddpm_ckpt, "ddpm", "DDPM")):
         if not path.is_file():
             raise FileNotFoundError(f"{what} checkpoint {path} not found: run `python -m bench.trilemma` first (it "
                                     f"trains both on gaussians25), or pass --ddgan / --ddpm")
+        fmt = peek_format(path)
+        if fmt != FAMILIES[name].checkpoint_format:
+            found = next((f.name for f in FAMILIES.values() if f.checkpoint_format == fmt), f"format {fmt!r}")
+            raise ValueError(f"--{name} {path}: a {found} checkpoint, not a {what} one")
 
 
 def measured_figure(out: Path, ddgan_ckpt: Path, ddpm_ckpt: Path, n: int, seed: int) -> dict:

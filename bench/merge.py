@@ -23,6 +23,7 @@ from pathlib import Path
 from bench import report, results
 from bench.lock import FolderLock, FolderLocked
 from bench.plan import cells, trained_entries
+from bench.preflight import writable_folder
 from bench.registry import FAMILIES
 from bench.results import CellRecord, CellRecordError
 from ddgan_ref.io import write_bytes_atomic
@@ -69,6 +70,7 @@ def ordered(records: list[CellRecord]) -> list[CellRecord]:
 def merge(sources: list[Path], out: Path, with_paper: bool) -> list[CellRecord]:
     """Copy the chosen cells and their grids into `out` and write its tables; the records in table order."""
     taken = gather(sources)
+    writable_folder(out)
     here = out.resolve()
     if here not in {s.resolve() for s in sources} and results.read_all(out):
         raise MergeError(f"{out} holds cell records but is not a source: give it as the first source to keep them, "

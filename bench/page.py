@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import machines
+from bench import machines, preflight
 from bench.history import HistoryError, read
 from bench.machines import MachinesError
 from bench.plots import png_bytes
@@ -192,7 +192,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.page") -> i
     except (PageError, MachinesError, HistoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(write(args.out, text))
+    try:
+        print(write(args.out, text))
+    except OSError as e:  # an --out that is a file, a read-only folder, a full disk
+        return preflight.report(e)
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import preflight
 from bench.results import CellRecord
 from bench.tables import markdown
 from ddgan_ref.io import write_bytes_atomic
@@ -202,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     text = tables_markdown()
     print(text)
     if args.out:
-        write_bytes_atomic(text.encode(), args.out)
+        try:
+            write_bytes_atomic(text.encode(), args.out)
+        except OSError as e:  # an --out under a file, a read-only folder, a full disk
+            return preflight.report(e)
     return 0
 
 

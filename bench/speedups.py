@@ -5,8 +5,9 @@ sampling settings of bench/test_speed_settings.py (float32 eager, "fp32")."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from ddgan_ref.io import read_json
 
 
 def seconds_per_call(bench: dict) -> float:
@@ -63,7 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.speedups", description=__doc__)
     parser.add_argument("json", type=Path, help="a pytest-benchmark JSON written by `pytest bench/ --benchmark-json`")
     args = parser.parse_args(argv)
-    rows = speedups(json.loads(args.json.read_text())["benchmarks"])
+    doc = read_json(args.json, SystemExit, f"write it with `pytest bench/ --benchmark-json {args.json}`")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise SystemExit(f"{args.json}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
+    rows = speedups(doc["benchmarks"])
     if not rows:
         raise SystemExit(f"{args.json}: no benchmark pairs with extra_info op/case/device/impl (ref and a kernel)")
     print(markdown(rows))

@@ -67,7 +67,12 @@ class Checkpoint(NamedTuple):
 def _replace_atomically(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path:
     """write() into a temporary file beside `path`, fsync, then rename over `path`; the old file survives a failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
+        blocking = next(p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir())
+        raise NotADirectoryError(f"cannot write {path}: {blocking} is a file, not a folder; choose another "
+                                 f"path") from None
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         try:

@@ -15,6 +15,7 @@ import torch
 
 from bench import lock, preflight
 from bench import sample as sample_cli
+from bench.figures import main as figures_main
 from bench.metrics.__main__ import main as metrics_main
 from bench.registry import family
 from bench.train import TrainJob, train_model
@@ -54,6 +55,23 @@ def test_faults_figures_default_output_is_not_results(tmp_path):
     done = cli("bench.figures", "denoising", "--exact-only", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "runs" / "figures" / "denoising.json").is_file() and not (tmp_path / "results").exists()
+
+
+def test_faults_figures_checkpoint_of_the_other_family_is_named(tmp_path, checkpoints, capsys):
+    g25 = checkpoints["ddgan-g25"]
+    assert figures_main(["denoising", "--ddgan", str(g25), "--ddpm", str(g25), "--out", str(tmp_path / "f")]) == 2
+    assert f"error: --ddpm {g25}: a ddgan checkpoint, not a DDPM one" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ("bench.paper", "--out", "{file}/paper.md"), ("bench.page", "{file}"), ("bench.page", "{file}/sub"),
+    ("bench.merge", "results/trilemma-gaussians25", "--out", "{file}"), ("bench.speedups", "{file}")])
+def test_faults_a_file_where_a_folder_or_json_should_be_is_one_error_line(tmp_path, command):
+    (tmp_path / "file").write_text("{not json")
+    done = cli(*(a.format(file=tmp_path / "file") for a in command))
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr
+    assert str(tmp_path / "file") in done.stderr and (tmp_path / "file").read_text() == "{not json"
 
 
 @pytest.mark.parametrize("n", ["0", "-5"])
