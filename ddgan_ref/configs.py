@@ -103,6 +103,8 @@ class TrainConfig:
     """Optimisation settings; batch_size is per process, as upstream's --batch_size is per GPU."""
 
     batch_size: int = 128
+    # Epochs trained, the cosine schedule's length. Upstream's loop, range(init_epoch, num_epoch + 1), trains one
+    # more at the schedule's floor (eta_min): 1 epoch in the official runs' 1200-1800, left out here.
     num_epoch: int = 1200
     lr_g: float = 1.5e-4
     lr_d: float = 1e-4

