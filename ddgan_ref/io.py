@@ -1,4 +1,5 @@
-"""Files every model family shares: atomic writes, weights-only loads, the checkpoint form and the config codec.
+"""Files every model family shares: atomic writes, weights-only loads, the checkpoint form, the config codec, and
+the rules of resuming and of stopping a diverged run before it overwrites its last good checkpoint.
 
 A checkpoint of any family is {format, format_version, config, state_dict, meta, **extra}: `format` names the
 family, `config` is the run's config as `config_to_dict` writes it, `state_dict` is the network that samples
