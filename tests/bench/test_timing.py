@@ -15,6 +15,23 @@ def test_network_calls_are_counted_by_a_hook():
     assert record.load is not None and record.load["cpus"] >= 1
 
 
+def test_nfe_is_one_batchs_calls_even_where_the_first_use_builds_something(monkeypatch):
+    """A CUDA-graph setting warms up and captures on its first batch of a size (3 passes of T calls) before it
+    replays: the count is the replay's T, not the 4T of the first call."""
+    model, built = build_model("ddpm", preset_name="tiny"), set()
+    sample = type(model).sample
+
+    def first_use_runs_three_more_passes(self, n, steps, seed=0):
+        if n not in built:
+            built.add(n)
+            for _ in range(3):
+                sample(self, n, steps, seed=seed)
+        return sample(self, n, steps, seed=seed)
+
+    monkeypatch.setattr(type(model), "sample", first_use_runs_three_more_passes)
+    assert timing.paper_time(model, 5, torch.device("cpu"), batch=4, rounds=1).nfe == 5
+
+
 def test_timing_noise_flags_spread_rounds_a_busy_machine_and_steal():
     """The rounds of a DDIM-20 cell timed beside other work (issue 18): median 0.093 s, IQR 0.938 s."""
     rounds = [0.976, 0.964, 0.093, 0.023, 0.026]
