@@ -132,6 +132,25 @@ def budget_note(record: CellRecord, dataset: str) -> str:
     return "; ".join(parts)
 
 
+# Metrics this suite measures otherwise than the paper did (spec: ddgan.md's evaluation, metrics.md's pitfalls).
+PROTOCOL_NOTES = {
+    "recall": "recall here: prdc's on Inception's 2048-d features, k=5 (the paper: Kynkaanniemi et al.'s improved "
+              "recall, VGG16 features, k=3)",
+    "is": "IS here over 10 splits (the paper: 1)",
+}
+
+
+def protocol_note(record: CellRecord, metric: str) -> str:
+    """How the cell's `metric` was measured where that differs from the paper's protocol: FID's N and file format
+    (the paper: 50,000 JPEGs; both move FID), recall's features and k, IS's splits."""
+    if metric == "fid":
+        n, stored = record.key.inception_n or record.key.n, record.key.sample_format
+        if n != 50_000 or stored != "jpeg":
+            return f"FID of {n} samples stored as {stored} (the paper: 50,000 JPEGs; N and JPEG both move FID)"
+        return ""
+    return PROTOCOL_NOTES.get(metric, "")
+
+
 def measured_values(record: CellRecord) -> dict[str, float | None]:
     timing = record.timing
     return {**{k: record.metrics.get(k) for k in ("is", "fid", "recall", "modes", "mode_kl")},
@@ -154,7 +173,8 @@ def compare(records: list[CellRecord], dataset: str) -> pd.DataFrame:
             if value is None:
                 continue
             got = measured.get(metric)
-            note = "; ".join(filter(None, [STAND_INS.get(dataset, ""), budget_note(record, dataset), paper.note]))
+            note = "; ".join(filter(None, [STAND_INS.get(dataset, ""), budget_note(record, dataset),
+                                           protocol_note(record, metric), paper.note]))
             if metric == "time_s" and "V100" not in str(device):
                 note = "; ".join(filter(None, [f"hardware differs: measured on {device}, paper on {PAPER_HARDWARE}",
                                                note]))

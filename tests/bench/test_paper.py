@@ -49,7 +49,13 @@ def test_cifar10_cells_against_table1_and_the_ablation():
     assert get("ddgan-t4", "fid")["delta"] == pytest.approx(0.25)
     assert get("ddgan-t4", "time_s")["delta"] == pytest.approx(0.112 - 0.21)
     assert "hardware differs: measured on NVIDIA H100 80GB HBM3" in get("ddgan-t4", "time_s")["note"]
-    assert get("ddgan-t4", "fid")["note"] == ""
+    assert get("ddgan-t4", "fid")["note"] == ("FID of 100 samples stored as png (the paper: 50,000 JPEGs; N and "
+                                              "JPEG both move FID)")
+    assert "k=5 (the paper: Kynkaanniemi et al.'s improved recall, VGG16 features, k=3)" in get("ddgan-t4",
+                                                                                                "recall")["note"]
+    assert get("ddgan-t4", "is")["note"] == "IS here over 10 splits (the paper: 1)"
+    paper_protocol = replace(CIFAR[0], key=replace(CIFAR[0].key, n=50_000, sample_format="jpeg"))
+    assert paper.compare([paper_protocol], "cifar10").query("metric == 'fid'")["note"].iloc[0] == ""
     assert get("ddgan-t2", "recall")["paper row"] == "ablation: T=2" and "time_s" not in set(
         df[df["cell"] == "ddgan-t2"]["metric"])
     assert get("ddpm", "nfe")["delta"] == 0 and get("ddpm", "time_s")["paper"] == 80.5
