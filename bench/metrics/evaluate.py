@@ -8,6 +8,7 @@ Inception gives `fid`, `kid`, `is`, `precision`, ...; digits-cnn gives `fd_digit
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -104,6 +105,15 @@ def reference_set(dataset: str, split: str, n: int, seed: int, root, image_size:
         return build_dataset(dataset, **kwargs)
 
 
+def files_digest(files: list[Path]) -> str:
+    """A digest of the files' names, sizes and modification times: it changes when a folder is written again."""
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def reference_tensor(ds) -> Tensor:
     """All x of a dataset as one tensor, uint8 images as they are stored (the extractor quantises nothing)."""
     if hasattr(ds, "data") and getattr(ds, "image_size", None) is None and ds.data.dtype == torch.uint8:
@@ -167,6 +177,8 @@ def reference_features(ref: Reference, ds, module, name: str, weights_sha256: st
     key = {"dataset": ref.dataset, "split": ref.split, "n": len(ds), "seed": ref.seed, "shape": list(ds.shape),
            "root": str(Path(ref.root).resolve()) if ref.root else None, "extractor": name,
            "weights_sha256": weights_sha256, "torch_fidelity": torch_fidelity.__version__}
+    if getattr(ds, "files", None) is not None:  # a folder written again under its name must not reuse features
+        key["files"] = files_digest(ds.files)
     root = Path(fp.cache_root) if fp.cache_root is not None else cache.default_root()
     cached = cache.load(root, key) if fp.use_cache else None
     if cached is not None:
@@ -205,6 +217,9 @@ def _check_samples(images: Tensor, ds, dataset: str) -> Tensor:
     save_image writes one-channel PNGs) is read back as one channel."""
     if images.is_floating_point() and not torch.isfinite(images).all():
         raise ValueError("samples contain NaN or inf (did the model diverge?); nothing to evaluate")
+    if images.is_floating_point() and images.ndim == 4 and images.abs().max() > 10:
+        raise ValueError(f"float samples range over [{images.min():.4g}, {images.max():.4g}], read as [-1, 1]: "
+                         f"images in 0..255 go as uint8, or as floats rescaled by x / 127.5 - 1")
     if images.ndim == 4 and images.shape[1] == 3 and ds.shape[0] == 1 and (images == images[:, :1]).all():
         images = images[:, :1]
     if images.ndim == 2 and len(ds.shape) == 1 and images.shape[1] == ds.shape[0]:

@@ -77,6 +77,24 @@ def test_damaged_or_foreign_cache_entries_are_recomputed(tmp_path):
     assert cache.load(tmp_path, {**{k: v for k, v in payload["key"].items() if k != "version"}, "n": 120}) is None
 
 
+def test_an_image_folder_written_again_under_its_name_is_not_served_stale_features(tmp_path):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+
+    def write(seed):
+        g = torch.Generator().manual_seed(seed)
+        for i in range(12):
+            save_image(torch.rand(3, 8, 8, generator=g), folder / f"{i:03d}.png")
+
+    write(0)
+    samples = torch.rand(12, 3, 8, 8, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    ref = Reference("image-folder", root=str(folder))
+    first = evaluate(samples, ref, "identity", cache_root=tmp_path / "cache")["metrics"]
+    assert evaluate(samples, ref, "identity", cache_root=tmp_path / "cache")["metrics"] == first  # cached
+    write(1)  # the same names and count, other pixels
+    assert evaluate(samples, ref, "identity", cache_root=tmp_path / "cache")["metrics"] != first
+
+
 def test_cli_tensor_and_png_folder_give_the_same_numbers(tmp_path, capsys):
     x = digits()
     torch.save(x, tmp_path / "samples.pt")
@@ -117,6 +135,7 @@ def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(
     ("inception", "Inception-v3 weights not found"),
     ("shape", "do not fit digits"),
     ("nan", "samples contain NaN or inf"),
+    ("0..255", "float samples range over [0, 255], read as [-1, 1]"),
     ("truncated", "samples.pt: not a readable tensor file (truncated, or not written by torch.save"),
     ("checkpoint", "samples.pt holds a dict, not samples [N, C, H, W] or points [N, D]"),
     ("broken png", "000001.png: not a readable image"),
@@ -125,7 +144,8 @@ def test_cli_from_a_checkpoint_records_which_checkpoint_and_how_long_it_trained(
 def test_cli_bad_input_is_a_clear_error(tmp_path, monkeypatch, capsys, setup, message):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     samples = tmp_path / "samples.pt"
-    x = {"shape": torch.rand(10, 3, 16, 16), "nan": digits(10) * float("nan")}.get(setup, digits(10))
+    x = {"shape": torch.rand(10, 3, 16, 16), "nan": digits(10) * float("nan"),
+         "0..255": ((digits(10) + 1) * 127.5).round()}.get(setup, digits(10))
     torch.save(x, samples)
     args = ["--samples", str(samples), "--dataset", "digits", "--no-cache", "--quiet"]
     if setup == "jpeg":
