@@ -2,9 +2,9 @@
 
 torch-fidelity's own cache names files by input and extractor only, so new weights or another N silently reuse
 stale statistics (spec/metrics.md 1.3). Here the key holds dataset, split, N, seed, image size, data root (for
-folders), extractor, the SHA-256 of its weights and the torch-fidelity version; the file name carries a digest
-of the key, the file repeats the key, and a mismatch (or an unreadable file) means recompute and replace.
-Files are written atomically and read with weights_only=True.
+folders, with a digest of their files), extractor, the SHA-256 of its weights and the torch-fidelity version; the
+file name carries a digest of the key, the file repeats the key, and a mismatch (or an unreadable file) means
+recompute and replace. Files are written atomically and read with weights_only=True.
 """
 
 from __future__ import annotations
