@@ -14,6 +14,7 @@ from bench import compare, curves, history, machines, page, paper, regressions
 from bench.plots import write_png
 from bench.results import CellRecord
 from bench.tables import latex, markdown
+from bench.timing import PaperTime
 from ddgan_ref.io import write_bytes_atomic
 
 # Quality axis: the first present. On 2D mixtures the share of samples within 3 std of a mode (FD of 2D points
@@ -26,6 +27,30 @@ COVERAGE = ("modes", "recall", "recall_digits", "recall_mnist", "recall_identity
 # Every table has these columns. Any other is left out where no cell fills it: timing_noisy where every timing is
 # trusted, the training budget in a table of given checkpoints, the columns a record older than them lacks.
 CORE = ("cell", "model", "steps", "nfe", "seconds_per_batch", "images_per_s", "status")
+
+
+def timing_columns(timing: PaperTime | None) -> dict:
+    """Time per batch with its spread and why the rounds cannot be trusted (where so), images/s, peak memory."""
+    seconds = timing.seconds if timing else None
+    peak = timing.peak_memory_bytes if timing else None
+    return {"seconds_per_batch": seconds, "seconds_iqr": timing.iqr_seconds if timing else None,
+            "timing_noisy": timing.noisy if timing else None,
+            "images_per_s": timing.batch / seconds if seconds else None,
+            "peak_memory_mib": peak / 2**20 if peak else None}
+
+
+def training_columns(r: CellRecord, trained_fast: bool) -> dict:
+    """The training budget where the harness trained the model (iterations, images seen, minutes), the setting it
+    trained under where any model trained under another than float32, and whether its curve plateaued."""
+    budget = (r.training or {}).get("budget") or {}
+    row = {"train_iterations": budget.get("iterations", (r.training or {}).get("iterations")),
+           "train_images": budget.get("images_seen"),
+           "train_minutes": round(budget["seconds"] / 60, 2) if budget.get("seconds") is not None else None}
+    if trained_fast:
+        row["train_speed"] = r.train_speed
+    plateaued = ((r.training or {}).get("curve") or {}).get("plateaued")  # over the curve's last segment
+    row["plateau"] = None if plateaued is None else "yes" if plateaued else "no"
+    return row
 
 
 def table(records: list[CellRecord]) -> pd.DataFrame:
@@ -41,28 +66,14 @@ def table(records: list[CellRecord]) -> pd.DataFrame:
     trained_fast = any(r.train_speed not in (None, "fp32") for r in records)
     other_presets = any(r.preset not in (None, r.key.dataset) for r in records)
     for r in records:
-        timing = r.timing
-        row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": timing.nfe if timing else None}
+        row = {"cell": r.cell, "model": r.label, "steps": r.steps, "nfe": r.timing.nfe if r.timing else None}
         if other_presets:
             row["preset"] = r.preset
         if fast:
             row["speed"] = r.speed_label
         row.update({k: r.metrics[k] for k in (*QUALITY, *COVERAGE) if k in r.metrics})
-        seconds = timing.seconds if timing else None
-        row["seconds_per_batch"] = seconds
-        row["seconds_iqr"] = timing.iqr_seconds if timing else None
-        row["timing_noisy"] = timing.noisy if timing else None  # the reason, where the rounds cannot be trusted
-        row["images_per_s"] = timing.batch / seconds if seconds else None
-        peak = timing.peak_memory_bytes if timing else None
-        row["peak_memory_mib"] = peak / 2**20 if peak else None
-        budget = (r.training or {}).get("budget") or {}  # set where the harness trained the model
-        row["train_iterations"] = budget.get("iterations", (r.training or {}).get("iterations"))
-        row["train_images"] = budget.get("images_seen")
-        row["train_minutes"] = round(budget["seconds"] / 60, 2) if budget.get("seconds") is not None else None
-        if trained_fast:
-            row["train_speed"] = r.train_speed
-        plateaued = ((r.training or {}).get("curve") or {}).get("plateaued")  # over the curve's last segment
-        row["plateau"] = None if plateaued is None else "yes" if plateaued else "no"
+        row.update(timing_columns(r.timing))
+        row.update(training_columns(r, trained_fast))
         cost = r.quality_cost
         if cost:
             quality = cost.get("quality_metric")
