@@ -22,6 +22,7 @@ from ddgan_ref.io import check_finite, check_resumable, config_to_dict, load_int
 CHECKPOINT_NAME = "checkpoint.pt"
 DIVERGED_ADVICE = "Lower the learning rate (--lr)"
 
+
 @dataclass
 class TrainState:
     net: nn.Module

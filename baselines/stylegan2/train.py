@@ -24,6 +24,7 @@ from ddgan_ref.io import check_finite, check_resumable, config_to_dict, load_int
 CHECKPOINT_NAME = "checkpoint.pt"
 DIVERGED_ADVICE = "Lower the learning rates (--lr-g, --lr-d)"
 
+
 @dataclass
 class TrainState:
     G: nn.Module
