@@ -24,7 +24,7 @@ class FolderLock:
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / LOCK_NAME
-        self.held = False
+        self.held, self.me = False, {}
 
     def __enter__(self) -> FolderLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,20 +38,41 @@ class FolderLock:
                     raise FolderLocked(f"{self.path.parent} is in use by another run (pid {holder.get('pid')} on "
                                        f"{holder.get('host')}, since {holder.get('started')}); wait for it or use "
                                        f"another --out (if no run is active, delete {self.path})") from None
-                print(f"taking over the stale lock {self.path} (pid {holder.get('pid')} on {holder.get('host')} "
-                      f"is gone)", file=sys.stderr)
-                self.path.unlink(missing_ok=True)
+                if _remove_stale(self.path, holder):
+                    print(f"taking over the stale lock {self.path} (pid {holder.get('pid')} on "
+                          f"{holder.get('host')} is gone)", file=sys.stderr)
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
-            self.held = True
+            self.held, self.me = True, me
             return self
         raise FolderLocked(f"{self.path.parent}: could not take the lock {self.path}; remove it if no run is active")
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if self.held:
-            self.path.unlink(missing_ok=True)
+            if _read(self.path) == self.me:  # never another run's lock, should ours have been taken from us
+                self.path.unlink(missing_ok=True)
             self.held = False
+
+
+def _remove_stale(path: Path, holder: dict) -> bool:
+    """Remove the lock file if it is still the stale `holder`'s: it is first renamed aside, which only one of two
+    runs taking it over at once can do, and put back if what was moved is not that lock (a live run's, made
+    between the read and the rename). True if this run removed it."""
+    aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False  # the other run moved it first
+    if _read(aside) == holder:
+        aside.unlink(missing_ok=True)
+        return True
+    try:
+        os.link(aside, path)  # fails where a third run has locked the folder meanwhile
+    except FileExistsError:
+        pass
+    aside.unlink(missing_ok=True)
+    return False
 
 
 def _read(path: Path) -> dict:

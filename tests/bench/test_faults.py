@@ -277,6 +277,26 @@ def test_faults_second_run_into_a_folder_stops_naming_the_holder(tmp_path):
     assert not (out / lock.LOCK_NAME).exists()
 
 
+def test_faults_a_stale_lock_taken_over_by_two_runs_at_once_goes_to_one(tmp_path):
+    """Runs A and B both read the same stale lock; A takes it over first. B's takeover must not remove A's live
+    lock (it moves it aside, sees it is not the stale one, and puts it back), and no run removes a lock not its own
+    when it leaves."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = {"pid": int(gone.stdout), "host": socket.gethostname()}
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / lock.LOCK_NAME).write_text(json.dumps(stale))
+    with lock.FolderLock(out):  # run A
+        mine = json.loads((out / lock.LOCK_NAME).read_text())
+        assert not lock._remove_stale(out / lock.LOCK_NAME, stale)  # run B, late
+        assert json.loads((out / lock.LOCK_NAME).read_text()) == mine
+        with pytest.raises(lock.FolderLocked, match=f"in use by another run \\(pid {os.getpid()} on"):
+            lock.FolderLock(out).__enter__()
+        (out / lock.LOCK_NAME).write_text(json.dumps({**mine, "started": "another run's"}))
+    assert json.loads((out / lock.LOCK_NAME).read_text())["started"] == "another run's"  # left in place
+    assert sorted(p.name for p in out.iterdir()) == [lock.LOCK_NAME]
+
+
 def test_faults_first_kernel_build_announces_itself(tmp_path, capsys):
     """Item 11: a build with nothing cached says what it does and how long it takes; a cached one is silent."""
     class FakeExtension:
