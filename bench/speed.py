@@ -182,10 +182,10 @@ def quality_cost(fast: Tensor, reference: Tensor, fast_metrics: dict[str, Any],
     ref = reference_metrics or {}
     delta = {k: float(fast_metrics[k]) - float(ref[k]) for k in sorted(set(fast_metrics) & set(ref))
              if isinstance(fast_metrics[k], (int, float)) and isinstance(ref[k], (int, float))}
-    reasons = []
-    if mean_abs > TOLERANCE["mean_abs_diff"]:
+    reasons = []  # written as `not <=`, so NaN (a setting that overflows) is beyond every tolerance
+    if not mean_abs <= TOLERANCE["mean_abs_diff"]:
         reasons.append(f"mean |difference| {mean_abs:.4f} > {TOLERANCE['mean_abs_diff']}")
-    if quality in delta and abs(delta[quality]) > TOLERANCE["quality_relative"] * abs(ref[quality]):
+    if quality in delta and not abs(delta[quality]) <= TOLERANCE["quality_relative"] * abs(ref[quality]):
         reasons.append(f"{quality} moved {delta[quality]:+.4g} from {ref[quality]:.4g} "
                        f"(> {TOLERANCE['quality_relative']:.0%})")
     return {"against": against, "images": len(fast), "max_abs_diff": max_abs, "mean_abs_diff": mean_abs,

@@ -59,6 +59,10 @@ def test_quality_cost_measures_and_flags_beyond_the_tolerance():
     assert blurred == "mean |difference| 0.0500 > 0.02"
     alone = speed.quality_cost(near, ref, {"fid": 99.0}, None, "fid", "x")  # the float32 cell failed
     assert alone["delta"] == {} and not alone["metrics_compared"] and alone["flagged"] is None
+    overflowed = ref.clone()
+    overflowed[0, 0, 0, 0] = float("nan")  # fp16 overflow: NaN pixels and a NaN metric are beyond any tolerance
+    nan = speed.quality_cost(overflowed, ref, {"fid": float("nan")}, {"fid": 10.0}, "fid", "x")["flagged"]
+    assert nan == "mean |difference| nan > 0.02; fid moved +nan from 10 (> 5%)"
 
 
 def test_compile_without_a_compiler_says_so(monkeypatch):
