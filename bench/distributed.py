@@ -29,12 +29,13 @@ class World:
         return slice(min(first * align, n), min(last * align, n))
 
     def gather(self, part: Tensor) -> Tensor:
-        """Every rank's part (on CPU), concatenated in rank order, on every rank."""
+        """Every rank's part (on CPU), concatenated in rank order, on every rank; empty parts (a rank whose shard
+        is empty) are left out."""
         if self.size == 1:
             return part
         parts: list = [None] * self.size
         dist.all_gather_object(parts, part.cpu())
-        return torch.cat(parts)
+        return torch.cat([p for p in parts if p.numel()] or parts[:1])
 
     def broadcast(self, obj):
         """Rank 0's obj on every rank (picklable objects)."""

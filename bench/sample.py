@@ -61,14 +61,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def draw(model: Generator, n: int, steps: int, seed: int, batch_size: int, quiet: bool) -> torch.Tensor:
-    """n samples in batches; batch b covers images [b0, b0 + size) with seeds seed + b0 + i."""
-    chunks = []
+    """n samples in batches; batch b covers images [b0, b0 + size) with seeds seed + b0 + i. n may be 0 (a
+    torchrun rank whose shard is empty): an empty tensor, which World.gather leaves out."""
+    chunks = [torch.empty(0)]
     with tqdm(total=n, desc="sampling", unit="img", disable=quiet, file=sys.stderr) as bar:
         for start in range(0, n, batch_size):
             size = min(batch_size, n - start)
             chunks.append(model.sample(size, steps, seed=seed + start).cpu())
             bar.update(size)
-    return torch.cat(chunks)
+    return torch.cat(chunks[1:]) if n else chunks[0]
 
 
 def resolve_steps(model: Generator, steps: int | None) -> int:

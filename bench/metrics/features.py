@@ -42,6 +42,9 @@ def extract(data: Tensor, extractor: torch.nn.Module, name: str, *, batch_size: 
         if progress is not None:
             progress(len(data))
         return {"features": data.float()}
+    if len(data) == 0:  # a torchrun rank whose shard is empty; World.gather leaves its parts out
+        return {"features": torch.empty(0)} | (
+            {"logits": torch.empty(0)} if spec.logits in extractor.features_list else {})
     extractor = extractor.to(device)
     chunks: list[tuple[Tensor, ...]] = []
     for start in range(0, len(data), batch_size):
