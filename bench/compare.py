@@ -44,8 +44,14 @@ def read_run(path: Path, error: type[Exception] = CompareError) -> dict:
 
 
 def load(path: Path) -> list[dict]:
-    """The `benchmarks` list of a pytest-benchmark JSON file."""
-    return read_run(path)["benchmarks"]
+    """The `benchmarks` list of a pytest-benchmark JSON file, each with a name and a median time."""
+    benchmarks = read_run(path)["benchmarks"]
+    for b in benchmarks:
+        if not isinstance(b, dict) or "name" not in b or not (
+                isinstance(b.get("stats"), dict) and "median" in b["stats"] or "median_s" in b.get("extra_info", {})):
+            raise CompareError(f"{path}: a benchmark without a name and a median time ({str(b)[:80]}); write the "
+                               f"file with `pytest bench/ --benchmark-json` and statistics on")
+    return benchmarks
 
 
 def times(benchmarks: list[dict], ratio_to: str | None) -> pd.Series:
@@ -66,6 +72,7 @@ def speed_table(base: list[dict], new: list[dict], ratio_to: str | None, max_slo
     df[f"new ({unit})"] = df["benchmark"].map(n)
     df["new / base"] = df[f"new ({unit})"] / df[f"base ({unit})"]
     df["status"] = [_speed_status(r, max_slowdown) for r in df["new / base"]]
+    df.loc[df[f"base ({unit})"].notna() & df[f"new ({unit})"].isna(), "status"] = "MISSING from the new run"
     if ratio_to is not None:
         df.loc[df["benchmark"] == ratio_to, "status"] = "reference"
     return df
@@ -96,7 +103,8 @@ def speedup_table(base: list[dict], new: list[dict], max_slowdown: float) -> pd.
 
 def quality(benchmarks: list[dict]) -> pd.Series:
     return pd.Series({f"{b['name']} {k}": float(v) for b in benchmarks
-                      for k, v in b.get("extra_info", {}).get("quality", {}).items()}, dtype=float)
+                      for k, v in b.get("extra_info", {}).get("quality", {}).items()
+                      if isinstance(v, (int, float))}, dtype=float)
 
 
 def quality_table(base: list[dict], new: list[dict], max_change: float) -> pd.DataFrame:
@@ -117,7 +125,8 @@ def compare(base_path: Path, new_path: Path, *, ratio_to: str | None = None, max
     tables = {"Speed": speed_table(base, new, ratio_to, max_slowdown),
               "Kernel speed-ups (measured side by side in each run)": speedup_table(base, new, max_slowdown),
               "Quality": quality_table(base, new, max_quality_change)}
-    flagged = any(df["status"].str.startswith(("SLOWER", "CHANGED")).any() for df in tables.values() if len(df))
+    flagged = any(df["status"].str.startswith(("SLOWER", "CHANGED", "MISSING")).any()
+                  for df in tables.values() if len(df))
     judged = f"time relative to `{ratio_to}` in the same run" if ratio_to else "absolute time per call"
     lines = [f"# Benchmark comparison: {new_path} against {base_path}", "",
              f"Judged on {judged}; flagged beyond {max_slowdown}x slower or {max_quality_change:.0%} quality "

@@ -128,6 +128,19 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert unknown.returncode == 2 and "is not a benchmark of this run" in unknown.stderr
     with pytest.raises(compare.CompareError, match="no 'benchmarks' list"):
         compare.load(write(tmp_path, "other.json", {"cells": []}))
+    no_stats = run_json()
+    del no_stats["benchmarks"][0]["stats"]
+    assert "a benchmark without a name and a median time" in cli(base, write(tmp_path, "s.json", no_stats)).stderr
+
+
+def test_benchmarks_missing_from_the_new_run_are_flagged_and_new_ones_are_not(tmp_path):
+    """A run whose benchmarks were skipped or crashed must not pass as 'no regression'."""
+    base = write(tmp_path, "base.json", run_json(quality={"recall": 0.5, "precision": None}))
+    text, flagged = compare.compare(base, write(tmp_path, "empty.json", {"benchmarks": []}))
+    assert flagged and text.count("MISSING from the new run") == len(SAMPLING) + 1
+    more = run_json(dict(SAMPLING, **{"test_sampling_speed[ddgan-2]": 0.006}), quality={"recall": 0.5})
+    text, flagged = compare.compare(base, write(tmp_path, "more.json", more))
+    assert not flagged and "only in one run" in text
 
 
 def test_per_call_time_comes_from_extra_info_when_rounds_hold_several_calls():
