@@ -74,7 +74,7 @@ def test_speed_settings(benchmark, name, device):
             "speedup": statistics.median(reference) / median,
             "paired_speedup": statistics.median(r / f for r, f in zip(reference, t, strict=True)),
             "max_abs_diff": diff.max().item(), "mean_abs_diff": diff.mean().item(),
-            "batch_invariant": s.batch_invariant, **speed.describe(s, device)}
+            **speed.describe(s, device)}
     benchmark.extra_info.update({"model": name, "preset": PRESET, "steps": steps, "batch": BATCH,
                                  "device": str(device), "device_name": describe_device(device)["name"],
                                  "threads": torch.get_num_threads(), "settings": rows})
