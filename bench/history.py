@@ -48,6 +48,7 @@ def load_run(path: Path) -> dict:
     if not isinstance(doc.get("machine_info"), dict) or not isinstance(doc.get("datetime"), str):
         raise HistoryError(f"{path}: no 'machine_info' or 'datetime'; expected pytest-benchmark's --benchmark-json "
                            f"output ({fix})")
+    utc_time(doc["datetime"], path)
     for b in doc["benchmarks"]:
         if not (isinstance(b, dict) and isinstance(b.get("name"), str) and isinstance(b.get("stats"), dict)
                 and isinstance(b["stats"].get("median"), (int, float))):
@@ -56,12 +57,17 @@ def load_run(path: Path) -> dict:
     return doc
 
 
+WORDS = ("now", "today", "NaT", "nat")  # strings pd.Timestamp reads that name no recorded time
+
+
 def utc_time(text: str, where: Path | str) -> pd.Timestamp:
     """An ISO time as a UTC timestamp; a time without a zone is taken as UTC (pytest-benchmark writes UTC)."""
     try:
-        t = pd.Timestamp(text)
+        t = pd.Timestamp(text) if isinstance(text, str) and text.strip() and text.strip() not in WORDS else pd.NaT
     except ValueError as e:
         raise HistoryError(f"{where}: time {text!r} is not an ISO date and time") from e
+    if pd.isna(t):  # "" and pandas' words ("now", "today") are no record of when a run happened
+        raise HistoryError(f"{where}: time {text!r} is not an ISO date and time")
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 

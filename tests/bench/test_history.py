@@ -240,6 +240,8 @@ def test_read_names_a_truncated_entry(tmp_path):
 
 
 @pytest.mark.parametrize("doc", ["{not json", [], {"benchmarks": []}, {"machine_info": {}, "datetime": "x"},
+                                 run_doc(np.random.default_rng(0), 0) | {"datetime": ""},
+                                 run_doc(np.random.default_rng(0), 0) | {"datetime": "now"},
                                  {"machine_info": {}, "datetime": "2026-01-01T00:00:00", "benchmarks": [{"name": 1}]}])
 def test_append_refuses_input_that_is_not_pytest_benchmark_json(tmp_path, doc):
     path = tmp_path / "run.json"
