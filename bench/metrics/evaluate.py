@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch_fidelity
@@ -279,10 +279,17 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
                 "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
                 "weights_layout": source and source.layout, "weights_note": source and source.note,
-                "feature_dim": gen["features"].shape[1], "knobs": asdict(knobs), "sample_format": _format(images),
+                "feature_dim": gen["features"].shape[1], "knobs": knobs_used(knobs, len(images), len(ds)),
+                "sample_format": _format(images),
                 "classifier": classifier if count_modes and ref.dataset in MODE_CLASSIFIER else None,
                 "torch_fidelity": torch_fidelity.__version__}
     return {"metrics": metrics, "unavailable": unavailable(module), "protocol": protocol}
+
+
+def knobs_used(knobs: Knobs, n_gen: int, n_ref: int) -> dict[str, Any]:
+    """The knobs as the metrics applied them: KID's subset size capped by both sides' N (as kernel_distance does),
+    so a record never claims subsets larger than its samples."""
+    return asdict(replace(knobs, kid_subset_size=min(knobs.kid_subset_size, n_gen, n_ref)))
 
 
 def feature_metrics(gen: dict, ref: dict, tag: str, knobs: Knobs, device) -> dict[str, float]:

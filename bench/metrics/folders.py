@@ -5,14 +5,13 @@ DIR_A as the reference and DIR_B as the samples, precision/recall/density/covera
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import torch_fidelity
 
 from bench.images import read_folder
 from bench.metrics import extractors as fe
-from bench.metrics.evaluate import FeaturePass, Knobs, embed, feature_metrics, unavailable
+from bench.metrics.evaluate import FeaturePass, Knobs, embed, feature_metrics, knobs_used, unavailable
 from ddgan_ref.provenance import file_sha256
 
 
@@ -33,5 +32,6 @@ def compare(dir_a: Path, dir_b: Path, extractor: str = "inception-v3-compat", *,
                 "extractor": extractor, "weights": str(weights_path) if weights_path else None,
                 "weights_sha256": weights_path and file_sha256(weights_path),
                 "weights_layout": source and source.layout, "weights_note": source and source.note,
-                "lossy_allowed": allow_lossy, "knobs": asdict(knobs), "torch_fidelity": torch_fidelity.__version__}
+                "lossy_allowed": allow_lossy, "knobs": knobs_used(knobs, len(images["b"]), len(images["a"])),
+                "torch_fidelity": torch_fidelity.__version__}
     return {"metrics": metrics, "unavailable": unavailable(module), "protocol": protocol}

@@ -48,6 +48,7 @@ def test_inception_path_through_evaluate_names_metrics_fid_kid_is(tmp_path):
 def test_reference_size_is_capped_by_the_split():
     out = evaluate(digits(40), Reference("digits", split="test", n=1000), use_cache=False)
     assert out["protocol"]["n"] == 359 and out["protocol"]["split"] == "test"
+    assert out["protocol"]["knobs"]["kid_subset_size"] == 40  # KID's subsets, capped by the 40 samples
 
 
 def test_reference_cache_is_keyed_by_n_and_weights(tmp_path):
