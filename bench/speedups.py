@@ -21,7 +21,7 @@ def speedups(benchmarks: list[dict]) -> list[dict]:
     benchmarks), and `paired_speedup` (None if not measured): the median ratio of alternating rounds
     (extra_info method "paired", bench/test_ops_speed.py); then one per sampling setting other than float32."""
     cells: dict[tuple[str, str, str], dict[str, float]] = {}
-    paired: dict[tuple[str, str, str, str], float] = {}
+    paired: dict[tuple[str, str, str, str], dict] = {}
     settings_rows: list[dict] = []
     for bench in benchmarks:
         info = bench.get("extra_info", {})
@@ -31,21 +31,32 @@ def speedups(benchmarks: list[dict]) -> list[dict]:
                            "device": info.get("device_name") or info["device"], "impl": label,
                            "ref_ms": 1e3 * settings["fp32"]["median_s"], "impl_ms": 1e3 * cell["median_s"],
                            "speedup": cell["speedup"], "paired_speedup": cell["paired_speedup"]}
-                          for label, cell in settings.items() if label != "fp32"]
+                          for label, cell in settings.items() if label != "fp32" and "fp32" in settings]
         if not {"op", "case", "device", "impl"} <= info.keys():
             continue
         if info.get("method") == "paired":
-            paired[info["op"], info["case"], info["device"], info["impl"]] = float(info["paired_speedup"])
+            paired[info["op"], info["case"], info["device"], info["impl"]] = info
         else:
             cells.setdefault((info["op"], info["case"], info["device"]), {})[info["impl"]] = seconds_per_call(bench)
     rows = []
     for (op, case, device), times in sorted(cells.items()):
         for impl, seconds in sorted(times.items()):
             if impl != "ref" and "ref" in times:
+                pair = paired.pop((op, case, device, impl), {})
                 rows.append({"op": op, "case": case, "device": device, "impl": impl, "ref_ms": 1e3 * times["ref"],
                              "impl_ms": 1e3 * seconds, "speedup": times["ref"] / seconds,
-                             "paired_speedup": paired.get((op, case, device, impl))})
-    return rows + settings_rows
+                             "paired_speedup": float(pair["paired_speedup"]) if pair else None})
+    return rows + paired_only_rows(paired) + settings_rows
+
+
+def paired_only_rows(paired: dict[tuple[str, str, str, str], dict]) -> list[dict]:
+    """Rows of paired benchmarks without separately timed reference and kernel (a `-k paired` run): both times
+    from the paired record itself."""
+    return [{"op": op, "case": case, "device": device, "impl": impl, "ref_ms": 1e3 * info["ref_median_s"],
+             "impl_ms": 1e3 * info["median_s"], "speedup": info["ref_median_s"] / info["median_s"],
+             "paired_speedup": float(info["paired_speedup"])}
+            for (op, case, device, impl), info in sorted(paired.items())
+            if {"ref_median_s", "median_s"} <= info.keys()]
 
 
 def markdown(rows: list[dict]) -> str:

@@ -160,6 +160,10 @@ def test_paired_rounds_add_a_column_and_stay_out_of_the_separate_ratio(tmp_path)
     assert "| bias_act | fc | cpu | cpu | 120.00 | 80.00 | 1.50x | 2.25x |" in text
     assert "| bias_act | conv | cpu | cpu | 600.00 | 100.00 | 6.00x | - |" in text
     assert "paired" not in markdown([rows["conv"]])
+    only_paired = [b for b in doc["benchmarks"] if b["extra_info"].get("method") == "paired"]  # a -k paired run
+    assert speedups(only_paired) == [{"op": "bias_act", "case": "fc", "device": "cpu", "impl": "cpu",
+                                      "ref_ms": pytest.approx(110.0), "impl_ms": 50.0, "speedup": pytest.approx(2.2),
+                                      "paired_speedup": 2.25}]
 
 
 def test_sampling_settings_give_one_row_each_against_float32():
@@ -174,3 +178,5 @@ def test_sampling_settings_give_one_row_each_against_float32():
                    "ref_ms": 2000.0, "impl_ms": 800.0, "speedup": 2.5, "paired_speedup": 2.4}
     assert "| ddgan | cifar10, 4 steps, batch 100 | AMD EPYC | bf16+cl | 2000.00 | 800.00 | 2.50x | 2.40x |" in (
         markdown([row]))
+    no_reference = {**bench, "extra_info": {**bench["extra_info"], "settings": {"bf16+cl": settings["bf16+cl"]}}}
+    assert speedups([no_reference]) == []  # nothing to compare with, not a KeyError
