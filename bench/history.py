@@ -113,7 +113,9 @@ def reduce_benchmark(bench: dict) -> dict:
     """{median_s, rounds (seconds per call), quality, extra_info subset} of one pytest-benchmark row."""
     info = bench.get("extra_info") or {}
     per_round = info.get("calls_per_round") or 1  # bench/test_ops_speed.py times several calls per round
-    rounds = bench["stats"].get("data") or []
+    # A paired benchmark's rounds hold reference and kernel blocks together, not the kernel's time that median_s
+    # reports, so its rounds are not kept: the step rule judges it (bench.regressions).
+    rounds = [] if info.get("method") == "paired" else bench["stats"].get("data") or []
     return {"median_s": seconds_per_call(bench), "rounds": [float(r) / per_round for r in rounds],
             "quality": _numbers(info.get("quality")), "extra_info": {k: info[k] for k in EXTRA_INFO if k in info}}
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bench import report
-from bench.history import HistoryError, append, entry, fingerprint, gpu_names, load_run, read
+from bench.history import HistoryError, append, entry, fingerprint, gpu_names, load_run, read, reduce_benchmark
 from bench.regressions import flagged, judge_rounds, judge_step, regressions
 
 BENCHES = {"test_sampling_speed[ddgan-T]": 0.011, "test_sampling_speed[ddpm-T]": 2.1,
@@ -285,3 +285,13 @@ def test_cli_help_describes_every_option(argv, options, capsys):
     assert e.value.code == 0 and text.startswith(f"usage: python -m bench.report {' '.join(argv)} ")
     assert all(o in text for o in options)
     assert report.main(["--help"]) == 0 and " ".join(argv) in capsys.readouterr().out
+
+
+def test_paired_benchmarks_keep_no_rounds_since_theirs_are_not_the_reported_time():
+    """A paired round times a reference block and a kernel block; median_s is the kernel's per-call time, so a
+    rank test on the rounds would test another quantity: the step rule judges these rows."""
+    paired = {"name": "test_bias_act_paired_cpu[fc]", "stats": {"median": 0.3, "data": [0.3, 0.31, 0.29]},
+              "extra_info": {"method": "paired", "median_s": 0.05, "calls_per_round": 4}}
+    plain = {"name": "test_sampling_speed[ddgan-T]", "stats": {"median": 0.01, "data": [0.01, 0.012]}}
+    assert reduce_benchmark(paired)["rounds"] == [] and reduce_benchmark(paired)["median_s"] == 0.05
+    assert reduce_benchmark(plain)["rounds"] == [0.01, 0.012]
