@@ -175,3 +175,18 @@ def test_committed_table_is_what_bench_report_writes_from_its_cells(folder):
     ours = report.table(merge.ordered(results.read_all(folder))).to_csv(index=False).splitlines()
     committed = (folder / "trilemma.csv").read_text().splitlines()
     assert committed[0] == ours[0] and sorted(committed[1:]) == sorted(ours[1:])
+
+
+def test_merge_stops_on_unreadable_cell_records_naming_each(tmp_path, capsys):
+    """A truncated or foreign cell file in a source is an error naming it, not a cell silently taken from an
+    earlier source."""
+    main_job = COMMITTED.parents[1] / "trilemma-gaussians25"
+    broken = tmp_path / "broken"
+    (broken / "cells").mkdir(parents=True)
+    (broken / "cells" / "ddpm.json").write_text((main_job / "cells" / "ddpm.json").read_text()[:100])
+    (broken / "cells" / "ddpm-10.json").write_text('{"hello": 1}')
+    assert merge.main([str(main_job), str(broken), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert f"{broken / 'cells' / 'ddpm-10.json'}: not a readable cell record" in err
+    assert f"{broken / 'cells' / 'ddpm.json'}: not a readable cell record (JSONDecodeError" in err
+    assert not (tmp_path / "m").exists()

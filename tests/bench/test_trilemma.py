@@ -389,14 +389,6 @@ def test_merge_refuses_folders_it_cannot_merge(two_runs, tmp_path, capsys):
         (other / "cells" / path.name).write_text(json.dumps(record))
     assert merge_main([str(a), str(other), "--out", str(tmp_path / "m")]) == 2
     assert "different datasets" in capsys.readouterr().err
-    broken = tmp_path / "broken"
-    (broken / "cells").mkdir(parents=True)
-    (broken / "cells" / "ddpm.json").write_text((a / "cells" / "ddpm.json").read_text()[:100])
-    (broken / "cells" / "ddpm-10.json").write_text('{"hello": 1}')
-    assert merge_main([str(a), str(broken), "--out", str(tmp_path / "m")]) == 2
-    err = capsys.readouterr().err
-    assert f"{broken / 'cells' / 'ddpm-10.json'}: not a readable cell record" in err
-    assert f"{broken / 'cells' / 'ddpm.json'}: not a readable cell record (JSONDecodeError" in err
     assert merge_main([str(other), "--out", str(a)]) == 2  # a's own cells would be left out of its tables
     assert "holds cell records but is not a source" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
