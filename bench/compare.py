@@ -24,28 +24,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.speedups import seconds_per_call
+from bench.speedups import read_run, seconds_per_call
 from bench.speedups import speedups as speedup_rows
 from bench.tables import markdown
-from ddgan_ref.io import read_json
 
 
 class CompareError(ValueError):
     """A benchmark file that cannot be compared (missing, not pytest-benchmark JSON, unknown --ratio-to)."""
 
 
-def read_run(path: Path, error: type[Exception] = CompareError) -> dict:
-    """A pytest-benchmark --benchmark-json document with its `benchmarks` list; `error` is the caller's class
-    (bench.history reads runs through here too)."""
-    doc = read_json(path, error, f"write it with `pytest bench/ --benchmark-json {path}` (is it complete?)")
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise error(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
-    return doc
-
-
 def load(path: Path) -> list[dict]:
     """The `benchmarks` list of a pytest-benchmark JSON file, each with a name and a median time."""
-    benchmarks = read_run(path)["benchmarks"]
+    benchmarks = read_run(path, CompareError)["benchmarks"]
     for b in benchmarks:
         if not isinstance(b, dict) or "name" not in b or not (
                 isinstance(b.get("stats"), dict) and "median" in b["stats"] or "median_s" in b.get("extra_info", {})):

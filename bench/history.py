@@ -26,8 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.compare import read_run
-from bench.speedups import seconds_per_call
+from bench.speedups import read_run, seconds_per_call
 from bench.tables import markdown
 from ddgan_ref.io import read_json, write_json_atomic
 

@@ -10,6 +10,15 @@ from pathlib import Path
 from ddgan_ref.io import read_json
 
 
+def read_run(path: Path, error: type[Exception]) -> dict:
+    """A pytest-benchmark --benchmark-json document with its `benchmarks` list; `error` is the caller's class
+    (bench.compare, bench.history and this command read runs through here)."""
+    doc = read_json(path, error, f"write it with `pytest bench/ --benchmark-json {path}` (is it complete?)")
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise error(f"{path}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
+    return doc
+
+
 def seconds_per_call(bench: dict) -> float:
     """Median seconds per call of one benchmark: extra_info median_s where it records one (CUDA rounds of
     bench/test_ops_speed.py hold several calls), else the median of its rounds."""
@@ -75,10 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.speedups", description=__doc__)
     parser.add_argument("json", type=Path, help="a pytest-benchmark JSON written by `pytest bench/ --benchmark-json`")
     args = parser.parse_args(argv)
-    doc = read_json(args.json, SystemExit, f"write it with `pytest bench/ --benchmark-json {args.json}`")
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise SystemExit(f"{args.json}: no 'benchmarks' list; expected pytest-benchmark's --benchmark-json output")
-    rows = speedups(doc["benchmarks"])
+    rows = speedups(read_run(args.json, SystemExit)["benchmarks"])
     if not rows:
         raise SystemExit(f"{args.json}: no benchmark pairs with extra_info op/case/device/impl (ref and a kernel)")
     print(markdown(rows))
