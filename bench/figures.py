@@ -33,7 +33,7 @@ from bench.data import build_dataset
 from bench.metrics.modes import mixture_coverage
 from bench.plots import write_png
 from bench.preflight import Preflight, PreflightError, positive_int, writable_folder
-from bench.registry import FAMILIES
+from bench.registry import family_of_format
 from ddgan_ref import model as ddgan_model
 from ddgan_ref.diffusion import EPS_SMALL, vp_variance
 from ddgan_ref.io import peek_format, write_json_atomic
@@ -123,14 +123,14 @@ def exact_figure(out: Path, s: float = 0.25) -> dict:
 
 
 def check_checkpoints(ddgan_ckpt: Path, ddpm_ckpt: Path) -> None:
-    """FileNotFoundError for a missing checkpoint, ValueError for one of another family (read from its header)."""
+    """FileNotFoundError for a missing checkpoint, ValueError for one of the other family, KeyError for a file of
+    no family of ours (read from its header)."""
     for path, name, what in ((ddgan_ckpt, "ddgan", "DDGAN T=4"), (ddpm_ckpt, "ddpm", "DDPM")):
         if not path.is_file():
             raise FileNotFoundError(f"{what} checkpoint {path} not found: run `python -m bench.trilemma` first (it "
                                     f"trains both on gaussians25), or pass --ddgan / --ddpm")
-        fmt = peek_format(path)
-        if fmt != FAMILIES[name].checkpoint_format:
-            found = next((f.name for f in FAMILIES.values() if f.checkpoint_format == fmt), f"format {fmt!r}")
+        found = family_of_format(peek_format(path)).name  # KeyError naming the format where it is none of ours
+        if found != name:
             raise ValueError(f"--{name} {path}: a {found} checkpoint, not a {what} one")
 
 

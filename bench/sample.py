@@ -128,10 +128,14 @@ def check_out(args: argparse.Namespace) -> None:
                          f"image; pass a .png path or a folder (with --sample-format jpeg for JPEG files)")
 
 
+def item_shape(model: Generator, checkpoint: Path) -> tuple[int, ...]:
+    """The shape of one sample of the checkpoint's model, from its family (told apart by the file's format)."""
+    return family_of_format(peek_format(checkpoint)).data_shape(model.config)
+
+
 def output_bytes(model: Generator, checkpoint: Path, n: int) -> int:
     """About what a folder of n samples takes: samples.pt (float32) plus at most a byte per value in image files."""
-    shape = family_of_format(peek_format(checkpoint)).data_shape(model.config)
-    return n * math.prod(shape) * 5
+    return n * math.prod(item_shape(model, checkpoint)) * 5
 
 
 def write(samples: torch.Tensor, model: Generator, steps: int, args: argparse.Namespace) -> None:

@@ -45,9 +45,9 @@ from bench.metrics.inception import (
 )
 from bench.preflight import CHECKED, Preflight, PreflightError, positive_int, writable_folder
 from bench.protocol import Generator
-from bench.registry import family_of_format, given_training
-from bench.sample import draw, load_model, resolve_steps
-from ddgan_ref.io import CheckpointError, peek_format, write_json_atomic
+from bench.registry import given_training
+from bench.sample import draw, item_shape, load_model, resolve_steps
+from ddgan_ref.io import CheckpointError, load_file, write_json_atomic
 from ddgan_ref.provenance import file_sha256, provenance
 
 INCEPTION_HELP = ("torch-fidelity's weights-inception-2015-12-05-6726825d.pth, pytorch-fid's pt_inception-2015-12-05-"
@@ -104,10 +104,10 @@ def read_samples(path: Path, allow_lossy: bool = False) -> torch.Tensor:
     if path.is_file():
         fix = "pass the samples.pt that bench.sample writes, or a folder of PNGs (a checkpoint goes to --checkpoint)"
         try:
-            samples = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch.load reports a broken file as any of several types
+            samples = load_file(path)
+        except CheckpointError as e:
             raise ValueError(f"--samples {path}: not a readable tensor file (truncated, or not written by torch.save: "
-                             f"{type(e).__name__}); {fix}") from e
+                             f"{e}); {fix}") from e
         if not isinstance(samples, torch.Tensor) or samples.ndim not in (2, 4):
             found = f"a tensor of shape {tuple(samples.shape)}" if isinstance(samples, torch.Tensor) else (
                 f"a {type(samples).__name__}")
@@ -164,7 +164,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
 def check_model_fits(model: Generator, args: argparse.Namespace) -> None:
     """ValueError when the checkpoint's samples could not be measured against --dataset (points against images,
     or another channel count), found before hours of sampling rather than after."""
-    shape = family_of_format(peek_format(args.checkpoint)).data_shape(model.config)
+    shape = item_shape(model, args.checkpoint)
     items = build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2).shape
     if len(shape) != len(items) or shape[0] != items[0]:
         trained_on = getattr(model.config, "dataset", "another dataset")
