@@ -71,7 +71,8 @@ def _replace_atomically(path: str | Path, write: Callable[[IO[bytes]], object]) 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a file where a folder of the path should be
-        blocking = next(p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir())
+        blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
+                        path.parent)
         raise NotADirectoryError(f"cannot write {path}: {blocking} is a file, not a folder; choose another "
                                  f"path") from None
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
