@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.devices import exact_float32
 from ddgan_ref.provenance import describe_device
 
 CPU_PRESET, FULL_PRESET = "gaussians25", "cifar10"
@@ -28,8 +29,12 @@ def bench_device() -> torch.device:
 
 @pytest.fixture(scope="session")
 def device() -> torch.device:
-    """The device every model benchmark runs on: the first CUDA device if visible, else the CPU."""
-    return bench_device()
+    """The device every model benchmark runs on: the first CUDA device if visible (float32 there as exact as in
+    the CLIs), else the CPU."""
+    dev = bench_device()
+    if dev.type == "cuda":
+        exact_float32()
+    return dev
 
 
 @pytest.fixture(scope="session")

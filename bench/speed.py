@@ -2,9 +2,10 @@
 torch.compile and CUDA graphs. The float32 eager path is the reference and the default.
 
 A setting is written as its tokens joined by "+", e.g. "bf16+cl+compile" or "tf32+graphs":
-  fp32 | tf32 | bf16 | fp16   precision: tf32 lets CUDA matmuls and convolutions use tensor-core TF32; bf16 and
-                              fp16 run the network under autocast (weights and activations in the low precision
-                              where autocast casts them, the sampler's arithmetic and its noise in float32)
+  fp32 | tf32 | bf16 | fp16   precision: fp32 is IEEE float32, on CUDA too (bench.devices.exact_float32); tf32
+                              lets CUDA matmuls and convolutions use tensor-core TF32; bf16 and fp16 run the
+                              network under autocast (weights and activations in the low precision where
+                              autocast casts them, the sampler's arithmetic and its noise in float32)
   cl                          channels-last weights and inputs (NHWC), the layout oneDNN and cuDNN prefer
   compile[=MODE]              torch.compile the network (MODE default | reduce-overhead | max-autotune; inductor
                               generates C++ on a CPU, so it needs a C++ compiler there)
@@ -196,17 +197,15 @@ def quality_cost(fast: Tensor, reference: Tensor, fast_metrics: dict[str, Any],
 
 @contextlib.contextmanager
 def tf32(enabled: bool) -> Iterator[None]:
-    """TF32 for CUDA matmuls and convolutions inside the block only (both are process-wide switches)."""
-    if not enabled:
-        yield
-        return
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
+    """TF32 for CUDA matmuls and cuDNN convolutions on (enabled) or off inside the block, whatever the process
+    had set, which is restored after: both are process-wide switches, and PyTorch's default lets convolutions use
+    TF32 (bench.devices.exact_float32)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
     try:
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=True):
-            yield
+        yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _float_tensor(fn: Callable[[Tensor], Tensor]) -> Callable[[Any], Any]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench import speed, timing
+from bench.devices import resolve_device
 from bench.plan import Entry, cells, samples_of
 from bench.registry import FAMILIES, build_model
 from bench.speed import FastNetwork, SpeedConfig, Tape
@@ -121,6 +122,21 @@ def test_compiled_setting_on_every_family(name):
     assert timing.count_calls(fast, lambda: fast.sample(4, steps, seed=1)) == steps
 
 
+def test_tf32_sets_both_switches_inside_its_block_and_restores_them(monkeypatch):
+    """`tf32(False)` turns off the TF32 PyTorch allows cuDNN convolutions by default; exact_float32, which every
+    command applies to a CUDA device (resolve_device), turns both off for the process."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    for enabled in (True, False):
+        with pytest.raises(RuntimeError), speed.tf32(enabled):
+            assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (enabled, enabled)
+            raise RuntimeError
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (False, False)
+
+
 class FromTape:
     """Hands out a Tape's buffers in their order: what a replayed CUDA graph reads."""
 
@@ -158,7 +174,8 @@ def test_cuda_graphs_replay_the_eager_sampler(name):
     ref = build_model(name, "tiny", device="cuda")
     steps = ref.default_steps
     graphed = speed.apply(ref, speed.parse("fp32+graphs"))
-    x = ref.sample(8, steps, seed=11)
+    with speed.tf32(False):  # float32 as the commands run it (bench.devices.exact_float32)
+        x = ref.sample(8, steps, seed=11)
     torch.testing.assert_close(graphed.sample(8, steps, seed=11), x, atol=1e-5, rtol=0)
     torch.testing.assert_close(graphed.sample(8, steps, seed=11), x, atol=1e-5, rtol=0)  # a replay, not a capture
     assert not torch.equal(graphed.sample(8, steps, seed=12), x)
