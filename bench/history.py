@@ -100,10 +100,14 @@ def gpu_names(benchmarks: list[dict]) -> list[str]:
 
 
 def machine(doc: dict) -> dict:
-    """{fingerprint, cpu, cores, gpus, node} of a pytest-benchmark document."""
+    """{fingerprint, cpu, cores, gpus, node} of a pytest-benchmark document: GPUs named by its CUDA benchmarks or
+    its session device."""
     info = doc["machine_info"]
     cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
-    brand, cores, gpus = cpu.get("brand_raw"), cpu.get("count"), gpu_names(doc["benchmarks"])
+    # The session's device (bench/conftest.py) names the GPU where only CPU benchmarks ran on a GPU machine too.
+    session = info.get("ddgan_bench") or {}
+    device = {"extra_info": {"device": session.get("device", "cpu"), "device_name": session.get("name")}}
+    brand, cores, gpus = cpu.get("brand_raw"), cpu.get("count"), gpu_names([*doc["benchmarks"], device])
     return {"fingerprint": fingerprint(brand, cores, gpus), "cpu": brand, "cores": cores, "gpus": gpus,
             "node": info.get("node")}
 

@@ -199,6 +199,9 @@ def test_fingerprint_and_gpu_names_follow_the_hardware():
     assert gpu_names(cuda) == ["NVIDIA H100 80GB HBM3"]  # "cuda (NAME)" and describe_device's dict agree
     assert gpu_names(cuda[1:2]) == []
     assert fingerprint("X", 16, ["b", "a"]) == fingerprint("X", 16, ["a", "b"]) != fingerprint("X", 8, ["a", "b"])
+    doc = run_doc(np.random.default_rng(0), 0)  # CPU benchmarks only, on a GPU machine: its GPU still counts
+    doc["machine_info"]["ddgan_bench"] = {"device": "cuda", "name": "NVIDIA H100 80GB HBM3"}
+    assert entry(doc)["machine"]["gpus"] == ["NVIDIA H100 80GB HBM3"]
 
 
 def test_read_returns_one_row_per_number_sorted_by_time(tmp_path):
