@@ -55,6 +55,7 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch.storage", "_load_from_bytes"): _load_storage,
     ("torch", "Size"): torch.Size,
+    ("builtins", "set"): set,  # a module's _non_persistent_buffers_set, as pickle protocols 2-3 (Python 3.7) write it
 }
 
 

@@ -49,9 +49,8 @@ def fake_upstream_modules():
 
 def persistent(module: torch.nn.Module, reconstruct, easydict, init_kwargs=None):
     """An object that pickles like a torch_utils.persistence instance of `module`."""
-    state = {"_parameters": dict(module._parameters), "_buffers": dict(module._buffers),
-             "_modules": {k: persistent(m, reconstruct, easydict) for k, m in module._modules.items()},
-             "training": module.training}
+    state = dict(module.__dict__)  # upstream pickles the module's whole __dict__: hooks, _non_persistent_buffers_set
+    state["_modules"] = {k: persistent(m, reconstruct, easydict) for k, m in module._modules.items()}
     if init_kwargs is not None:
         state["_init_args"], state["_init_kwargs"] = (), easydict(init_kwargs)
     meta = {"type": "class", "version": 6, "module_src": "import os\nos.system('echo pwned')\n",
@@ -72,7 +71,7 @@ def write_official_like_pkl(path):
                 "D": persistent(D, reconstruct, easydict, D_KWARGS),
                 "G_ema": persistent(G, reconstruct, easydict, G_KWARGS), "augment_pipe": None,
                 "training_set_kwargs": {"path": "cifar10.zip", "resolution": 8}}
-        path.write_bytes(pickle.dumps(data))
+        path.write_bytes(pickle.dumps(data, protocol=3))  # Python 3.7's default, which upstream ran on
     return G, D
 
 
