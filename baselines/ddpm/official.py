@@ -74,11 +74,26 @@ SCHEDULER_SETTINGS: dict[str, tuple[Any, ...]] = {
 JSON_FIX = "pass a diffusers model folder as written by save_pretrained (or downloaded from the Hub)"
 
 
-def _schedule_from_diffusers(folder: Path) -> ScheduleConfig:
-    """scheduler_config.json (modern or the early GaussianDDPMScheduler format), or the DDPM defaults; a setting
-    the sampler does not implement is an error, not a silently different sampler."""
-    path = folder / "scheduler_config.json"
-    cfg = read_json(path, CheckpointError, JSON_FIX) if path.is_file() else {}
+def _scheduler_file(unet_dir: Path) -> Path | None:
+    """A model's scheduler_config.json: beside its config.json (a flat folder such as google/ddpm-cifar10-32), or,
+    for a pipeline's unet/, in the pipeline's scheduler/ (save_pretrained's layout) or beside unet/. None where a
+    flat folder has none; a pipeline (model_index.json) without one is an error, not the default schedule."""
+    candidates = [unet_dir / "scheduler_config.json"]
+    pipeline = unet_dir.parent if unet_dir.name == "unet" else None
+    if pipeline is not None:
+        candidates += [pipeline / "scheduler" / "scheduler_config.json", pipeline / "scheduler_config.json"]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None and pipeline is not None and (pipeline / "model_index.json").is_file():
+        raise CheckpointError(f"{pipeline} is a diffusers pipeline (model_index.json) without "
+                              f"scheduler/scheduler_config.json, which sets its noise schedule; download the whole "
+                              f"pipeline folder")
+    return found
+
+
+def _schedule_from_diffusers(path: Path | None) -> ScheduleConfig:
+    """scheduler_config.json (modern or the early GaussianDDPMScheduler format), or the DDPM defaults where there
+    is none; a setting the sampler does not implement is an error, not a silently different sampler."""
+    cfg = read_json(path, CheckpointError, JSON_FIX) if path is not None else {}
     for key, allowed in SCHEDULER_SETTINGS.items():
         if cfg.get(key, allowed[0]) not in allowed:
             only = ", ".join(map(repr, allowed))
@@ -90,7 +105,8 @@ def _schedule_from_diffusers(folder: Path) -> ScheduleConfig:
 
 def load_diffusers(folder: str | Path, device: torch.device | str = "cpu", **sampler_kwargs) -> DDPM:
     """A diffusers UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors or .bin; a `unet/`
-    subfolder of a pipeline also works) as a DDPM; scheduler_config.json beside it sets the schedule."""
+    subfolder of a pipeline, or the pipeline folder, also works) as a DDPM; its scheduler_config.json
+    (_scheduler_file) sets the schedule."""
     folder = Path(folder)
     folder = folder / "unet" if (folder / "unet" / "config.json").is_file() else folder
     if not (folder / "config.json").is_file():
@@ -103,9 +119,9 @@ def load_diffusers(folder: str | Path, device: torch.device | str = "cpu", **sam
     except ValueError as error:
         raise CheckpointError(f"{folder / 'config.json'}: {error}") from error
     state = read_safetensors(weights) if weights.suffix == ".safetensors" else load_file(weights)
-    schedule_dir = folder.parent if folder.name == "unet" else folder
-    return _ddpm(unet, rename_old_attention(state), f"diffusers:{folder}", _schedule_from_diffusers(schedule_dir),
-                 str(weights), device, sampler_kwargs)
+    schedule = _schedule_from_diffusers(_scheduler_file(folder))
+    return _ddpm(unet, rename_old_attention(state), f"diffusers:{folder}", schedule, str(weights), device,
+                 sampler_kwargs)
 
 
 def load_pesser(path: str | Path, device: torch.device | str = "cpu", *, unet: UNetConfig | None = None,

@@ -152,3 +152,22 @@ def test_scheduler_settings_the_sampler_does_not_implement_are_refused(tmp_path,
     (folder / "scheduler_config.json").write_text("{")
     with pytest.raises(CheckpointError, match="scheduler_config.json: not readable JSON"):
         official.load_diffusers(folder)
+
+
+def test_a_pipeline_folder_reads_its_scheduler_folder(tmp_path, reference):
+    """DDPMPipeline.save_pretrained's layout: model_index.json, unet/, scheduler/scheduler_config.json. The
+    pipeline's schedule is read (and checked), and a pipeline without one is refused rather than sampled with the
+    defaults."""
+    pipe = tmp_path / "pipe"
+    (pipe / "unet").mkdir(parents=True)
+    diffusers_folder(pipe / "unet", reference[0].state_dict(), fmt="bin")
+    (pipe / "model_index.json").write_text(json.dumps({"_class_name": "DDPMPipeline"}))
+    with pytest.raises(CheckpointError, match="pipeline .* without scheduler/scheduler_config.json"):
+        official.load_diffusers(pipe)
+    (pipe / "scheduler").mkdir()
+    (pipe / "scheduler" / "scheduler_config.json").write_text(json.dumps({"num_train_timesteps": 400}))
+    assert official.load_diffusers(pipe).default_steps == 400
+    assert official.load_diffusers(pipe / "unet").default_steps == 400
+    (pipe / "scheduler" / "scheduler_config.json").write_text(json.dumps({"beta_schedule": "squaredcos_cap_v2"}))
+    with pytest.raises(CheckpointError, match="scheduler/scheduler_config.json: beta_schedule"):
+        official.load_diffusers(pipe)
