@@ -100,10 +100,16 @@ def read_folder(path: Path, allow_lossy: bool = False, rgb: bool = False) -> Ten
 
 
 def _decode(path: Path, mode) -> Tensor:
-    """One image file; ValueError naming it when it is truncated (a write that was killed) or not an image."""
+    """One image file as uint8 (a 16-bit PNG scaled down, x / 257 rounded); ValueError naming it when it is
+    truncated (a write that was killed) or not an image."""
     from torchvision.io import decode_image
 
     try:
-        return decode_image(str(path), mode=mode)
+        x = decode_image(str(path), mode=mode)
     except RuntimeError as e:
         raise ValueError(f"{path}: not a readable image ({str(e).splitlines()[0]}); write it again or remove it") from e
+    if x.dtype == torch.uint16:
+        return ((x.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
+    if x.dtype != torch.uint8:
+        raise ValueError(f"{path}: {x.dtype} pixels; the metrics read 8- or 16-bit images (PNG)")
+    return x

@@ -6,4 +6,5 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 class DatasetCorruptError(RuntimeError):
-    """A dataset file exists but its checksum differs from the published one."""
+    """A dataset file exists but is damaged: its checksum differs from the published one, or its contents cannot
+    be read as what it should hold; the message names the file and what to do."""

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from bench.data import DATASETS, DatasetNotFoundError, build_dataset
+from bench.data import DATASETS, DatasetCorruptError, DatasetNotFoundError, build_dataset
 from bench.data.augment import random_hflip
 from bench.data.folder import EXTENSIONS
 from bench.data.memory import resize_square
@@ -197,6 +198,22 @@ def test_image_folder_errors(tmp_path):
         build_dataset("image-folder", root=tmp_path)
     assert str(err.value) == (f"image folder {tmp_path} holds no images (searched recursively for "
                               f"{', '.join(EXTENSIONS)}). {fix}")
+
+
+def test_image_folder_scales_16_bit_skips_hidden_files_and_names_a_broken_image(tmp_path):
+    """A 16-bit greyscale PNG is scaled to 8 bits (Image.convert would clip mid-grey to white); macOS's ._x.png
+    and __MACOSX entries are not images; a truncated image is a DatasetCorruptError naming the file."""
+    Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16)).save(tmp_path / "grey16.png")  # 128 * 257
+    write_png(tmp_path / "__MACOSX" / "x.png", (4, 4), (0, 0, 0))
+    (tmp_path / "._grey16.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    ds = build_dataset("image-folder", root=tmp_path, image_size=4)
+    assert [f.name for f in ds.files] == ["grey16.png"]
+    torch.testing.assert_close(ds[0][0], torch.full((3, 4, 4), 128 / 127.5 - 1), atol=1e-6, rtol=0)
+    write_png(tmp_path / "broken.png", (64, 64), (10, 200, 30))
+    (tmp_path / "broken.png").write_bytes((tmp_path / "broken.png").read_bytes()[:60])
+    ds = build_dataset("image-folder", root=tmp_path, image_size=4)
+    with pytest.raises(DatasetCorruptError, match=r"broken\.png: not a readable image .*remove it from the folder"):
+        ds[0]
 
 
 # Sizes and augmentation.

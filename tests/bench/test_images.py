@@ -3,8 +3,10 @@ bench.sample --sample-format."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from bench.data import build_dataset, stack_items
 from bench.data.export import main as export_main
@@ -23,6 +25,16 @@ def test_png_folder_reads_back_exactly_as_the_metrics_quantise(digits, tmp_path)
     paths = write_folder(digits, tmp_path / "png")
     assert [p.name for p in paths] == [f"{i:06d}.png" for i in range(6)]
     assert torch.equal(read_folder(tmp_path / "png"), to_uint8(digits))
+
+
+def test_16_bit_pngs_read_as_their_8_bit_values(digits, tmp_path):
+    """A 16-bit PNG (x * 257 of an 8-bit one) reads as the 8-bit image, not as uint16 samples the metrics would
+    take for values up to 65535."""
+    eight = to_uint8(digits)
+    (tmp_path / "16").mkdir()
+    for i, x in enumerate(eight):
+        Image.fromarray(x[0].numpy().astype(np.uint16) * 257).save(tmp_path / "16" / f"{i:06d}.png")
+    assert torch.equal(read_folder(tmp_path / "16"), eight[:, :1])
 
 
 def test_jpeg_folder_equals_the_in_memory_round_trip_and_is_lossy(digits, tmp_path):
