@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from bench import preflight, speed
-from bench.data import DATASETS, DatasetCorruptError, build_dataset, stack_items
+from bench.data import DATASETS, build_dataset, stack_items
 from bench.devices import device_arg, resolve_device
 from bench.grid import write_grid
 from bench.lock import FolderLock, FolderLocked
@@ -259,8 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    except (CheckpointError, DatasetCorruptError, FolderLocked, FileExistsError, FileNotFoundError, ValueError,
-            KeyError) as e:
+    except (CheckpointError, FolderLocked, FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
         print(f"error: {_message(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a write failure after the checks (disk full, folder removed): one line, not a trace

@@ -1,12 +1,13 @@
 """MNIST via torchvision, padded to 32x32, and Stacked MNIST as DDGAN's datasets_prep/stackmnist_data.py."""
 
+import struct
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bench.data.errors import DatasetNotFoundError
+from bench.data.errors import DatasetCorruptError, DatasetNotFoundError
 from bench.data.memory import InMemoryDataset, pick_size
 from bench.data.stacked import StackedDataset, stack_indices
 
@@ -41,7 +42,40 @@ def _open(root: Path, train: bool, download: bool):
                                    f"MNIST/raw/: " + (f"pass {up}" if up else f"move them into {raw}/"))
     if missing:
         raise DatasetNotFoundError(_missing_message(raw, missing))
+    check_split(raw, train)
     return MNIST(root, train=train, download=False)
+
+
+def _idx_shape(path: Path, ndim: int, raw: Path) -> tuple[int, ...]:
+    """The item count and sizes an idx file of unsigned bytes declares, checked against its length; a wrong
+    magic number or length is a DatasetCorruptError naming the file."""
+    fix = (f"extract it again from its .gz (with the .gz files in {raw}, --download checks their MD5 and extracts "
+           f"them offline), or download it again from {MIRROR}")
+    with open(path, "rb") as f:
+        header = f.read(4 + 4 * ndim)
+    magic = struct.unpack(">I", header[:4])[0] if len(header) >= 4 else None
+    if magic != 0x0800 | ndim or len(header) < 4 + 4 * ndim:
+        raise DatasetCorruptError(f"{path}: not an idx file of {ndim}-D unsigned bytes (magic number "
+                                  f"{magic if magic is None else hex(magic)}, expected {hex(0x0800 | ndim)}); {fix}")
+    dims = struct.unpack(f">{ndim}I", header[4:])
+    want = len(header) + int(torch.tensor(dims).prod())
+    if path.stat().st_size != want:
+        raise DatasetCorruptError(f"{path}: {path.stat().st_size} bytes, but its header declares {dims} "
+                                  f"({want} bytes): truncated or corrupt; {fix}")
+    return dims
+
+
+def check_split(raw: Path, train: bool) -> None:
+    """A split's idx files before torchvision reads them: magic numbers, lengths, 28x28 images, and as many
+    labels as images (DatasetCorruptError naming the files otherwise)."""
+    prefix = "train" if train else "t10k"
+    images, labels = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    n, *hw = _idx_shape(images, 3, raw)
+    (m,) = _idx_shape(labels, 1, raw)
+    if hw != [28, 28] or n != m:
+        raise DatasetCorruptError(f"{images} holds {n} images of {hw[0]}x{hw[1]} and {labels} {m} labels; MNIST's "
+                                  f"{prefix} split has as many 28x28 images as labels: are files of the two splits "
+                                  f"swapped? Download them again from {MIRROR}")
 
 
 def load_mnist(root: str | Path, train: bool, download: bool = False) -> tuple[Tensor, Tensor]:

@@ -53,6 +53,25 @@ def test_mnist_reads_fake_idx_files(tmp_path):
     assert len(test) == 3 and test.shape == (1, 16, 16) and test[0][0].shape == (1, 16, 16)
 
 
+def test_damaged_mnist_files_are_named_with_what_is_wrong(tmp_path):
+    """A truncated idx file, another kind of idx file in a file's place, and a split whose label file is the
+    other split's: DatasetCorruptError naming the file, not torchvision's reshape or index errors."""
+    raw = fake_mnist(tmp_path)
+    images = raw / "train-images-idx3-ubyte"
+    whole = images.read_bytes()
+    images.write_bytes(whole[:-5])
+    with pytest.raises(DatasetCorruptError, match=r"train-images-idx3-ubyte: \d+ bytes, but its header declares "
+                                                  r"\(12, 28, 28\).*truncated"):
+        build_dataset("stacked-mnist", root=tmp_path)
+    images.write_bytes(whole)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes((raw / "t10k-images-idx3-ubyte").read_bytes())
+    with pytest.raises(DatasetCorruptError, match=r"t10k-labels-idx1-ubyte: not an idx file of 1-D .*0x803"):
+        build_dataset("mnist", root=tmp_path, train=False)
+    write_idx(raw / "train-labels-idx1-ubyte", np.arange(4) % 10)
+    with pytest.raises(DatasetCorruptError, match="12 images of 28x28 and .* 4 labels.*swapped"):
+        build_dataset("stacked-mnist", root=tmp_path)
+
+
 def test_stacked_mnist_recipe(tmp_path):
     fake_mnist(tmp_path)
     ds = build_dataset("stacked-mnist", root=tmp_path, seed=1)
