@@ -16,8 +16,10 @@ import json
 import math
 import os
 import pickle
+import re
 import types
 import typing
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
@@ -131,6 +133,7 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
                               + (f" (it holds {', '.join(inside)})" if inside else ""))
     if not path.is_file():
         raise MissingCheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt/.pth file")
+    mmap = mmap and zipfile.is_zipfile(path)  # files in the legacy (pre-1.6) format load whole: mmap needs a zip
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -141,6 +144,11 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
                 f"(loading them could execute code). Re-save it as a plain state dict.") from None
         raise CheckpointError(_broken(path)) from e
     except Exception as e:  # torch.load reports a broken file as any of several types
+        newer = re.search(r"file with version (\d+), but the maximum supported version for reading is (\d+)", str(e))
+        if newer:
+            raise CheckpointError(f"{path}: written by a newer PyTorch (file format version {newer[1]}; this torch "
+                                  f"{torch.__version__} reads up to {newer[2]}): upgrade torch, or re-save the file "
+                                  f"with this version") from e
         raise CheckpointError(_broken(path)) from e
 
 

@@ -3,6 +3,7 @@
 import argparse
 import errno
 import json
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -71,6 +72,22 @@ def test_truncated_and_missing_files_are_checkpoint_errors(tmp_path):
         assert isinstance(err.value, FileNotFoundError)
         with pytest.raises(io.CheckpointError, match=r"is a folder; pass the .pt/.pth file in it \(it holds a.pt\)"):
             read(tmp_path)
+
+
+def test_legacy_format_files_peek_and_newer_format_files_say_so(tmp_path):
+    """A pre-1.6 (non-zip) file cannot be memory-mapped and is read whole; a file from a newer torch is named as
+    such, not as corrupt."""
+    legacy = tmp_path / "netG_1200.pth"
+    torch.save({"format": "x", "w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert io.peek_format(legacy) == "x"
+    newer = io.save_atomic({"w": torch.ones(2)}, tmp_path / "a.pt")
+    with zipfile.ZipFile(newer) as z:
+        records = {item.filename: z.read(item.filename) for item in z.infolist()}
+    with zipfile.ZipFile(newer, "w", zipfile.ZIP_STORED) as z:
+        for name, data in records.items():
+            z.writestr(name, b"99\n" if name.endswith("/version") else data)
+    with pytest.raises(io.CheckpointError, match="written by a newer PyTorch .*version 99.*upgrade torch"):
+        io.peek_format(newer)
 
 
 def test_load_file_admits_only_the_allow_list(tmp_path):
