@@ -170,8 +170,7 @@ def check_checkpoint(entry: Entry, dataset: str) -> None:
     try:
         found = family_of_format(fmt)
     except KeyError as e:
-        raise ValueError(f"{where}: {e.args[0]} (convert official checkpoints with their family's converter "
-                         f"first)") from None
+        raise ValueError(f"{where}: {e.args[0]}") from None
     if found.name != entry.family:
         raise ValueError(f"{where}: this is a {found.name} checkpoint (format {fmt!r}), not a {entry.family} one; "
                          f"give it as {found.name}=PATH")

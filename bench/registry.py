@@ -258,7 +258,9 @@ def family_of_format(fmt: object) -> Family:
     """The family whose checkpoints carry `format` fmt; a KeyError names the known formats."""
     formats = {f.checkpoint_format: f for f in FAMILIES.values()}
     if not isinstance(fmt, str) or fmt not in formats:
-        raise KeyError(f"unknown checkpoint format {fmt!r}; expected one of {sorted(formats)}")
+        raise KeyError(f"unknown checkpoint format {fmt!r}; expected one of {sorted(formats)}. An official "
+                       f"checkpoint (NVlabs DDGAN netG_*.pth or content.pth, a diffusers DDPM folder, a pesser .ckpt, "
+                       f"a stylegan2-ada .pkl) converts to ours with: python -m bench.convert SOURCE --out FILE.pt")
     return formats[fmt]
 
 

@@ -45,11 +45,12 @@ def read_checkpoint(path: str | Path, *, mmap: bool = False) -> Checkpoint:
     """(config, generator state_dict, meta, the other entries) of one of our DDGAN checkpoints (with mmap the
     tensors stay on disk until read)."""
     obj = load_file(path, mmap=mmap)
-    return io.parse_checkpoint(obj, path, FORMAT, config_cls=DDGANConfig, hint=OFFICIAL_HINT if _looks_official(obj)
+    return io.parse_checkpoint(obj, path, FORMAT, config_cls=DDGANConfig, hint=OFFICIAL_HINT if looks_official(obj)
                                else "")
 
 
-def _looks_official(obj: Any) -> bool:
+def looks_official(obj: Any) -> bool:
+    """Whether a loaded file is an official NVlabs DDGAN one: content.pth's netG_dict, or netG_*.pth's keys."""
     if not isinstance(obj, dict):
         return False
     return "netG_dict" in obj or any(str(k).removeprefix("module.").startswith("all_modules.") for k in obj)

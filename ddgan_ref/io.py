@@ -129,8 +129,11 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
     path = Path(path)
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.pt*"))[:4]
+        diffusers = any((path / m).is_file() for m in ("config.json", "unet/config.json", "model_index.json"))
         raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt/.pth file in it"
-                              + (f" (it holds {', '.join(inside)})" if inside else ""))
+                              + (f" (it holds {', '.join(inside)})" if inside else "")
+                              + ("; a diffusers model folder converts to a checkpoint with: python -m bench.convert "
+                                 "FOLDER --out FILE.pt" if diffusers else ""))
     if not path.is_file():
         raise MissingCheckpointError(f"checkpoint {path} does not exist; pass the path of a .pt/.pth file")
     mmap = mmap and zipfile.is_zipfile(path)  # files in the legacy (pre-1.6) format load whole: mmap needs a zip
@@ -141,7 +144,9 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
         if "Weights only load failed" in str(e):
             raise CheckpointError(
                 f"{path}: refusing to load: the file holds Python objects outside the allow-list "
-                f"(loading them could execute code). Re-save it as a plain state dict.") from None
+                f"(loading them could execute code). Re-save it as a plain state dict"
+                + ("; a stylegan2-ada-pytorch pickle converts to a checkpoint with: python -m bench.convert "
+                   "FILE.pkl --out FILE.pt" if path.suffix.lower() == ".pkl" else ".")) from None
         raise CheckpointError(_broken(path)) from e
     except Exception as e:  # torch.load reports a broken file as any of several types
         newer = re.search(r"file with version (\d+), but the maximum supported version for reading is (\d+)", str(e))

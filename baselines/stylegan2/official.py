@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from baselines.stylegan2.configs import StyleGAN2Config
 from baselines.stylegan2.networks import Discriminator, Generator
 from ddgan_ref.io import CheckpointError, load_into
 
@@ -101,12 +102,16 @@ def state_dict_of(obj: Persistent, prefix: str = "") -> dict[str, Tensor]:
 BUILDERS = {"Generator": Generator, "Discriminator": Discriminator}
 
 
+def init_kwargs(obj: Persistent) -> dict[str, Any]:
+    """The constructor kwargs a persistent network was built with (EasyDicts as dicts)."""
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in obj.meta["state"].get("_init_kwargs", {}).items()}
+
+
 def build_network(obj: Persistent) -> nn.Module:
     """Our module for a persistent Generator/Discriminator, built from its _init_kwargs, weights loaded."""
     if obj.class_name not in BUILDERS:
         raise CheckpointError(f"unsupported network class {obj.class_name!r}; expected one of {sorted(BUILDERS)}")
-    state = obj.meta["state"]
-    kwargs = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.get("_init_kwargs", {}).items()}
+    state, kwargs = obj.meta["state"], init_kwargs(obj)
     try:
         net = BUILDERS[obj.class_name](*state.get("_init_args", ()), **kwargs)
     except TypeError as error:
@@ -123,3 +128,24 @@ def load_official_pkl(path: str | Path) -> tuple[Generator, Discriminator | None
     if nets.get("G") is None and nets.get("G_ema") is None:
         raise CheckpointError(f"{path} has neither 'G' nor 'G_ema'")
     return nets.get("G"), nets.get("D"), nets.get("G_ema")
+
+
+def from_official_pkl(path: str | Path) -> tuple[StyleGAN2Config, dict[str, Tensor]]:
+    """(config, G_ema state_dict) of an official training pickle, for our checkpoint form: the config's G and D are
+    the pickled networks' constructor kwargs, the weights G_ema's (G's where the pickle has no G_ema). A
+    class-conditional network is refused: the suite samples unconditional models."""
+    data = read_pkl(path)
+    nets = {k: v for k, v in data.items() if k in ("G", "D", "G_ema") and isinstance(v, Persistent)}
+    source = nets.get("G_ema") or nets.get("G")
+    if source is None:
+        raise CheckpointError(f"{path} has neither 'G' nor 'G_ema'")
+    G = init_kwargs(source)
+    if G.get("c_dim", 0):
+        raise CheckpointError(f"{path}: a class-conditional generator (c_dim={G['c_dim']}); the suite samples "
+                              f"unconditional models: pass a pickle trained without --cond")
+    D = init_kwargs(nets["D"]) if "D" in nets else {"c_dim": 0, "img_resolution": G.get("img_resolution"),
+                                                     "img_channels": G.get("img_channels")}
+    shape = (G.get("img_channels"), G.get("img_resolution"), G.get("img_resolution"))
+    config = StyleGAN2Config(f"official:{Path(path).name}", "cifar10" if shape == (3, 32, 32) else "unknown",
+                             shape, G=G, D=D)
+    return config, build_network(source).state_dict()
