@@ -30,7 +30,10 @@ TEST_FILES = ("test_batch",)
 def _missing_message(root: Path, missing: list[str]) -> str:
     folder, tarball = root / FOLDER, root / TARBALL
     found = ""
-    if tarball.is_file():
+    if tarball.is_file() and _md5(tarball) != TARBALL_MD5:
+        found = (f"{tarball} exists but its MD5 is {_md5(tarball)}, not {TARBALL_MD5}: it is truncated or another "
+                 f"file; delete it. ")
+    elif tarball.is_file():
         found = f"{tarball} exists but is not extracted: pass --download (download=True) to extract it. "
     return (f"CIFAR-10 not found: missing {', '.join(missing)} in {folder}. {found}"
             f"Fix: download {URL} (MD5 {TARBALL_MD5}) and either extract it into {root} "
@@ -49,14 +52,19 @@ def _download(root: Path, missing: list[str]) -> None:
                                    + _missing_message(root, missing)) from e
 
 
-def _check_md5(path: Path, expected: str) -> None:
+def _md5(path: Path) -> str:
     md5 = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             md5.update(chunk)
-    if md5.hexdigest() != expected:
+    return md5.hexdigest()
+
+
+def _check_md5(path: Path, expected: str) -> None:
+    found = _md5(path)
+    if found != expected:
         raise DatasetCorruptError(
-            f"{path} has MD5 {md5.hexdigest()}, expected {expected}: it is truncated, corrupt or not the "
+            f"{path} has MD5 {found}, expected {expected}: it is truncated, corrupt or not the "
             f"official CIFAR-10 python batch. Fix: delete {path.parent} and extract {URL} again, "
             f"or pass --download.")
 
@@ -89,6 +97,9 @@ def read_cifar10(root: str | Path, train: bool = True, *, download: bool = False
     if missing and download:
         _download(root, missing)
         missing = [f for f in files if not (root / FOLDER / f).is_file()]
+    if missing and all((root / f).is_file() for f in files):
+        raise DatasetNotFoundError(f"CIFAR-10's batches are in {root} itself, but the root is the folder above "
+                                   f"{FOLDER}/: pass {root.parent if root.name == FOLDER else 'that folder'}")
     if missing:
         raise DatasetNotFoundError(_missing_message(root, missing))
     images, labels = [], []

@@ -195,17 +195,29 @@ def test_cifar10_md5_check_rejects_fake_batches(tmp_path):
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz again, or pass --download.")
 
 
-def test_cifar10_missing_error_message(tmp_path):
+def test_cifar10_missing_error_message(tmp_path, monkeypatch):
     with pytest.raises(DatasetNotFoundError) as err:
         build_dataset("cifar10", root=tmp_path)
     missing = "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5"
     assert str(err.value) == cifar_missing_message(tmp_path, missing)
-    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"not extracted")
+    tarball = tmp_path / "cifar-10-python.tar.gz"
+    tarball.write_bytes(b"not extracted")
+    md5 = hashlib.md5(b"not extracted").hexdigest()
     with pytest.raises(DatasetNotFoundError) as err:
         build_dataset("cifar10", root=tmp_path, train=False)
-    found = (f"{tmp_path / 'cifar-10-python.tar.gz'} exists but is not extracted: pass --download "
-             "(download=True) to extract it. ")
+    found = (f"{tarball} exists but its MD5 is {md5}, not {cifar.TARBALL_MD5}: it is truncated or another file; "
+             f"delete it. ")
     assert str(err.value) == cifar_missing_message(tmp_path, "test_batch", found)
+    monkeypatch.setattr(cifar, "TARBALL_MD5", md5)  # as if it were the real tarball
+    with pytest.raises(DatasetNotFoundError) as err:
+        build_dataset("cifar10", root=tmp_path, train=False)
+    assert f"{tarball} exists but is not extracted: pass --download (download=True) to extract it. " in str(err.value)
+
+
+def test_cifar10_root_at_the_batches_folder_names_the_folder_above(tmp_path):
+    folder = fake_cifar(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=f"in {folder} itself.*pass {tmp_path}$"):
+        cifar.build_cifar10(root=folder, verify=False)
 
 
 def test_cifar10_download_offline_error(tmp_path, monkeypatch):
