@@ -24,7 +24,7 @@ from torch import Tensor
 from baselines.ddpm import official as ddpm_official
 from baselines.stylegan2 import official as sg2_official
 from bench import registry
-from bench.preflight import Preflight, PreflightError, report
+from bench.preflight import Preflight, PreflightError, message, report
 from ddgan_ref import checkpoints as ddgan_checkpoints
 from ddgan_ref.io import CheckpointError, config_to_dict, load_file, write_checkpoint
 from ddgan_ref.provenance import file_sha256, provenance
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except PreflightError as e:
         return report(e)
     except (CheckpointError, KeyError) as e:  # a file that parses but does not convert (shapes, conditional, ...)
-        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        print(f"error: {message(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a write failure after the checks (disk full): one line
         return report(e)

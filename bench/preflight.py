@@ -61,7 +61,7 @@ class Preflight:
         try:
             return fn()
         except errors as e:
-            self.add(_message(e))
+            self.add(message(e))
             return None
 
     def raise_if_any(self) -> None:
@@ -95,11 +95,15 @@ def report(error: PreflightError | OSError) -> int:
     return EXIT_CODE
 
 
-def _message(error: BaseException) -> str:
-    """The text of an error without its type's decorations (KeyError's quotes, OSError's [Errno N])."""
+def message(error: BaseException) -> str:
+    """The text of an error without its type's decorations (KeyError's quotes, OSError's [Errno N]); one raised in
+    a DataLoader worker, which PyTorch re-raises with the worker's traceback in its text, as the original's."""
     if isinstance(error, KeyError) and error.args:
         return str(error.args[0])
-    return _oserror_text(error) if isinstance(error, OSError) else str(error)
+    text = _oserror_text(error) if isinstance(error, OSError) else str(error)
+    if "Original Traceback" in text:
+        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
+    return text
 
 
 def _oserror_text(error: OSError) -> str:

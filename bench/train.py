@@ -239,15 +239,6 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, str(default)))
 
 
-def _message(e: Exception) -> str:
-    """One error's message for the user: a KeyError's without repr quotes, and one raised in a DataLoader worker
-    (which PyTorch re-raises with the worker's traceback in its text) as the original's last line."""
-    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    if "Original Traceback" in text:
-        text = text.strip().splitlines()[-1].split(": ", 1)[-1]
-    return text
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -260,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 3
     except (CheckpointError, FolderLocked, FileExistsError, FileNotFoundError, ValueError, KeyError) as e:
-        print(f"error: {_message(e)}", file=sys.stderr)
+        print(f"error: {preflight.message(e)}", file=sys.stderr)
         return 2
     except OSError as e:  # a write failure after the checks (disk full, folder removed): one line, not a trace
         return preflight.report(e)

@@ -309,3 +309,19 @@ def test_faults_first_kernel_build_announces_itself(tmp_path, capsys):
     (tmp_path / "ddgan_upfirdn2d_cpu.so").write_bytes(b"")
     _build._announce(FakeExtension, "ddgan_upfirdn2d_cpu", "upfirdn2d", "cpu")
     assert capsys.readouterr().err == ""
+
+
+def test_a_broken_image_met_in_a_dataloader_worker_is_one_line_naming_it(tmp_path, capsys):
+    """The error a DataLoader worker raises comes back with the worker's traceback in its text; the command prints
+    the original message (the file and the fix), in one line."""
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(tmp_path / f"img{i}.png")
+    (tmp_path / "img1.png").write_bytes((tmp_path / "img1.png").read_bytes()[:40])
+    rc = train_main(["--model", "ddgan", "--preset", "tiny", "--dataset", "image-folder", "--data-root",
+                     str(tmp_path), "--max-steps", "2", "--batch-size", "3", "--num-workers", "2", "--out",
+                     str(tmp_path / "run"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith(f"error: {tmp_path / 'img1.png'}: not a readable image (")
+    assert err.endswith("; export it again or remove it from the folder")
