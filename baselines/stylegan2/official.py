@@ -11,12 +11,14 @@ refused before it is called. The networks are then rebuilt from `_init_kwargs` w
 
 from __future__ import annotations
 
+import codecs
 import collections
 import io
 import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -48,6 +50,8 @@ def _load_storage(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), weights_only=True)
 
 
+_numpy_scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar  # numpy 2 or 1
+
 ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): Persistent,
     ("dnnlib.util", "EasyDict"): EasyDict,
@@ -57,6 +61,12 @@ ALLOWED: dict[tuple[str, str], Any] = {
     ("torch.storage", "_load_from_bytes"): _load_storage,
     ("torch", "Size"): torch.Size,
     ("builtins", "set"): set,  # a module's _non_persistent_buffers_set, as pickle protocols 2-3 (Python 3.7) write it
+    ("_codecs", "encode"): codecs.encode,  # bytes under protocol 2
+    # Upstream's layers keep numpy scalar gains (act_gain = np.sqrt(2), weight_gain = lr_multiplier / np.sqrt(n)):
+    # numbers rebuilt from a dtype and raw bytes, under numpy 1's module name and numpy 2's.
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): np.dtype,
 }
 
 

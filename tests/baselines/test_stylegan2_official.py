@@ -10,6 +10,7 @@ import sys
 import types
 from contextlib import contextmanager
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +52,7 @@ def persistent(module: torch.nn.Module, reconstruct, easydict, init_kwargs=None)
     """An object that pickles like a torch_utils.persistence instance of `module`."""
     state = dict(module.__dict__)  # upstream pickles the module's whole __dict__: hooks, _non_persistent_buffers_set
     state["_modules"] = {k: persistent(m, reconstruct, easydict) for k, m in module._modules.items()}
+    state["act_gain"] = np.sqrt(2)  # upstream's layers keep numpy scalar gains among their attributes
     if init_kwargs is not None:
         state["_init_args"], state["_init_kwargs"] = (), easydict(init_kwargs)
     meta = {"type": "class", "version": 6, "module_src": "import os\nos.system('echo pwned')\n",
