@@ -153,7 +153,7 @@ def _checkpoint_entry(spec: str, specs: tuple[str, ...]) -> Entry:
     name, sep, path = spec.partition("=")
     if not sep or name not in FAMILIES:
         raise ValueError(f"--checkpoints {spec!r}: expected FAMILY=PATH with FAMILY in {', '.join(FAMILIES)}")
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise FileNotFoundError(f"--checkpoints {spec!r}: {path} does not exist")
     if sum(s.partition("=")[0] == name for s in specs) == 1:
         return Entry(name, name, checkpoint=Path(path))
@@ -175,7 +175,7 @@ def check_checkpoint(entry: Entry, dataset: str) -> None:
         raise ValueError(f"{where}: this is a {found.name} checkpoint (format {fmt!r}), not a {entry.family} one; "
                          f"give it as {found.name}=PATH")
     trained_on = (obj.get("config") or {}).get("dataset")
-    if trained_on is not None and trained_on != dataset:
+    if trained_on not in (None, "unknown", dataset):  # "unknown": a converted official model of other data shapes
         raise ValueError(f"{where}: the model was trained on {trained_on}, not {dataset}; pass a checkpoint "
                          f"trained on {dataset} or run with --dataset {trained_on}")
 

@@ -32,7 +32,10 @@ from ddgan_ref.networks.state_dicts import strip_module_prefix
 
 FORMAT = "ddgan-bench/checkpoint"
 OFFICIAL_GLOBALS = (argparse.Namespace,)  # the allow-list for official content.pth files
-OFFICIAL_HINT = " It looks like an official DDGAN file: convert it with ddgan_ref.checkpoints.from_official_ddgan."
+# Upstream's --dataset names -> the suite's dataset names (bench.data), which results and checkpoints record.
+OFFICIAL_DATASETS = {"stackmnist": "stacked-mnist", "celeba_256": "image-folder", "lsun": "image-folder"}
+OFFICIAL_HINT = (" It looks like an official DDGAN file: convert it with python -m bench.convert (or "
+                 "ddgan_ref.checkpoints.from_official_ddgan).")
 
 
 def write_checkpoint(path: str | Path, config: DDGANConfig, state_dict: Mapping[str, Tensor],
@@ -87,7 +90,7 @@ def config_from_official_args(args: Mapping[str, Any]) -> DDGANConfig:
     dataset = str(args.get("dataset", "cifar10"))
     d_arch = "small" if dataset in SMALL_D_DATASETS else "large"
     return DDGANConfig(
-        preset=f"official:{dataset}", dataset=dataset,
+        preset=f"official:{dataset}", dataset=OFFICIAL_DATASETS.get(dataset, dataset),
         generator=NCSNppConfig(**ncsnpp_kwargs_from_official(args)),
         discriminator=DiscriminatorConfig(d_arch, **discriminator_kwargs_from_official(args)),
         diffusion=DiffusionConfig(**pick(DiffusionConfig)),
@@ -120,7 +123,8 @@ def from_official_ddgan(path: str | Path, config: DDGANConfig | None = None) -> 
         if len(fits) != 1:
             raise CheckpointError(
                 f"{path}: cannot tell the config from the weights alone (presets that fit: {fits or 'none'}); "
-                f"pass config=ddgan_ref.configs.preset(NAME) with the T the model was trained with")
+                f"pass config=ddgan_ref.configs.preset(NAME) (bench.convert: --preset NAME) with the T the model "
+                f"was trained with")
         config = preset(fits[0])
     with torch.device("meta"):
         G = build_generator(config.generator)

@@ -145,8 +145,7 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
             raise CheckpointError(
                 f"{path}: refusing to load: the file holds Python objects outside the allow-list "
                 f"(loading them could execute code). Re-save it as a plain state dict"
-                + ("; a stylegan2-ada-pytorch pickle converts to a checkpoint with: python -m bench.convert "
-                   "FILE.pkl --out FILE.pt" if path.suffix.lower() == ".pkl" else ".")) from None
+                + _official_hint(path, str(e))) from None
         raise CheckpointError(_broken(path)) from e
     except Exception as e:  # torch.load reports a broken file as any of several types
         newer = re.search(r"file with version (\d+), but the maximum supported version for reading is (\d+)", str(e))
@@ -155,6 +154,18 @@ def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool
                                   f"{torch.__version__} reads up to {newer[2]}): upgrade torch, or re-save the file "
                                   f"with this version") from e
         raise CheckpointError(_broken(path)) from e
+
+
+def _official_hint(path: Path, refusal: str) -> str:
+    """The end of an allow-list refusal: where the file is an official pickle or content.pth (which holds an
+    argparse.Namespace), the command that converts it."""
+    if path.suffix.lower() == ".pkl":
+        return ("; a stylegan2-ada-pytorch pickle converts to a checkpoint with: python -m bench.convert FILE.pkl "
+                "--out FILE.pt")
+    if "argparse.Namespace" in refusal:
+        return ("; an official DDGAN content.pth converts to a checkpoint with: python -m bench.convert FILE --out "
+                "FILE.pt")
+    return "."
 
 
 def _broken(path: Path) -> str:

@@ -18,12 +18,15 @@ FORMAT = "ddgan-bench/stylegan2-checkpoint"
 RESUME_KEYS = ("G", "D", "opt_g", "opt_d", "ada_p", "ada_signs", "pl_mean")  # of the first layout
 
 
+def build_generator(config: StyleGAN2Config) -> nn.Module:
+    """G of a config, all that sampling needs (an official pickle's D may use an architecture we do not build)."""
+    return ToyGenerator(data_dim=config.data_shape[0], **config.G) if config.toy else Generator(**config.G)
+
+
 def build_networks(config: StyleGAN2Config) -> tuple[nn.Module, nn.Module]:
     """(G, D) of a config: the official classes, or the toy MLP variants for vector data."""
-    if config.toy:
-        return ToyGenerator(data_dim=config.data_shape[0], **config.G), ToyDiscriminator(config.data_shape[0],
-                                                                                         **config.D)
-    return Generator(**config.G), Discriminator(**config.D)
+    G = build_generator(config)  # G first: the initial weights come from torch's global RNG in this order
+    return G, ToyDiscriminator(config.data_shape[0], **config.D) if config.toy else Discriminator(**config.D)
 
 
 def upgrade_layout_v1(old: dict[str, Any]) -> dict[str, Any]:
@@ -89,11 +92,11 @@ class StyleGAN2:
 def load(checkpoint: str | Path, device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
     """A StyleGAN2 (G_ema) from our checkpoint format, built from the config stored in it."""
     ckpt = read(checkpoint)
-    G = load_into(build_networks(ckpt.config)[0], ckpt.state_dict, f"StyleGAN2 checkpoint {checkpoint} (G_ema)")
+    G = load_into(build_generator(ckpt.config), ckpt.state_dict, f"StyleGAN2 checkpoint {checkpoint} (G_ema)")
     return StyleGAN2(G, ckpt.config, device, **kwargs)
 
 
 def build(preset_name: str = "tiny", *, device: torch.device | str = "cpu", **kwargs) -> StyleGAN2:
     """The preset with freshly initialised weights (torch's global RNG); `load` reads a checkpoint."""
     config = preset(preset_name)
-    return StyleGAN2(build_networks(config)[0], config, device, **kwargs)
+    return StyleGAN2(build_generator(config), config, device, **kwargs)
