@@ -29,13 +29,12 @@ from baselines.stylegan2 import official as sg2_official
 from bench import registry
 from bench.preflight import Preflight, PreflightError, message, report
 from ddgan_ref import checkpoints as ddgan_checkpoints
-from ddgan_ref.io import CheckpointError, config_to_dict, load_file, write_checkpoint
+from ddgan_ref.io import DIFFUSERS_MARKERS, CheckpointError, config_to_dict, load_file, write_checkpoint
 from ddgan_ref.provenance import file_sha256, provenance
 
 KINDS = {"ddgan-netg": "ddgan", "ddgan-content": "ddgan", "ddpm-diffusers": "ddpm", "ddpm-pesser": "ddpm",
          "stylegan2": "stylegan2"}  # -> family
 PRESET_KINDS = ("ddgan-netg", "ddpm-pesser")  # the sources that do not carry their config
-DIFFUSERS_MARKERS = ("config.json", "unet/config.json", "model_index.json")
 OURS = {f.checkpoint_format for f in registry.FAMILIES.values()}
 
 

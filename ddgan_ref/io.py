@@ -124,12 +124,17 @@ def read_json(path: str | Path, error: type[Exception], fix: str, what: str = "J
 # Weights-only loads.
 
 
+# The files that make a folder a diffusers model (a UNet2DModel folder, or a pipeline with unet/): what the error
+# for a folder given as a checkpoint, and bench.convert, look for.
+DIFFUSERS_MARKERS = ("config.json", "unet/config.json", "model_index.json")
+
+
 def load_file(path: str | Path, *, safe_globals: Iterable[type] = (), mmap: bool = False) -> Any:
     """torch.load(weights_only=True) on CPU, admitting `safe_globals`; CheckpointError for missing or broken files."""
     path = Path(path)
     if path.is_dir():
         inside = sorted(p.name for p in path.glob("*.pt*"))[:4]
-        diffusers = any((path / m).is_file() for m in ("config.json", "unet/config.json", "model_index.json"))
+        diffusers = any((path / m).is_file() for m in DIFFUSERS_MARKERS)
         raise CheckpointError(f"checkpoint {path} is a folder; pass the .pt/.pth file in it"
                               + (f" (it holds {', '.join(inside)})" if inside else "")
                               + ("; a diffusers model folder converts to a checkpoint with: python -m bench.convert "

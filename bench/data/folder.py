@@ -56,7 +56,7 @@ def _eight_bit(img: Any, path: Path) -> Any:
     from PIL import Image
 
     if img.mode in SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):  # older Pillow opens 16-bit PNGs as I
-        return Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().astype(np.uint8), "L")
+        return Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().astype(np.uint8))  # mode L
     if img.mode in ("I", "F"):
         raise DatasetCorruptError(f"{path}: a 32-bit {'float' if img.mode == 'F' else 'integer'} image; convert it "
                                   f"to 8 or 16 bits per channel (PNG or JPEG)")
