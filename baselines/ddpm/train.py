@@ -4,8 +4,9 @@ are written atomically and a non-finite loss or weight stops the run with the la
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,20 @@ def new_state(config: DDPMConfig, device: torch.device) -> TrainState:
 
 def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_000_007 + step) % (2**63 - 1))
+
+
+@contextlib.contextmanager
+def step_dropout(seed: int, step: int, device: torch.device) -> Iterator[None]:
+    """torch's global RNG, which nn.Dropout draws its masks from, seeded from (seed, step) inside the block and
+    restored after: the masks repeat on --resume as the batch and noise of step_generator do (whose draws this
+    leaves as they were; the seed here has its high bit set)."""
+    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        seed = (seed * 1_000_000_007 + step) % (2**62) | 2**62
+        torch.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def draw_batch(data: Tensor, cfg: TrainConfig, gen: torch.Generator) -> Tensor:
@@ -118,7 +133,8 @@ def train(config: DDPMConfig, data: Tensor, out_dir: str | Path, *, device: str 
     last = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     while state.step < last:
         gen = step_generator(cfg.seed, state.step)
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+        with step_dropout(cfg.seed, state.step, device), torch.autocast(device.type, dtype=autocast,
+                                                                        enabled=autocast is not None):
             loss = train_step(state, draw_batch(data, cfg, gen).to(device), alpha_bar, cfg, gen)
         check_finite(state.step, ckpt, DIVERGED_ADVICE, losses={"loss": loss})
         if progress is not None:

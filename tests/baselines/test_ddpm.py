@@ -94,6 +94,21 @@ def test_ddpm_first_layout_checkpoint_samples_and_resumes_exactly(tmp_path):
     assert ckpt.extra["train_state"]["step"] == ckpt.meta["step"] == 6
 
 
+def test_ddpm_with_dropout_resumes_exactly_and_repeats(tmp_path):
+    """Dropout's masks come from (seed, step), as the batches do: two runs agree, and so does a resumed one."""
+    data = torch.rand(40, 1, 8, 8) * 2 - 1
+    config = tiny_config()
+    config = replace(config, unet=replace(config.unet, dropout=0.3))
+    straight = train.train(config, data, tmp_path / "a", device=CPU)
+    again = train.train(config, data, tmp_path / "b", device=CPU)
+    train.train(config, data, tmp_path / "c", device=CPU, max_steps=4)
+    torch.manual_seed(123)  # the global stream outside training does not matter
+    resumed = train.train(config, data, tmp_path / "c", device=CPU, resume=True)
+    for run in (again, resumed):
+        for a, b in zip(straight.net.state_dict().values(), run.net.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
 def test_ddpm_checkpoint_that_does_not_fit_is_refused(tmp_path):
     data = torch.rand(40, 1, 8, 8) * 2 - 1
     train.train(tiny_config(3), data, tmp_path, device=CPU)
