@@ -1,11 +1,13 @@
 """An advisory lock per output folder, so two runs never write into one folder at once: a `.lock` file holding the
 holder's pid, host and start time, created exclusively; a lock whose process is gone (same host) is stale and is
-taken over with a message."""
+taken over with a message. A run that takes the lock also removes the temporary files of atomic writes
+(`.NAME.tmp-PID`, ddgan_ref.io.save_atomic) that killed runs left in the folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 LOCK_NAME = ".lock"
+TEMPORARY = re.compile(r"\..+\.tmp-(\d+)")  # ddgan_ref.io.save_atomic's file before its rename
 
 
 class FolderLocked(RuntimeError):
@@ -34,6 +37,10 @@ class FolderLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _read(self.path)
+                if not holder:
+                    raise FolderLocked(f"{self.path.parent}: its lock {self.path} names no run (one being taken "
+                                       f"this instant, or left by a run killed while taking it); if no run is "
+                                       f"active, delete {self.path}") from None
                 if not _stale(holder):
                     raise FolderLocked(f"{self.path.parent} is in use by another run (pid {holder.get('pid')} on "
                                        f"{holder.get('host')}, since {holder.get('started')}); wait for it or use "
@@ -45,6 +52,7 @@ class FolderLock:
             with os.fdopen(fd, "w") as f:
                 json.dump(me, f)
             self.held, self.me = True, me
+            _remove_dead_temporaries(self.path.parent)
             return self
         raise FolderLocked(f"{self.path.parent}: could not take the lock {self.path}; remove it if no run is active")
 
@@ -73,6 +81,15 @@ def _remove_stale(path: Path, holder: dict) -> bool:
         pass
     aside.unlink(missing_ok=True)
     return False
+
+
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Remove the `.NAME.tmp-PID` files under `folder` whose process is gone on this host: what an atomic write
+    leaves when its run is killed before the rename (the finished files beside them are whole)."""
+    for path in folder.rglob(".*.tmp-*"):
+        found = TEMPORARY.fullmatch(path.name)
+        if found and path.is_file() and _stale({"host": socket.gethostname(), "pid": int(found[1])}):
+            path.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> dict:

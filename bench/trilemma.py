@@ -208,10 +208,16 @@ def train_entry(entry: Entry, run: RunConfig) -> Path:
         f" --max-steps {max_steps}" if max_steps else "") + (
         f" --speed {run.train_speed.label}" if run.train_speed.label != "fp32" else "")
     print(f"training {entry.name}: {command}", file=sys.stderr)
+    with FolderLock(folder):  # what bench.train takes, so the printed command cannot write here at the same time
+        return train_in_folder(entry, run, folder, config, marker, command)
+
+
+def train_in_folder(entry: Entry, run: RunConfig, folder: Path, config: object, marker: dict, command: str) -> Path:
+    """train_entry's training itself (under the folder's lock), with its learning curve, and trained.json."""
+    f, max_steps, root = family(entry.family), marker["max_steps"], Path(run.root) if run.root else None
     job = lambda steps, grid=True: TrainJob(entry.family, entry.preset, config, folder, run.device, grid=grid,
                                             resume=(folder / CHECKPOINT_NAME).is_file(), max_steps=steps,
-                                            data_root=root, single_process=True, quiet=run.quiet,
-                                            speed=run.train_speed)
+                                            data_root=root, single_process=True, quiet=run.quiet, speed=run.train_speed)
     resume, start, curve = (folder / CHECKPOINT_NAME).is_file(), time.perf_counter(), None  # rank 0 trains alone
     if run.curve_points:
         total = max_steps or f.total_steps(config, training_data(f, config, job(None)), 1)
@@ -252,12 +258,18 @@ def trained_before(folder: Path, marker: dict) -> bool:
 
 
 def check_training_folder(entry: Entry, run: RunConfig) -> None:
-    """CheckpointError where the entry's training would resume a checkpoint of another config (a run of another
-    preset: --presets changed since the folder's run) or setting; a changed --train-steps resumes."""
-    f, folder = family(entry.family), run.out / "train" / entry.name
-    if not trained_before(folder, training_marker(entry, run)):
-        check_resume(f, folder / CHECKPOINT_NAME, f.configure(f.preset(entry.preset), entry.overrides),
-                     run.train_speed)
+    """CheckpointError where the entry's training would resume a checkpoint of another config (--presets changed
+    since the folder's run) or setting; ValueError where it trained past the iterations now asked for."""
+    f, folder, marker = family(entry.family), run.out / "train" / entry.name, training_marker(entry, run)
+    if trained_before(folder, marker):
+        return
+    checkpoint = folder / CHECKPOINT_NAME
+    check_resume(f, checkpoint, f.configure(f.preset(entry.preset), entry.overrides), run.train_speed)
+    done = (given_training(checkpoint) or {}).get("iterations") if checkpoint.is_file() else None
+    if marker["max_steps"] is not None and done is not None and done > marker["max_steps"]:
+        raise ValueError(f"{folder} holds {entry.name} trained for {done} iterations, past the {marker['max_steps']} "
+                         f"this run asks for (--train-steps, or --quick's budget): pass --train-steps {done} or more, "
+                         f"or another --out")
 
 
 def curve_value(family_name: str, checkpoint: Path, run: RunConfig, metric: str) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import lock, preflight
+from bench import lock, preflight, trilemma
 from bench import sample as sample_cli
 from bench.figures import main as figures_main
 from bench.metrics.__main__ import main as metrics_main
@@ -297,6 +297,24 @@ def test_faults_a_stale_lock_taken_over_by_two_runs_at_once_goes_to_one(tmp_path
     assert sorted(p.name for p in out.iterdir()) == [lock.LOCK_NAME]
 
 
+def test_faults_taking_a_folder_removes_the_temporaries_of_killed_writes_only(tmp_path):
+    """A run killed mid-write leaves `.NAME.tmp-PID`; the next run to lock the folder removes those of dead
+    processes (in subfolders too), never a live one's; an empty lock file is named as such."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    out = tmp_path / "run"
+    (out / "train" / "ddpm").mkdir(parents=True)
+    pid = int(gone.stdout)
+    dead = [out / f".checkpoint.pt.tmp-{pid}", out / "train" / "ddpm" / f".x.json.tmp-{pid}"]
+    live = out / f".checkpoint.pt.tmp-{os.getpid()}"
+    for path in (*dead, live, out / "checkpoint.pt"):
+        path.write_bytes(b"partial")
+    with lock.FolderLock(out):
+        assert not any(p.exists() for p in dead) and live.exists() and (out / "checkpoint.pt").exists()
+    (out / lock.LOCK_NAME).write_text("")
+    with pytest.raises(lock.FolderLocked, match="names no run .*delete"):
+        lock.FolderLock(out).__enter__()
+
+
 def test_faults_first_kernel_build_announces_itself(tmp_path, capsys):
     """Item 11: a build with nothing cached says what it does and how long it takes; a cached one is silent."""
     class FakeExtension:
@@ -325,3 +343,26 @@ def test_a_broken_image_met_in_a_dataloader_worker_is_one_line_naming_it(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert rc == 2 and err.startswith(f"error: {tmp_path / 'img1.png'}: not a readable image (")
     assert err.endswith("; export it again or remove it from the folder")
+
+
+def test_faults_a_training_folder_past_the_asked_budget_is_refused_and_locked_while_trained(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """A harness folder whose model trained further than --train-steps now asks is refused before any work (its
+    learning curve would label the longer-trained model with the shorter budget's steps); while the harness trains
+    a model, the bench.train command it prints cannot write the same folder."""
+    out = tmp_path / "tri"
+    assert train_main(["--model", "stylegan2", "--preset", "gaussians25", "--max-steps", "4", "--out",
+                       str(out / "train" / "stylegan2"), "--quiet"]) == 0
+    assert trilemma_main(["--models", "stylegan2", "--train-steps", "2", "--out", str(out), "--quiet"]) == 2
+    assert "trained for 4 iterations, past the 2 this run asks for" in capsys.readouterr().err
+    held = []
+
+    def training(entry, run, folder, *rest):  # stands in for the training the harness does under the lock
+        held.append((folder / lock.LOCK_NAME).is_file())
+        assert train_main(["--model", "stylegan2", "--preset", "gaussians25", "--max-steps", "6", "--resume",
+                           "--out", str(folder), "--quiet"]) == 2  # the command the harness prints
+        raise RuntimeError("stopped here")
+
+    monkeypatch.setattr(trilemma, "train_in_folder", training)
+    assert trilemma_main(["--models", "stylegan2", "--train-steps", "6", "--out", str(out), "--quiet"]) == 1
+    assert held == [True] and "in use by another run" in capsys.readouterr().err
