@@ -102,6 +102,7 @@ class Family:
     quick_train_steps: int  # iterations under bench.trilemma --quick
     variants: tuple[Variant, ...] = (Variant(""),)
     curve_steps: int | None = None  # sampling steps of the harness's learning curves (None: the default)
+    data_workers: bool = False  # whether its training reads batches through DataLoader workers (--num-workers)
 
     def preset(self, name: str) -> Any:
         if name not in self.presets:
@@ -160,6 +161,12 @@ def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig)
     another config (io.check_resumable names every field that differs) or another setting. It reads no tensor,
     so the CLIs call it before any work; the training checks again when it loads the checkpoint."""
     if checkpoint.is_file():
+        obj = load_file(checkpoint, mmap=True)
+        fmt = obj.get("format") if isinstance(obj, dict) else None
+        other = next((g.name for g in FAMILIES.values() if g.checkpoint_format == fmt and g is not f), None)
+        if other is not None:
+            raise CheckpointError(f"{checkpoint} holds a {other} run, not a {f.name} one: resume it with --model "
+                                  f"{other}, or train {f.name} in another output folder")
         saved = f.read(checkpoint, mmap=True)
         check_resumable(saved.config, config, checkpoint)
         _check_speed(saved.meta, checkpoint, setting)
@@ -226,7 +233,7 @@ FAMILIES: dict[str, Family] = {
         build=ddgan_model.build, load=ddgan_model.load, read=read_ddgan, train=train_ddgan,
         total_steps=ddgan_total_steps, data_shape=lambda config: tuple(config.generator.data_shape),
         cells=(CellSpec(None, "DDGAN (T={steps})"),), quick_cells=(CellSpec(None, "DDGAN (T={steps})"),),
-        quick_train_steps=600,
+        quick_train_steps=600, data_workers=True,
         variants=(Variant("t4", TrainOverrides(timesteps=4)), Variant("t2", TrainOverrides(timesteps=2)))),
     "ddpm": Family(
         name="ddpm", checkpoint_format=ddpm_model.FORMAT, presets=ddpm_configs.PRESETS,

@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "off where it multiplies bfloat16 natively (AVX512-BF16, AMX)")
     p.add_argument("--single-process", action="store_true",
                    help="train in this process alone even under torchrun (the trilemma harness trains on rank 0)")
-    p.add_argument("--num-workers", type=nonnegative_int, default=0, help="data-loading worker processes (default 0)")
+    p.add_argument("--num-workers", type=nonnegative_int, default=0,
+                   help="data-loading worker processes (default 0; DDGAN only: the baselines draw batches in memory)")
     p.add_argument("--grid-n", type=positive_int, default=64,
                    help="samples in the final grid (default 64; 2D data: 2000 points)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -201,6 +202,9 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
     job = check.check(lambda: job_from_args(args))
     if job is not None:
         check.check(lambda: training_data(family(job.family), job.config, job))
+    if job is not None and args.num_workers and not family(job.family).data_workers:
+        check.add(f"--num-workers does not apply to --model {job.family}: it draws its batches from the data in "
+                  f"memory; drop it")
     check.check(lambda: writable_folder(args.out))
     if job is not None and args.resume:
         check.check(lambda: check_resume(family(job.family), args.out / CHECKPOINT_NAME, job.config, job.speed))

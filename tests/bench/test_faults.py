@@ -366,3 +366,15 @@ def test_faults_a_training_folder_past_the_asked_budget_is_refused_and_locked_wh
     monkeypatch.setattr(trilemma, "train_in_folder", training)
     assert trilemma_main(["--models", "stylegan2", "--train-steps", "6", "--out", str(out), "--quiet"]) == 1
     assert held == [True] and "in use by another run" in capsys.readouterr().err
+
+
+def test_faults_resuming_another_familys_run_names_its_family(tmp_path, capsys):
+    assert train_main(["--model", "ddgan", "--preset", "tiny", "--max-steps", "2", "--out", str(tmp_path),
+                       "--quiet"]) == 0
+    capsys.readouterr()
+    assert train_main(["--model", "ddpm", "--preset", "tiny", "--max-steps", "4", "--resume", "--out", str(tmp_path),
+                       "--quiet"]) == 2
+    assert "holds a ddgan run, not a ddpm one: resume it with --model ddgan" in capsys.readouterr().err
+    assert train_main(["--model", "ddpm", "--preset", "tiny", "--num-workers", "2", "--out", str(tmp_path / "w"),
+                       "--quiet"]) == 2
+    assert "--num-workers does not apply to --model ddpm" in capsys.readouterr().err
