@@ -27,7 +27,7 @@ from torch import Tensor
 from baselines.ddpm import official as ddpm_official
 from baselines.stylegan2 import official as sg2_official
 from bench import registry
-from bench.preflight import Preflight, PreflightError, message, report
+from bench.preflight import Preflight, PreflightError, message, report, writable_folder
 from ddgan_ref import checkpoints as ddgan_checkpoints
 from ddgan_ref.io import DIFFUSERS_MARKERS, CheckpointError, config_to_dict, load_file, write_checkpoint
 from ddgan_ref.provenance import file_sha256, provenance
@@ -138,8 +138,8 @@ def preflight(args: argparse.Namespace) -> tuple[str, Any]:
         check.add(f"--out {args.out} is a folder; pass the path of the .pt file to write")
     elif args.out.exists() and not args.overwrite:
         check.add(f"--out {args.out} exists; pass --overwrite to replace it, or another --out")
-    elif not args.out.parent.is_dir():
-        check.add(f"--out {args.out}: the folder {args.out.parent} does not exist")
+    else:
+        check.check(lambda: writable_folder(args.out.parent))  # created on the write where it does not exist yet
     check.raise_if_any()
     return kind, config
 
@@ -147,9 +147,9 @@ def preflight(args: argparse.Namespace) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        kind, preset = preflight(args)
+        kind, supplied = preflight(args)
         print(f"converting {args.source} ({kind}) -> {args.out}", file=sys.stderr)
-        config, state_dict = convert(args.source, kind, preset)
+        config, state_dict = convert(args.source, kind, supplied)
         family = registry.family(KINDS[kind])
         meta = {**source_record(args.source, kind), **provenance("cpu"),
                 "command": ["python", "-m", "bench.convert", *(argv if argv is not None else sys.argv[1:])]}

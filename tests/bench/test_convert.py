@@ -56,9 +56,9 @@ def test_a_diffusers_folder_converts_with_its_schedule(tmp_path):
 
 def test_a_stylegan2_ada_pickle_converts_to_its_g_ema(tmp_path):
     G, _ = write_official_like_pkl(tmp_path / "network-snapshot.pkl")
-    ckpt = converted(tmp_path / "network-snapshot.pkl", tmp_path / "sg2.pt")
+    ckpt = converted(tmp_path / "network-snapshot.pkl", tmp_path / "new" / "sg2.pt")  # its folder made on the write
     assert ckpt["config"]["G"]["z_dim"] == G.z_dim and ckpt["config"]["D"]["img_resolution"] == G.img_resolution
-    model = registry.family("stylegan2").load(tmp_path / "sg2.pt", torch.device("cpu"))
+    model = registry.family("stylegan2").load(tmp_path / "new" / "sg2.pt", torch.device("cpu"))
     for k, v in G.state_dict().items():
         assert torch.equal(model.network.state_dict()[k], v), k
     assert model.sample(2, 1, seed=0).shape == (2, G.img_channels, G.img_resolution, G.img_resolution)
