@@ -99,6 +99,11 @@ def read_folder(path: Path, allow_lossy: bool = False, rgb: bool = False) -> Ten
     return torch.stack(images)
 
 
+def eight_bit(x: Tensor) -> Tensor:
+    """16-bit pixel values (0..65535) as uint8, x / 257 rounded: how a 16-bit PNG is read wherever 8 bits are."""
+    return ((x.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
+
+
 def _decode(path: Path, mode) -> Tensor:
     """One image file as uint8 (a 16-bit PNG scaled down, x / 257 rounded); ValueError naming it when it is
     truncated (a write that was killed) or not an image."""
@@ -109,7 +114,7 @@ def _decode(path: Path, mode) -> Tensor:
     except RuntimeError as e:
         raise ValueError(f"{path}: not a readable image ({str(e).splitlines()[0]}); write it again or remove it") from e
     if x.dtype == torch.uint16:
-        return ((x.to(torch.int32) * 255 + 32767) // 65535).to(torch.uint8)
+        return eight_bit(x)
     if x.dtype != torch.uint8:
         raise ValueError(f"{path}: {x.dtype} pixels; the metrics read 8- or 16-bit images (PNG)")
     return x

@@ -27,7 +27,7 @@ from ddgan_ref import model as ddgan_model
 from ddgan_ref import train as ddgan_train
 from ddgan_ref.checkpoints import FORMAT as DDGAN_FORMAT
 from ddgan_ref.checkpoints import read_checkpoint as read_ddgan
-from ddgan_ref.io import Checkpoint, CheckpointError, check_resumable, load_file
+from ddgan_ref.io import Checkpoint, CheckpointError, check_resumable, load_file, peek_format
 from ddgan_ref.provenance import provenance
 
 
@@ -161,13 +161,14 @@ def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig)
     another config (io.check_resumable names every field that differs) or another setting. It reads no tensor,
     so the CLIs call it before any work; the training checks again when it loads the checkpoint."""
     if checkpoint.is_file():
-        obj = load_file(checkpoint, mmap=True)
-        fmt = obj.get("format") if isinstance(obj, dict) else None
-        other = next((g.name for g in FAMILIES.values() if g.checkpoint_format == fmt and g is not f), None)
-        if other is not None:
+        try:
+            saved = f.read(checkpoint, mmap=True)
+        except CheckpointError:  # another family's run is named as such; anything else keeps the reader's message
+            other = next((g.name for g in FAMILIES.values() if g.checkpoint_format == peek_format(checkpoint)), None)
+            if other is None or other == f.name:
+                raise
             raise CheckpointError(f"{checkpoint} holds a {other} run, not a {f.name} one: resume it with --model "
-                                  f"{other}, or train {f.name} in another output folder")
-        saved = f.read(checkpoint, mmap=True)
+                                  f"{other}, or train {f.name} in another output folder") from None
         check_resumable(saved.config, config, checkpoint)
         _check_speed(saved.meta, checkpoint, setting)
 

@@ -29,11 +29,11 @@ TEST_FILES = ("test_batch",)
 
 def _missing_message(root: Path, missing: list[str]) -> str:
     folder, tarball = root / FOLDER, root / TARBALL
-    found = ""
-    if tarball.is_file() and _md5(tarball) != TARBALL_MD5:
-        found = (f"{tarball} exists but its MD5 is {_md5(tarball)}, not {TARBALL_MD5}: it is truncated or another "
-                 f"file; delete it. ")
-    elif tarball.is_file():
+    found, md5 = "", _md5(tarball) if tarball.is_file() else None
+    if md5 is not None and md5 != TARBALL_MD5:
+        found = (f"{tarball} exists but its MD5 is {md5}, not {TARBALL_MD5}: it is truncated or another file; "
+                 f"delete it. ")
+    elif md5 is not None:
         found = f"{tarball} exists but is not extracted: pass --download (download=True) to extract it. "
     return (f"CIFAR-10 not found: missing {', '.join(missing)} in {folder}. {found}"
             f"Fix: download {URL} (MD5 {TARBALL_MD5}) and either extract it into {root} "

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 
 from bench.data.errors import DatasetCorruptError, DatasetNotFoundError
 from bench.data.memory import pick_size
+from bench.images import eight_bit
 
 EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".webp")
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")  # Pillow's modes of a 16-bit greyscale PNG
@@ -56,7 +57,7 @@ def _eight_bit(img: Any, path: Path) -> Any:
     from PIL import Image
 
     if img.mode in SIXTEEN_BIT or (img.mode == "I" and img.format == "PNG"):  # older Pillow opens 16-bit PNGs as I
-        return Image.fromarray((np.asarray(img, dtype=np.float64) / 257).round().astype(np.uint8))  # mode L
+        return Image.fromarray(eight_bit(torch.from_numpy(np.asarray(img, dtype=np.int32))).numpy())  # mode L
     if img.mode in ("I", "F"):
         raise DatasetCorruptError(f"{path}: a 32-bit {'float' if img.mode == 'F' else 'integer'} image; convert it "
                                   f"to 8 or 16 bits per channel (PNG or JPEG)")
