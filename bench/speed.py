@@ -258,26 +258,41 @@ class FastNetwork(nn.Module):
 
 class Tape:
     """Stands in for a SeedStream while a sampler is captured: each draw becomes a static device buffer, in the
-    order the sampler draws; `fill(seed)` draws the real numbers (SeedStream, on the CPU) into them."""
+    order the sampler draws; `fill(seed)` draws the real numbers (SeedStream, on the CPU) into them.
+
+    A fill draws every buffer in one SeedStream.draw_into call (rows on threads), into pinned host buffers on
+    CUDA that are copied without blocking; the next fill waits for those copies before it overwrites them."""
 
     def __init__(self, n: int, device: torch.device):
         self.n, self.device = n, device
-        self.draws: list[tuple[str, Any, Tensor]] = []
+        self.draws: list[tuple[int, Tensor]] = []  # (high, buffer): high 0 for randn
+        self._host: list[Tensor] = []
+        self._copied: torch.cuda.Event | None = None
 
     def randn(self, *shape: int) -> Tensor:
         buffer = torch.empty((self.n, *shape), device=self.device)
-        self.draws.append(("randn", shape, buffer))
+        self.draws.append((0, buffer))
         return buffer
 
     def randint(self, high: int) -> Tensor:
+        if high < 1:
+            raise ValueError(f"randint needs high >= 1, got {high}")
         buffer = torch.empty(self.n, dtype=torch.long, device=self.device)
-        self.draws.append(("randint", high, buffer))
+        self.draws.append((high, buffer))
         return buffer
 
     def fill(self, seed: int) -> None:
-        rng = SeedStream(seed, self.n, "cpu")
-        for kind, arg, buffer in self.draws:
-            buffer.copy_(rng.randn(*arg) if kind == "randn" else rng.randint(arg))
+        cuda = self.device.type == "cuda"
+        if len(self._host) != len(self.draws):
+            self._host = [torch.empty(b.shape, dtype=b.dtype, pin_memory=cuda) for _, b in self.draws]
+        if self._copied is not None:
+            self._copied.synchronize()
+        SeedStream(seed, self.n, "cpu").draw_into(self._host, [high for high, _ in self.draws])
+        for host, (_, buffer) in zip(self._host, self.draws, strict=True):
+            buffer.copy_(host, non_blocking=cuda)
+        if cuda:
+            self._copied = torch.cuda.Event()
+            self._copied.record(torch.cuda.current_stream(self.device))
 
 
 class GraphedSampler:

@@ -19,7 +19,8 @@ import time
 import pytest
 import torch
 
-from ddgan_ref.ops import bias_act, upfirdn2d
+from ddgan_ref.configs import preset
+from ddgan_ref.ops import bias_act, draw_rows, upfirdn2d
 from ddgan_ref.provenance import describe_device
 
 K = torch.tensor([1.0, 3.0, 3.0, 1.0])
@@ -92,11 +93,11 @@ def run_timed(benchmark, fn, inputs, device: str, rounds: int) -> int:
 
 
 def describe(benchmark, seconds_per_round: float, op: str, case: str, device: str, impl: str, shape,
-             calls: int) -> None:
+             calls: int, direction: str = "forward+backward") -> None:
     seconds = seconds_per_round / calls
     benchmark.extra_info.update({
         "op": op, "case": case, "device": device, "device_name": describe_device(torch.device(device))["name"],
-        "impl": impl, "shape": list(shape), "direction": "forward+backward", "median_s": seconds,
+        "impl": impl, "shape": list(shape), "direction": direction, "median_s": seconds,
         "calls_per_round": calls, "threads": torch.get_num_threads(),
         "elements_per_s": torch.Size(shape).numel() / seconds,
     })
@@ -124,6 +125,28 @@ def test_bias_act_speed(benchmark, benchmark_median, case, device, impl):
     fn = lambda x, b: bias_act(x, b, 1, act, impl=impl)
     calls = run_timed(benchmark, fn, (x, b), device, rounds=100 if device == "cpu" else 20)
     describe(benchmark, benchmark_median(), "bias_act", case, device, impl, shape, calls)
+
+
+def ddgan_draws(preset_name: str, steps: int) -> list[tuple[int, ...]]:
+    """The per-image draws of one DDGAN sample at `steps` steps, in order: x_T, then each step's latent and
+    posterior noise (ddgan_ref.sampling)."""
+    g = preset(preset_name).generator
+    return [g.data_shape] + [(g.nz,), g.data_shape] * steps
+
+
+@pytest.mark.parametrize("impl", ["ref", "cpu"])
+def test_draw_rows_speed(benchmark, benchmark_median, impl):
+    """The noise of a DDGAN cifar10 batch of 100 at T=4, every buffer in one call, from fresh generators: what a
+    CUDA-graph replay draws on the host before each batch (bench.speed.Tape.fill)."""
+    shapes = ddgan_draws("cifar10", 4)
+    benchmark.group = "draw_rows ddgan-cifar10-T4 cpu"
+    buffers = [torch.empty(100, *shape) for shape in shapes]
+    once = lambda: draw_rows(buffers, [0] * len(buffers), [torch.Generator().manual_seed(i) for i in range(100)],
+                             impl=impl)
+    once()
+    benchmark.pedantic(once, rounds=50, warmup_rounds=5)
+    describe(benchmark, benchmark_median(), "draw_rows", "ddgan-cifar10-T4-batch100", "cpu", impl,
+             (100, sum(torch.Size(s).numel() for s in shapes)), 1, direction="draw")
 
 
 def timed_block(fn, inputs, dy, calls: int):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
+
+from ddgan_ref.ops import draw_rows
 
 
 class SeedStream:
@@ -22,10 +26,19 @@ class SeedStream:
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal draws, float32 [n, *shape] on `device`."""
-        rows = [torch.randn(shape, generator=g) for g in self._gens]
-        return torch.stack(rows).to(self.device)
+        out = torch.empty((self.n, *shape))
+        self.draw_into([out], [0])
+        return out.to(self.device)
 
     def randint(self, high: int) -> Tensor:
         """One integer in [0, high) per row, int64 [n] on `device`."""
-        rows = [torch.randint(high, (1,), generator=g) for g in self._gens]
-        return torch.cat(rows).to(self.device)
+        if high < 1:
+            raise ValueError(f"randint needs high >= 1, got {high}")
+        out = torch.empty(self.n, dtype=torch.long)
+        self.draw_into([out], [high])
+        return out.to(self.device)
+
+    def draw_into(self, buffers: Sequence[Tensor], highs: Sequence[int]) -> None:
+        """Fill CPU buffers [n, ...] in order, with the numbers the same sequence of calls would draw: high 0 as
+        randn (float32), high > 0 as randint(high) (int64). Large draws run on threads (ddgan_ref.ops.draw_rows)."""
+        draw_rows(buffers, highs, self._gens)

@@ -21,6 +21,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "upfirdn2d": ("upfirdn2d.cpp", "upfirdn2d_cpu.cpp"),
     "bias_act": ("bias_act.cpp", "bias_act_cpu.cpp"),
     "neighbours": ("neighbours.cpp", "neighbours_cpu.cpp"),  # CPU only: bench.metrics.prdc's first pass
+    "draw_rows": ("draw_rows.cpp",),  # CPU only: ddgan_ref.rng.SeedStream's per-row draws
 }
 VARIANTS: tuple[str, ...] = ("cpu", "cuda")  # "cuda" adds csrc/<op>.cu and builds the CPU kernel too
 CUDA_OPS: tuple[str, ...] = ("upfirdn2d", "bias_act")  # the ops with a csrc/<op>.cu

@@ -19,11 +19,13 @@ COMPILED: tuple[str, ...] = ("cpu", "cuda")
 _CPU_DTYPES = (torch.float32, torch.float64)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 # The compiled kernels of each op and the dtypes each accepts; "auto" sends anything else to the reference (a
-# declared capability). The neighbours kernel is CPU-only and takes float32 features (others get float64 blocks).
+# declared capability). The neighbours kernel is CPU-only and takes float32 features (others get float64 blocks);
+# draw_rows is CPU-only too (its numbers are drawn there on every device).
 KERNELS: dict[str, dict[str, tuple[torch.dtype, ...]]] = {
     "upfirdn2d": {"cpu": _CPU_DTYPES, "cuda": _CUDA_DTYPES},
     "bias_act": {"cpu": _CPU_DTYPES, "cuda": _CUDA_DTYPES},
     "neighbours": {"cpu": (torch.float32,)},
+    "draw_rows": {"cpu": (torch.float32, torch.int64)},  # the dtype of its first buffer: normal or integer draws
 }
 
 _DEFAULT: contextvars.ContextVar[str] = contextvars.ContextVar("ddgan_ref_ops_impl", default="auto")

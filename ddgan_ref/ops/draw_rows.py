@@ -1,0 +1,64 @@
+"""Python face of the compiled draw_rows kernel (csrc/draw_rows.cpp): the per-row random draws of
+ddgan_ref.rng.SeedStream, with rows spread over threads instead of a Python loop over generators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ddgan_ref.ops import _build
+from ddgan_ref.ops._impl import Impl, current_impl, resolve
+
+# "auto" draws fewer numbers than this in Python: a small draw takes a millisecond or less there, and the kernel's
+# first build (about 30 s) would cost a short job, such as a 2D mixture's sampling, far more than it saves.
+KERNEL_MIN_NUMBERS = 1 << 16
+
+
+def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator],
+              impl: Impl | None = None) -> None:
+    """Fill row i of every buffer from generators[i], buffer after buffer: high 0 draws standard normals into a
+    float32 buffer, as torch.randn(row_shape, generator=g) does; high > 0 integers in [0, high) into an int64
+    one, as torch.randint(high, row_shape, generator=g) does. Each buffer is a contiguous CPU tensor [n, ...]
+    with n = len(generators).
+
+    The numbers are the same whichever implementation runs (`draw_rows_ref` is the twin). `impl`: "auto" (the
+    kernel for draws of KERNEL_MIN_NUMBERS numbers or more when it builds, else the twin, with one warning after
+    a failed build), "cpu" (the kernel, or an error saying why it cannot run), "ref", None (the `using()` default).
+    """
+    _check(buffers, highs, generators)
+    chosen = resolve(impl, buffers[0], "draw_rows")
+    if chosen != "ref" and (impl or current_impl()) == "auto" and sum(b.numel() for b in buffers) < KERNEL_MIN_NUMBERS:
+        chosen = "ref"
+    if chosen == "ref":
+        draw_rows_ref(buffers, highs, generators)
+    else:
+        _build.extension("draw_rows", "cpu").draw_rows_(list(buffers), [int(h) for h in highs], list(generators))
+
+
+def draw_rows_ref(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
+    """The twin of `draw_rows`: a Python loop over generators per buffer, one torch.randn / torch.randint call per
+    row (the generators are independent, so buffer-major order keeps each one's sequence)."""
+    _check(buffers, highs, generators)
+    for buffer, high in zip(buffers, highs, strict=True):
+        shape = buffer.shape[1:]
+        torch.stack([torch.randint(high, shape, generator=g) if high else torch.randn(shape, generator=g)
+                     for g in generators], out=buffer)
+
+
+def _check(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
+    if not buffers or len(buffers) != len(highs):
+        raise ValueError(f"draw_rows: one high per buffer and at least one buffer, got {len(buffers)} buffers and "
+                         f"{len(highs)} highs")
+    n = len(generators)
+    if n < 1 or any(g.device.type != "cpu" for g in generators):
+        raise ValueError(f"draw_rows: needs at least one generator, all on the CPU; got {n}")
+    for b, (buffer, high) in enumerate(zip(buffers, highs, strict=True)):
+        want = torch.int64 if high else torch.float32
+        if high < 0 or buffer.dtype != want:
+            raise ValueError(f"draw_rows: buffer {b} with high {high} must be {want} and high >= 0 (0: normal "
+                             f"draws), got a {buffer.dtype} buffer")
+        if buffer.device.type != "cpu" or buffer.ndim < 1 or len(buffer) != n or not buffer.is_contiguous():
+            raise ValueError(f"draw_rows: buffer {b} must be a contiguous CPU tensor with {n} rows (one per "
+                             f"generator), got {tuple(buffer.shape)} on {buffer.device}")
