@@ -134,19 +134,28 @@ def ddgan_draws(preset_name: str, steps: int) -> list[tuple[int, ...]]:
     return [g.data_shape] + [(g.nz,), g.data_shape] * steps
 
 
+@pytest.mark.parametrize("one_thread", [False, True], ids=["threads", "one-thread"])
 @pytest.mark.parametrize("impl", ["ref", "cpu"])
-def test_draw_rows_speed(benchmark, benchmark_median, impl):
+def test_draw_rows_speed(benchmark, benchmark_median, impl, one_thread):
     """The noise of a DDGAN cifar10 batch of 100 at T=4, every buffer in one call, from fresh generators: what a
-    CUDA-graph replay draws on the host before each batch (bench.speed.Tape.fill)."""
+    CUDA-graph replay draws on the host before each batch (bench.speed.Tape.fill). On one thread too, which
+    separates the kernel's two gains: no Python call per image and buffer, and images spread over threads."""
     shapes = ddgan_draws("cifar10", 4)
-    benchmark.group = "draw_rows ddgan-cifar10-T4 cpu"
+    threads = 1 if one_thread else torch.get_num_threads()
+    benchmark.group = f"draw_rows ddgan-cifar10-T4 cpu, threads={threads}"
     buffers = [torch.empty(100, *shape) for shape in shapes]
     once = lambda: draw_rows(buffers, [0] * len(buffers), [torch.Generator().manual_seed(i) for i in range(100)],
                              impl=impl)
-    once()
-    benchmark.pedantic(once, rounds=50, warmup_rounds=5)
-    describe(benchmark, benchmark_median(), "draw_rows", "ddgan-cifar10-T4-batch100", "cpu", impl,
-             (100, sum(torch.Size(s).numel() for s in shapes)), 1, direction="draw")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        once()
+        benchmark.pedantic(once, rounds=50, warmup_rounds=5)
+    finally:
+        torch.set_num_threads(saved)
+    describe(benchmark, benchmark_median(), "draw_rows", f"ddgan-cifar10-T4-batch100, threads={threads}", "cpu",
+             impl, (100, sum(torch.Size(s).numel() for s in shapes)), 1, direction="draw")
+    benchmark.extra_info["threads"] = threads
 
 
 def timed_block(fn, inputs, dy, calls: int):
