@@ -270,7 +270,7 @@ class Tape:
         self._copied: torch.cuda.Event | None = None
 
     def randn(self, *shape: int) -> Tensor:
-        buffer = torch.empty((self.n, *shape), device=self.device)
+        buffer = torch.empty((self.n, *shape), dtype=torch.float32, device=self.device)
         self.draws.append((0, buffer))
         return buffer
 

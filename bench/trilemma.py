@@ -145,7 +145,7 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if DEFAULT_EXTRACTOR[args.dataset] == "inception-v3-compat" or args.inception_n:
         check.check(lambda: read_weights(inception_weights(args.inception_weights)))
     if args.dataset in FILE_BACKED:  # a missing or empty data folder
-        check.check(lambda: build_dataset(args.dataset, root=args.root, size=2))
+        check.check(lambda: build_dataset(args.dataset, root=args.root, size=1))
     cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
     presets = [check.check(lambda spec=spec: parse_preset(spec)) for spec in args.presets]
     device = resolve_device(args.device)

@@ -26,7 +26,7 @@ class SeedStream:
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal draws, float32 [n, *shape] on `device`."""
-        out = torch.empty((self.n, *shape))
+        out = torch.empty((self.n, *shape), dtype=torch.float32)
         self.draw_into([out], [0])
         return out.to(self.device)
 

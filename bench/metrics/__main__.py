@@ -153,7 +153,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
     if uses_inception(args) and not args.download_inception:
         check.check(lambda: read_weights(inception_weights(args.inception_weights)))
     if args.dataset in FILE_BACKED:
-        check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2))
+        check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=1))
     if args.out:
         check.check(lambda: writable_folder(args.out.parent))
         if args.out.is_dir():
@@ -165,7 +165,7 @@ def check_model_fits(model: Generator, args: argparse.Namespace) -> None:
     """ValueError when the checkpoint's samples could not be measured against --dataset (points against images,
     or another channel count), found before hours of sampling rather than after."""
     shape = item_shape(model, args.checkpoint)
-    items = build_dataset(args.dataset, root=args.root, train=args.split == "train", size=2).shape
+    items = build_dataset(args.dataset, root=args.root, train=args.split == "train", size=1).shape
     if len(shape) != len(items) or shape[0] != items[0]:
         trained_on = getattr(model.config, "dataset", "another dataset")
         raise ValueError(f"--checkpoint {args.checkpoint} draws items of shape {tuple(shape)}, which do not fit "

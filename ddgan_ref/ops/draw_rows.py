@@ -9,11 +9,7 @@ import torch
 from torch import Tensor
 
 from ddgan_ref.ops import _build
-from ddgan_ref.ops._impl import Impl, current_impl, resolve
-
-# "auto" draws fewer numbers than this in Python: a small draw takes a millisecond or less there, and the kernel's
-# first build (about 30 s) would cost a short job, such as a 2D mixture's sampling, far more than it saves.
-KERNEL_MIN_NUMBERS = 1 << 16
+from ddgan_ref.ops._impl import Impl, resolve
 
 
 def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator],
@@ -24,14 +20,11 @@ def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Seque
     with n = len(generators).
 
     The numbers are the same whichever implementation runs (`draw_rows_ref` is the twin). `impl`: "auto" (the
-    kernel for draws of KERNEL_MIN_NUMBERS numbers or more when it builds, else the twin, with one warning after
-    a failed build), "cpu" (the kernel, or an error saying why it cannot run), "ref", None (the `using()` default).
+    kernel when it builds, else the twin, with one warning after a failed build), "cpu" (the kernel, or an error
+    saying why it cannot run), "ref", None (the `using()` default).
     """
     _check(buffers, highs, generators)
-    chosen = resolve(impl, buffers[0], "draw_rows")
-    if chosen != "ref" and (impl or current_impl()) == "auto" and sum(b.numel() for b in buffers) < KERNEL_MIN_NUMBERS:
-        chosen = "ref"
-    if chosen == "ref":
+    if resolve(impl, buffers[0], "draw_rows") == "ref":
         draw_rows_ref(buffers, highs, generators)
     else:
         _build.extension("draw_rows", "cpu").draw_rows_(list(buffers), [int(h) for h in highs], list(generators))

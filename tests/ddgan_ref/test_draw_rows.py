@@ -47,17 +47,15 @@ def test_buffers_made_in_inference_mode_are_drawn_into_by_the_kernels_threads():
     assert torch.equal(got, per_generator_calls(3, 100, [(0, (3, 32, 32))])[0])
 
 
-def test_auto_draws_small_batches_in_python_and_large_ones_with_the_kernel(monkeypatch):
+def test_auto_and_cpu_take_the_kernel_and_ref_the_twin(monkeypatch):
     twin_calls = []
     monkeypatch.setattr(draw_rows_module, "draw_rows_ref", lambda *args: twin_calls.append(args))
-    small = torch.empty(4, draw_rows_module.KERNEL_MIN_NUMBERS // 4 - 1)
-    draw_rows([small], [0], generators(0, 4))
-    assert len(twin_calls) == 1
-    large = torch.empty(4, draw_rows_module.KERNEL_MIN_NUMBERS // 4)
-    draw_rows([large], [0], generators(0, 4))
-    assert len(twin_calls) == 1 and torch.equal(large, per_generator_calls(0, 4, [(0, large.shape[1:])])[0])
-    with using("cpu"):  # asked for by name: the kernel whatever the size
-        draw_rows([small], [0], generators(0, 4))
+    for impl in ("auto", "cpu", None):
+        got = torch.empty(4, 3)
+        draw_rows([got], [0], generators(0, 4), impl=impl)
+        assert not twin_calls and torch.equal(got, per_generator_calls(0, 4, [(0, (3,))])[0])
+    with using("ref"):
+        draw_rows([got], [0], generators(0, 4))
     assert len(twin_calls) == 1
 
 
