@@ -35,14 +35,14 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench import curves, preflight, report, results, speed, timing
-from bench.data import DATASETS, FILE_BACKED, build_dataset
+from bench.data import DATASETS, FILE_BACKED
 from bench.devices import device_arg, resolve_device
 from bench.distributed import World, setup, teardown
 from bench.images import FORMATS
 from bench.lock import FolderLock, FolderLocked
 from bench.measure import load, measure, own_weights
 from bench.metrics import Reference, evaluate
-from bench.metrics.evaluate import DEFAULT_EXTRACTOR, table_metric
+from bench.metrics.evaluate import DEFAULT_EXTRACTOR, Knobs, check_reference_size, table_metric
 from bench.metrics.inception import inception_weights, read_weights
 from bench.plan import (
     Cell,
@@ -145,7 +145,7 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if DEFAULT_EXTRACTOR[args.dataset] == "inception-v3-compat" or args.inception_n:
         check.check(lambda: read_weights(inception_weights(args.inception_weights)))
     if args.dataset in FILE_BACKED:  # a missing or empty data folder
-        check.check(lambda: build_dataset(args.dataset, root=args.root, size=1))
+        check.check(lambda: check_reference_size(args.dataset, args.root, True, Knobs()))
     cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
     presets = [check.check(lambda spec=spec: parse_preset(spec)) for spec in args.presets]
     device = resolve_device(args.device)

@@ -9,12 +9,15 @@ from torch.utils.data import Dataset
 
 from bench.data.cifar import build_cifar10
 from bench.data.digits import build_digits, build_stacked_digits
-from bench.data.errors import DatasetCorruptError, DatasetNotFoundError
+from bench.data.errors import DatasetCorruptError, DatasetNotFoundError, DatasetTooSmallError
 from bench.data.folder import build_image_folder
 from bench.data.mnist import build_mnist, build_stacked_mnist
 from bench.data.toy import build_gaussians25, build_ring8
 
-__all__ = ["DATASETS", "FILE_BACKED", "DatasetCorruptError", "DatasetNotFoundError", "build_dataset", "stack_items"]
+__all__ = [
+    "DATASETS", "FILE_BACKED", "DatasetCorruptError", "DatasetNotFoundError", "DatasetTooSmallError", "build_dataset",
+    "stack_items",
+]
 
 
 class Builder(Protocol):

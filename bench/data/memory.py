@@ -5,6 +5,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from bench.data.errors import DatasetTooSmallError
+
 
 def to_unit_range(x: Tensor) -> Tensor:
     """uint8 pixels 0..255 -> float32 in [-1, 1] (x / 127.5 - 1); float input is returned as float32."""
@@ -14,11 +16,13 @@ def to_unit_range(x: Tensor) -> Tensor:
 
 
 def pick_size(name: str, size: int | None, default: int, available: int | None = None) -> int:
-    """`size` if given (a positive int, at most `available`), else `default`."""
+    """`size` if given (a positive int, at most `available`: DatasetTooSmallError past it), else `default`."""
     if size is None:
         return default
-    if size < 1 or (available is not None and size > available):
-        raise ValueError(f"{name}: size must be in 1..{available or 'inf'}, got {size}")
+    if size < 1:
+        raise ValueError(f"{name}: size must be >= 1, got {size}")
+    if available is not None and size > available:
+        raise DatasetTooSmallError(name, available, size)
     return size
 
 

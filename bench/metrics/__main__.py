@@ -31,7 +31,7 @@ from bench.devices import device_arg, resolve_device
 from bench.images import read_folder
 from bench.metrics import cache
 from bench.metrics.digits_cnn import ClassifierWeightsError
-from bench.metrics.evaluate import FeaturePass, Knobs, Reference, evaluate
+from bench.metrics.evaluate import FeaturePass, Knobs, Reference, check_reference_size, evaluate
 from bench.metrics.extractors import EXTRACTORS
 from bench.metrics.folders import compare
 from bench.metrics.inception import (
@@ -153,7 +153,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
     if uses_inception(args) and not args.download_inception:
         check.check(lambda: read_weights(inception_weights(args.inception_weights)))
     if args.dataset in FILE_BACKED:
-        check.check(lambda: build_dataset(args.dataset, root=args.root, train=args.split == "train", size=1))
+        check.check(lambda: check_reference_size(args.dataset, args.root, args.split == "train", knobs_of(args)))
     if args.out:
         check.check(lambda: writable_folder(args.out.parent))
         if args.out.is_dir():
@@ -190,12 +190,15 @@ def run(args: argparse.Namespace, command: list[str]) -> dict:
     result = evaluate(samples, Reference(args.dataset, args.split, args.n_ref, args.ref_seed, args.root),
                       args.extractor, weights=weights, classifier_weights=args.classifier_weights,
                       download_inception=args.download_inception,
-                      knobs=Knobs(nearest_k=args.nearest_k, kid_subsets=args.kid_subsets,
-                                  kid_subset_size=args.kid_subset_size),
+                      knobs=knobs_of(args),
                       batch_size=args.batch_size, device=device, cache_root=args.cache_dir,
                       use_cache=not args.no_cache, progress=progress_bars(args.quiet))
     return {**result, "source": source, "command": ["python", "-m", "bench.metrics", *command],
             **provenance(device)}
+
+
+def knobs_of(args: argparse.Namespace) -> Knobs:
+    return Knobs(nearest_k=args.nearest_k, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size)
 
 
 def parse_compare(argv: list[str]) -> argparse.Namespace:
@@ -222,8 +225,7 @@ def run_compare(args: argparse.Namespace, command: list[str]) -> dict:
     result = compare(args.dir_a, args.dir_b, args.extractor,
                      weights=args.inception_weights if inception else args.extractor_weights,
                      allow_lossy=args.allow_jpeg,
-                     knobs=Knobs(nearest_k=args.nearest_k, kid_subsets=args.kid_subsets,
-                                 kid_subset_size=args.kid_subset_size),
+                     knobs=knobs_of(args),
                      fp=FeaturePass(args.batch_size, device, progress=progress_bars(args.quiet)))
     return {**result, "command": ["python", "-m", "bench.metrics", "compare", *command], **provenance(device)}
 

@@ -18,7 +18,7 @@ import torch
 import torch_fidelity
 from torch import Tensor
 
-from bench.data import build_dataset, stack_items
+from bench.data import DatasetTooSmallError, build_dataset, stack_items
 from bench.metrics import cache, modes
 from bench.metrics import extractors as fe
 from bench.metrics.features import extract
@@ -101,8 +101,35 @@ def reference_set(dataset: str, split: str, n: int, seed: int, root, image_size:
     kwargs = dict(root=root, train=split == "train", seed=seed, image_size=image_size)
     try:
         return build_dataset(dataset, size=n, **kwargs)
-    except ValueError:
+    except DatasetTooSmallError:
         return build_dataset(dataset, **kwargs)
+
+
+def min_items(knobs: Knobs) -> int:
+    """Items each side needs: 2 for FID's covariance, nearest_k + 1 for precision/recall's k-th neighbour."""
+    return max(2, knobs.nearest_k + 1)
+
+
+def check_counts(n_samples: int, n_ref: int, knobs: Knobs, dataset: str) -> None:
+    """ValueError, before any feature pass, when either side is too small for the metrics (min_items)."""
+    if min(n_samples, n_ref) < min_items(knobs):
+        raise ValueError(f"{n_samples} samples against {n_ref} reference items ({dataset}): {_needs(knobs)} on each "
+                         f"side; use more samples or more reference items")
+
+
+def check_reference_size(dataset: str, root, train: bool, knobs: Knobs) -> None:
+    """A command's check before any work: the dataset opens and holds min_items(knobs) items (ValueError saying
+    how many it holds otherwise)."""
+    try:
+        build_dataset(dataset, root=root, train=train, size=min_items(knobs))
+    except DatasetTooSmallError as error:
+        raise ValueError(f"{dataset} at {root} holds {error.available} items: {_needs(knobs)} reference items; add "
+                         f"items or point --root at a larger folder") from None
+
+
+def _needs(knobs: Knobs) -> str:
+    return (f"the metrics need at least {min_items(knobs)} (2 for FID's covariance, nearest_k + 1 = "
+            f"{knobs.nearest_k + 1} for precision/recall)")
 
 
 def files_digest(files: list[Path]) -> str:
@@ -252,9 +279,7 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     cache.default_root()). With `world` (several processes), each embeds its shard and every process gets the same
     numbers."""
     # The extractor first: a missing weights file fails before any work.
-    ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
-    if ref.dataset not in DEFAULT_EXTRACTOR:
-        raise KeyError(f"unknown dataset {ref.dataset!r}; choose from {sorted(DEFAULT_EXTRACTOR)}")
+    ref = _reference(dataset)
     name = extractor or DEFAULT_EXTRACTOR[ref.dataset]
     module = fe.build(name, weights, download_inception)
     weights_path = fe.weights_file(name, weights)
@@ -263,27 +288,42 @@ def evaluate(images: Tensor, dataset: str | Reference, extractor: str | None = N
     ds = reference_set(ref.dataset, ref.split, ref.n or len(images), ref.seed, ref.root,
                        None if images.ndim == 2 else images.shape[-1])
     images = _check_samples(images, ds, ref.dataset)
+    check_counts(len(images), len(ds), knobs, ref.dataset)
     # One feature pass over each side, then every metric on those features.
     fp = FeaturePass(batch_size, device, None if cache_root is None else Path(cache_root), use_cache, progress, world)
     gen = embed(images, module, name, "features of samples", fp)
     refd = reference_features(ref, ds, module, name, sha, fp)
     metrics = feature_metrics(gen, refd, fe.EXTRACTORS[name].tag, knobs, device)
     source = getattr(module, "weights_file", None)  # an Inception file: its layout, logits and provenance
-    # Mode coverage: from the extractor's logits, or a second pass of the dataset's classifier.
-    gen_logits, ref_logits, classifier = gen.get("logits"), refd.get("logits"), getattr(module, "meta", None)
-    if count_modes and ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
-        gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, fp)
-    if count_modes:
-        ref_data = reference_tensor(ds) if images.ndim == 2 else None
-        metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
+    classifier = (_count_modes(metrics, ref, ds, images, name, module, gen, refd, classifier_weights, fp)
+                  if count_modes else None)
     protocol = {**asdict(ref), "n": len(ds), "n_samples": len(images), "extractor": name,
                 "weights": str(weights_path) if weights_path else None, "weights_sha256": sha,
                 "weights_layout": source and source.layout, "weights_note": source and source.note,
                 "feature_dim": gen["features"].shape[1], "knobs": knobs_used(knobs, len(images), len(ds)),
                 "sample_format": _format(images),
-                "classifier": classifier if count_modes and ref.dataset in MODE_CLASSIFIER else None,
+                "classifier": classifier if ref.dataset in MODE_CLASSIFIER else None,
                 "torch_fidelity": torch_fidelity.__version__}
     return {"metrics": metrics, "unavailable": unavailable(module), "protocol": protocol}
+
+
+def _reference(dataset: str | Reference) -> Reference:
+    ref = dataset if isinstance(dataset, Reference) else Reference(dataset)
+    if ref.dataset not in DEFAULT_EXTRACTOR:
+        raise KeyError(f"unknown dataset {ref.dataset!r}; choose from {sorted(DEFAULT_EXTRACTOR)}")
+    return ref
+
+
+def _count_modes(metrics: dict, ref: Reference, ds, images: Tensor, name: str, module, gen: dict, refd: dict,
+                 classifier_weights, fp: FeaturePass) -> Any:
+    """Add the mode-coverage metrics to `metrics`, from the extractor's logits or a second pass of the dataset's
+    classifier; returns the classifier that counted them."""
+    gen_logits, ref_logits, classifier = gen.get("logits"), refd.get("logits"), getattr(module, "meta", None)
+    if ref.dataset in MODE_CLASSIFIER and MODE_CLASSIFIER[ref.dataset] != name:
+        gen_logits, ref_logits, classifier = _classifier_pass(ref, ds, images, classifier_weights, fp)
+    ref_data = reference_tensor(ds) if images.ndim == 2 else None
+    metrics.update(mode_metrics(ref.dataset, ds, images, ref_data, gen_logits, ref_logits))
+    return classifier
 
 
 def knobs_used(knobs: Knobs, n_gen: int, n_ref: int) -> dict[str, Any]:

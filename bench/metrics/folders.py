@@ -11,7 +11,7 @@ import torch_fidelity
 
 from bench.images import read_folder
 from bench.metrics import extractors as fe
-from bench.metrics.evaluate import FeaturePass, Knobs, embed, feature_metrics, knobs_used, unavailable
+from bench.metrics.evaluate import FeaturePass, Knobs, check_counts, embed, feature_metrics, knobs_used, unavailable
 from ddgan_ref.provenance import file_sha256
 
 
@@ -22,6 +22,7 @@ def compare(dir_a: Path, dir_b: Path, extractor: str = "inception-v3-compat", *,
     knobs, fp = knobs or Knobs(), fp or FeaturePass()
     module = fe.build(extractor, weights)  # a missing or unusable weights file fails before any image is read
     images = {side: read_folder(d, allow_lossy, rgb=True) for side, d in (("a", dir_a), ("b", dir_b))}
+    check_counts(len(images["b"]), len(images["a"]), knobs, str(dir_a))
     feats = {side: embed(x, module, extractor, f"features of {d}", fp)
              for (side, x), d in zip(images.items(), (dir_a, dir_b), strict=True)}
     metrics = feature_metrics(feats["b"], feats["a"], fe.EXTRACTORS[extractor].tag, knobs, fp.device)

@@ -1,5 +1,6 @@
 """evaluate() and python -m bench.metrics: metric names, the reference cache, sample formats and clear errors."""
 
+import importlib
 import json
 
 import pytest
@@ -177,3 +178,32 @@ def test_table_metric_follows_the_datasets_extractor():
     assert table_metric("stacked-mnist") == "fd_mnist"
     assert table_metric("cifar10") == "fid"
     assert {table_metric(d) for d in DEFAULT_EXTRACTOR} <= set(report.QUALITY)  # every table has its metric column
+
+
+def write_images(folder, n: int):
+    folder.mkdir()
+    for i, img in enumerate(torch.rand(n, 3, 16, 16)):
+        save_image(img, folder / f"{i}.png")
+    return folder
+
+
+def test_a_folder_too_small_for_the_metrics_is_refused_before_any_work(tmp_path, capsys):
+    """A 1-image reference folder: the preflight says how many items it holds and how many the metrics need."""
+    samples = write_images(tmp_path / "samples", 8)
+    ref = write_images(tmp_path / "ref", 1)
+    assert main(["--samples", str(samples), "--dataset", "image-folder", "--root", str(ref), "--extractor",
+                 "identity", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"image-folder at {ref} holds 1 items: the metrics need at least 6" in err
+    assert "evaluating" not in err  # refused before the samples are read
+    assert main(["--samples", str(samples), "--dataset", "image-folder", "--root", str(ref), "--extractor",
+                 "identity", "--nearest-k", "1", "--quiet"]) == 2  # FID's covariance still needs 2
+    assert "holds 1 items: the metrics need at least 2" in capsys.readouterr().err
+
+
+def test_too_few_samples_are_refused_before_any_feature_pass(tmp_path, monkeypatch):
+    module = importlib.import_module("bench.metrics.evaluate")  # the package's attribute of that name is the function
+    monkeypatch.setattr(module, "embed", lambda *a, **k: pytest.fail("a feature pass ran"))
+    with pytest.raises(ValueError, match=r"5 samples against 5 reference items \(digits\): the metrics need at least "
+                                         r"6 \(2 for FID's covariance, nearest_k \+ 1 = 6 for precision/recall\)"):
+        evaluate(digits(5), "digits", use_cache=False)

@@ -107,3 +107,10 @@ def test_compare_errors_name_the_problem(tmp_path, capsys):
     assert "holds no .png files" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "nowhere"), str(tmp_path / "empty"), "--extractor", "identity"]) == 2
     assert "nowhere is not a folder of images" in capsys.readouterr().err
+
+
+def test_compare_refuses_folders_too_small_for_the_metrics_before_any_feature_pass(digits, tmp_path, capsys):
+    a = write_folder(digits[0][:3], tmp_path / "a")
+    b = write_folder(digits[0][:8], tmp_path / "b")
+    assert main(["compare", str(a), str(b), "--extractor", "identity", "--quiet"]) == 2
+    assert f"8 samples against 3 reference items ({a}): the metrics need at least 6" in capsys.readouterr().err
