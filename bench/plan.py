@@ -1,15 +1,21 @@
-"""The plan of a trilemma run: its settings (RunConfig), the models it measures (Entry: a checkpoint given, or a
-family variant the harness trains) and their cells (Cell: one model at one sampling setting: its steps and, for
---speed, a bench.speed setting besides the float32 reference)."""
+"""The plan of a trilemma run: its command line (parser), its settings (RunConfig), the models it measures (Entry:
+a checkpoint given, or a family variant the harness trains) and their cells (Cell: one model at one sampling
+setting: its steps and, for --speed, a bench.speed setting besides the float32 reference)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from bench import speed
+from bench.data import DATASETS
+from bench.devices import device_arg
+from bench.images import FORMATS
+from bench.preflight import nonnegative_int, positive_int
 from bench.registry import FAMILIES, CellSpec, TrainOverrides, family_of_format
 from bench.speed import SpeedConfig
 from ddgan_ref.io import load_file
@@ -185,3 +191,80 @@ def cells(entry: Entry, quick: bool, speeds: tuple[SpeedConfig, ...] = ()) -> li
     f = FAMILIES[entry.family]
     return [Cell(entry, spec, speed) for spec in (f.quick_cells if quick else f.cells)
             for speed in (SpeedConfig(), *speeds)]
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """python -m bench.trilemma's command line (its module docstring is the description): what to measure, then
+    how (measurement_arguments) and where and how fast to run (run_arguments)."""
+    p = argparse.ArgumentParser(prog="python -m bench.trilemma", description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="gaussians25", choices=sorted(DATASETS), help="default gaussians25")
+    p.add_argument("--models", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
+                   help="model families (default all; ddpm includes its DDIM cells)")
+    p.add_argument("--checkpoints", nargs="+", default=[], metavar="FAMILY=PATH",
+                   help="checkpoints to measure instead of training (a family may be given several times, e.g. "
+                        "DDGAN once per T)")
+    p.add_argument("--n", "--num-samples", dest="n", type=positive_int,
+                   help="samples per cell (default: 2500 for 2D data, as PacGAN; 26,000 for stacked data, as Stacked "
+                        "MNIST; 10,000 for digits; 50,000 otherwise); under torchrun write --num-samples, since "
+                        "torchrun's parser takes --n for its own options")
+    p.add_argument("--cell-n", nargs="+", default=[], metavar="CELL=N",
+                   help="fewer samples for the named cells, e.g. ddpm=500 ddpm-10=2000 (a 1000-step sampler on a CPU); "
+                        "their metrics, and the reference's they are compared with, are then at that N")
+    p.add_argument("--seed", type=int, default=0, help="sample i of every cell uses seed + i (default 0)")
+    p.add_argument("--quick", action="store_true", help="CI size: shorter training, n <= 1000, DDIM 10 and 50")
+    p.add_argument("--train-steps", type=positive_int,
+                   help="override the training iterations of every trained model (default: each preset's)")
+    p.add_argument("--presets", nargs="+", default=[], metavar="FAMILY=PRESET",
+                   help="train these bench.train presets instead of the dataset's own, e.g. ddgan=stacked-mnist-24 "
+                        "(a preset of the same dataset); the other families train their default preset")
+    p.add_argument("--root", help="data folder of file-backed datasets (cifar10, mnist and stacked-mnist: the "
+                                  "folder holding MNIST/raw/, image-folder)")
+    p.add_argument("--train-speed", default="fp32", metavar="SETTING",
+                   help="precision and memory format the harness trains its models under (bench.train --speed): "
+                        "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl; the table's train_speed column "
+                        "says which, and a training folder keeps the setting it started with")
+    measurement_arguments(p)
+    run_arguments(p)
+    return p
+
+
+def measurement_arguments(p: argparse.ArgumentParser) -> None:
+    """The metrics' inputs and extras: Inception, the sample format, learning curves, the paper's numbers."""
+    p.add_argument("--inception-weights", type=Path, help="Inception-v3 weights for FID/IS (cifar10, folders)")
+    p.add_argument("--inception-n", type=positive_int,
+                   help="also measure Inception FID/KID/precision/recall on the first N samples of each cell (needs "
+                        "--inception-weights; for data whose own extractor is not Inception, e.g. Stacked MNIST)")
+    p.add_argument("--sample-format", choices=sorted(FORMATS), default="png",
+                   help="measure the samples as stored in png (lossless, the default) or jpeg files (quality 75: the "
+                        "DDGAN paper's FID protocol, which moves FID; see results/jpeg-vs-png-fid.md)")
+    p.add_argument("--curve-points", type=nonnegative_int,
+                   help="models the harness trains: measure the table's quality metric at this many points along "
+                        "training (learning_curves.json/.png; the table's `plateau` column); 0: none (default 5, "
+                        "3 with --quick)")
+    p.add_argument("--paper", action="store_true", help="also print and write (paper.md, paper.csv) measured vs the "
+                   "paper's numbers with deltas and sources (bench/paper.py): cifar10 Table 1 and the T ablation, "
+                   "Stacked-MNIST on stacked data; time rows say when the hardware is not the paper's V100")
+
+
+
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    """Timing, sampling settings, batch, device and output."""
+    p.add_argument("--rounds", type=positive_int, default=5,
+                   help="timed rounds of one batch of 100 (median; default 5)")
+    p.add_argument("--retime", action="store_true",
+                   help="time the finished cells again (samples and metrics kept): after a run on a busy machine, "
+                        "or for cells flagged `timing_noisy`")
+    p.add_argument("--throughput", action="store_true", help="also measure images/s at the best of batch sizes "
+                                                             "100, 250, 500")
+    p.add_argument("--speed", nargs="+", default=[], metavar="SETTING",
+                   help="also measure each cell under these sampling settings (bench.speed), e.g. bf16+cl "
+                        "bf16+cl+compile tf32 bf16+cl+graphs, or fast (the device's list: cpu "
+                        f"{' '.join(speed.FAST['cpu'])}; cuda {' '.join(speed.FAST['cuda'])}); each is a cell "
+                        "CELL@SETTING on the float32 cell's seeds, with its quality cost against it (pixel "
+                        "differences, metric changes, flagged beyond bench.speed.TOLERANCE)")
+    p.add_argument("--batch-size", type=positive_int, default=500,
+                   help="batch size for drawing the n samples (default 500)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    p.add_argument("--out", type=Path, help="output folder (default runs/trilemma-<dataset>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")

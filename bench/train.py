@@ -84,20 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--fresh-ok)")
     p.add_argument("--fresh-ok", action="store_true", help="with --resume: start a fresh run when --out holds no "
                                                            "checkpoint (for restart loops)")
-    p.add_argument("--epochs", type=positive_int, help="override the preset's number of epochs (ddgan)")
-    p.add_argument("--timesteps", type=positive_int, help="override the preset's number of denoising steps T (ddgan)")
-    p.add_argument("--steps", type=positive_int,
-                   help="override the preset's number of training steps (ddpm, stylegan2)")
-    p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
     p.add_argument("--max-steps", type=positive_int,
                    help="stop once this many iterations are done in all (a checkpoint is written); a resumed "
                         "run counts the iterations before it")
-    p.add_argument("--batch-size", type=positive_int, help="override the per-process batch size")
-    p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
-    p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
-    p.add_argument("--seed", type=int, help="override the training seed (default: the preset's)")
-    p.add_argument("--checkpoint-every", type=positive_int,
-                   help="iterations between checkpoints (default: the preset's)")
+    preset_overrides(p)
     p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--speed", default="fp32", metavar="SETTING",
                    help="precision and memory format of the training iterations, in bench.speed's notation: "
@@ -113,6 +103,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="samples in the final grid (default 64; 2D data: 2000 points)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def preset_overrides(parser: argparse.ArgumentParser) -> None:
+    """The preset's training settings a run may override (TrainOverrides), as a group of their own in --help."""
+    p = parser.add_argument_group("overrides of the preset's settings")
+    p.add_argument("--epochs", type=positive_int, help="override the preset's number of epochs (ddgan)")
+    p.add_argument("--timesteps", type=positive_int, help="override the preset's number of denoising steps T (ddgan)")
+    p.add_argument("--steps", type=positive_int,
+                   help="override the preset's number of training steps (ddpm, stylegan2)")
+    p.add_argument("--lr", type=float, help="override the learning rate (ddpm)")
+    p.add_argument("--batch-size", type=positive_int, help="override the per-process batch size")
+    p.add_argument("--lr-g", type=float, help="override the generator learning rate (ddgan, stylegan2)")
+    p.add_argument("--lr-d", type=float, help="override the discriminator learning rate (ddgan, stylegan2)")
+    p.add_argument("--seed", type=int, help="override the training seed (default: the preset's)")
+    p.add_argument("--checkpoint-every", type=positive_int,
+                   help="iterations between checkpoints (default: the preset's)")
 
 
 def job_from_args(args: argparse.Namespace) -> TrainJob:

@@ -55,7 +55,8 @@ class _UpLevel(NamedTuple):
 
 
 def _check_config(image_size: int, ch_mult: Sequence[int], flags: Mapping[str, Any]) -> None:
-    """Raise ValueError for a flag value other than SUPPORTED_FLAGS' or an image size the U-Net cannot halve."""
+    """Raise ValueError for a flag value other than SUPPORTED_FLAGS' (flags: the constructor's arguments by name)
+    or an image size the U-Net cannot halve."""
     for name, supported in SUPPORTED_FLAGS.items():
         value = flags[name]
         value = tuple(value) if isinstance(supported, tuple) else value
@@ -167,19 +168,11 @@ class NCSNpp(nn.Module):
         n_mlp: int = 3,                             # Mapping-network dense layers after the first (nz -> z_emb_dim).
     ):
         super().__init__()
-        flags = dict(
-            resamp_with_conv=resamp_with_conv, conditional=conditional, fir=fir, fir_kernel=fir_kernel,
-            skip_rescale=skip_rescale, resblock_type=resblock_type, progressive=progressive,
-            progressive_input=progressive_input, progressive_combine=progressive_combine,
-            embedding_type=embedding_type,
-        )
-        _check_config(image_size, ch_mult, flags)
+        _check_config(image_size, ch_mult, locals())  # the "official value only" arguments, read by name
         nf = num_channels_dae
         self.nf, self.z_dim, self.centered, self.not_use_tanh = nf, nz, centered, not_use_tanh
         attn = [image_size // 2**i in tuple(attn_resolutions) for i in range(len(ch_mult))]
-        block = functools.partial(
-            ResBlock, temb_dim=4 * nf, zemb_dim=z_emb_dim, dropout=dropout, fir_kernel=fir_kernel
-        )
+        block = functools.partial(ResBlock, temb_dim=4 * nf, zemb_dim=z_emb_dim, dropout=dropout, fir_kernel=fir_kernel)
         mods, self._down, self._middle, self._up = _build_unet(
             block, nf, num_channels, ch_mult, num_res_blocks, attn, fir_kernel
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,19 @@ def test_mlp_networks_shapes_and_double_backward():
     grad.square().sum().backward()
     assert D.input.weight.grad.abs().sum() > 0
     assert MLPGenerator(not_use_tanh=True, data_dim=3)(torch.randn(4, 3), t[:4], torch.randn(4, 8)).shape == (4, 3)
+
+
+SMALL = dict(image_size=16, num_channels_dae=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(8,))
+
+
+@pytest.mark.parametrize(("flag", "value"), [("progressive", "output_skip"), ("fir", False), ("skip_rescale", False),
+                                             ("resblock_type", "ddpm"), ("fir_kernel", (1, 1))])
+def test_ncsnpp_refuses_flags_other_than_the_official_value(flag, value):
+    with pytest.raises(ValueError, match=re.escape(f"NCSNpp: {flag}={value!r} is not supported; the supported value")):
+        NCSNpp(**SMALL, **{flag: value})
+
+
+def test_ncsnpp_takes_the_official_values_as_upstream_configs_write_them():
+    NCSNpp(**SMALL, fir_kernel=[1, 3, 3, 1], resblock_type="BigGAN", progressive_input="Residual")
+    with pytest.raises(ValueError, match=re.escape("image_size=18 must be divisible by 2**(len(ch_mult) - 1)")):
+        NCSNpp(**{**SMALL, "image_size": 18, "ch_mult": (1, 2, 2)})
