@@ -1,4 +1,5 @@
-"""Benchmarks (pytest-benchmark): ddgan_ref.ops kernels vs their PyTorch reference, forward + backward.
+"""Benchmarks (pytest-benchmark): ddgan_ref.ops kernels vs their PyTorch reference, forward + backward, and the
+draw_rows kernel vs its loop on a graphed DDGAN batch's noise.
 
 Run: pytest bench/test_ops_speed.py --benchmark-json out.json, then `python -m bench.speedups out.json`.
 Every case runs once per impl in the same session (reference and compiled side by side, each in its own
