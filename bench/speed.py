@@ -282,11 +282,13 @@ class Tape:
         return buffer
 
     def fill(self, seed: int) -> None:
+        if not self.draws:
+            return
         cuda = self.device.type == "cuda"
-        if len(self._host) != len(self.draws):
-            self._host = [torch.empty(b.shape, dtype=b.dtype, pin_memory=cuda) for _, b in self.draws]
         if self._copied is not None:
             self._copied.synchronize()
+        if [(h.shape, h.dtype) for h in self._host] != [(b.shape, b.dtype) for _, b in self.draws]:
+            self._host = [torch.empty(b.shape, dtype=b.dtype, pin_memory=cuda) for _, b in self.draws]
         SeedStream(seed, self.n, "cpu").draw_into(self._host, [high for high, _ in self.draws])
         for host, (_, buffer) in zip(self._host, self.draws, strict=True):
             buffer.copy_(host, non_blocking=cuda)

@@ -41,7 +41,7 @@ from bench.distributed import World, setup, teardown
 from bench.lock import FolderLock, FolderLocked
 from bench.measure import load, measure, own_weights
 from bench.metrics import Reference, evaluate
-from bench.metrics.evaluate import DEFAULT_EXTRACTOR, Knobs, check_reference_size, table_metric
+from bench.metrics.evaluate import DEFAULT_EXTRACTOR, Knobs, check_reference_size, check_sample_count, table_metric
 from bench.metrics.inception import inception_weights, read_weights
 from bench.plan import (
     Cell,
@@ -87,6 +87,8 @@ def run_config(args: argparse.Namespace, command: list[str]) -> RunConfig:
     if args.dataset in FILE_BACKED:  # a missing or empty data folder
         check.check(lambda: check_reference_size(args.dataset, args.root, True, Knobs()))
     cell_n = [check.check(lambda spec=spec: parse_cell_n(spec)) for spec in args.cell_n]
+    for option, n in [("--n", args.n), ("--inception-n", args.inception_n), *(("--cell-n", c[1]) for c in cell_n if c)]:
+        check.check(lambda option=option, n=n: check_sample_count(n, option, Knobs()))
     presets = [check.check(lambda spec=spec: parse_preset(spec)) for spec in args.presets]
     device = resolve_device(args.device)
     speeds = check.check(lambda: speed.expand(args.speed, device)) or ()

@@ -5,6 +5,7 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -51,10 +52,11 @@ void draw_rows_(const std::vector<at::Tensor>& buffers, const std::vector<int64_
   int64_t per_row = 0;
   for (const auto& t : buffers) per_row += t.numel() / n;
   const int64_t grain = std::max<int64_t>(1, kMinNumbersPerTask / std::max<int64_t>(1, per_row));
-  // The worker threads do not inherit the caller's autograd or inference mode: below the autograd keys, an
-  // in-place draw into any buffer (an inference tensor included) is the plain kernel call it is meant to be.
+  // The worker threads run under the caller's grad and inference modes, so an in-place draw is checked and
+  // counted (the buffers' version counters) exactly as the caller's own normal_ / random_ would be.
+  const at::ThreadLocalState caller;
   at::parallel_for(0, n, grain, [&](int64_t lo, int64_t hi) {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
+    at::ThreadLocalStateGuard as_caller(caller);
     for (int64_t i = lo; i < hi; ++i) {
       for (size_t b = 0; b < buffers.size(); ++b) {
         at::Tensor row = buffers[b].select(0, i);

@@ -31,7 +31,14 @@ from bench.devices import device_arg, resolve_device
 from bench.images import read_folder
 from bench.metrics import cache
 from bench.metrics.digits_cnn import ClassifierWeightsError
-from bench.metrics.evaluate import FeaturePass, Knobs, Reference, check_reference_size, evaluate
+from bench.metrics.evaluate import (
+    FeaturePass,
+    Knobs,
+    Reference,
+    check_reference_size,
+    check_sample_count,
+    evaluate,
+)
 from bench.metrics.extractors import EXTRACTORS
 from bench.metrics.folders import compare
 from bench.metrics.inception import (
@@ -144,6 +151,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
     if args.checkpoint:
         if args.n is None:
             check.add("--checkpoint needs --n (how many samples to draw)")
+        check.check(lambda: check_sample_count(args.n, "--n", knobs_of(args)))
         model = check.check(lambda: load_model(args.checkpoint, device))
         if model is not None:
             check.check(lambda: resolve_steps(model, args.steps))
@@ -154,6 +162,7 @@ def preflight_run(args: argparse.Namespace, device: torch.device) -> None:
         check.check(lambda: read_weights(inception_weights(args.inception_weights)))
     if args.dataset in FILE_BACKED:
         check.check(lambda: check_reference_size(args.dataset, args.root, args.split == "train", knobs_of(args)))
+    check.check(lambda: check_sample_count(args.n_ref, "--n-ref", knobs_of(args)))
     if args.out:
         check.check(lambda: writable_folder(args.out.parent))
         if args.out.is_dir():

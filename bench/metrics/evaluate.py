@@ -117,13 +117,21 @@ def check_counts(n_samples: int, n_ref: int, knobs: Knobs, dataset: str) -> None
                          f"side; use more samples or more reference items")
 
 
+def check_sample_count(n: int | None, option: str, knobs: Knobs) -> None:
+    """A command's check before any work: a count it was given (--n, --n-ref, ...) that the metrics could not use
+    (ValueError)."""
+    if n is not None and n < min_items(knobs):
+        raise ValueError(f"{option} {n}: {_needs(knobs)} on each side")
+
+
 def check_reference_size(dataset: str, root, train: bool, knobs: Knobs) -> None:
     """A command's check before any work: the dataset opens and holds min_items(knobs) items (ValueError saying
     how many it holds otherwise)."""
     try:
         build_dataset(dataset, root=root, train=train, size=min_items(knobs))
     except DatasetTooSmallError as error:
-        raise ValueError(f"{dataset} at {root} holds {error.available} items: {_needs(knobs)} reference items; add "
+        where = f" at {root}" if root else ""
+        raise ValueError(f"{dataset}{where} holds {error.available} items: {_needs(knobs)} reference items; add "
                          f"items or point --root at a larger folder") from None
 
 

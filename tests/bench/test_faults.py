@@ -378,3 +378,10 @@ def test_faults_resuming_another_familys_run_names_its_family(tmp_path, capsys):
     assert train_main(["--model", "ddpm", "--preset", "tiny", "--num-workers", "2", "--out", str(tmp_path / "w"),
                        "--quiet"]) == 2
     assert "--num-workers does not apply to --model ddpm" in capsys.readouterr().err
+
+
+def test_faults_sample_counts_the_metrics_cannot_use_are_refused_before_training(tmp_path, capsys):
+    assert trilemma_main(["--n", "4", "--cell-n", "ddpm=3", "--out", str(tmp_path / "out")]) == 2
+    problems = errors(capsys.readouterr().err)
+    assert [p.removeprefix("error: ").split(":")[0] for p in problems] == ["--n 4", "--cell-n 3"]
+    assert not (tmp_path / "out").exists()

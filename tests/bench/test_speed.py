@@ -15,6 +15,7 @@ from bench.plan import Entry, cells, samples_of
 from bench.registry import FAMILIES, build_model
 from bench.speed import FastNetwork, SpeedConfig, Tape
 from ddgan_ref.ops import using
+from ddgan_ref.rng import SeedStream
 
 CPU = torch.device("cpu")
 
@@ -166,6 +167,17 @@ def test_tape_fill_draws_what_the_eager_sampler_draws(name, impl):
         tape.fill(7)
     torch.testing.assert_close(m.generate(FromTape(tape), m.default_steps), m.sample(3, m.default_steps, seed=7),
                                atol=0, rtol=0)
+
+
+def test_tape_fill_follows_its_draws_when_they_change_and_does_nothing_without_any():
+    tape = Tape(4, CPU)
+    tape.fill(0)  # a sampler that draws nothing
+    tape.randn(1)
+    tape.fill(0)
+    tape.draws.clear()
+    buffer = tape.randn(5)
+    tape.fill(3)
+    assert torch.equal(buffer, SeedStream(3, 4).randn(5))
 
 
 @pytest.mark.cuda

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy
 import pytest
 import torch
 
@@ -47,6 +48,30 @@ def test_buffers_made_in_inference_mode_are_drawn_into_by_the_kernels_threads():
     assert torch.equal(got, per_generator_calls(3, 100, [(0, (3, 32, 32))])[0])
 
 
+@pytest.mark.parametrize("impl", ["cpu", "ref"])
+def test_a_draw_is_an_in_place_update_to_autograd_as_the_callers_own_would_be(impl):
+    """The kernel's threads run under the caller's modes: an inference tensor is refused outside inference mode,
+    and a drawn buffer's version moves, so a graph that saved it refuses to go backward."""
+    with torch.inference_mode():
+        inference = torch.empty(100, 3, 32, 32)
+    with pytest.raises(RuntimeError, match="Inplace update to inference tensor outside InferenceMode"):
+        draw_rows([inference], [0], generators(0, 100), impl=impl)
+    w, x = torch.ones(3, 32, 32, requires_grad=True), torch.zeros(100, 3, 32, 32)
+    loss = (w * x).sum()
+    draw_rows([x], [0], generators(0, 100), impl=impl)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_a_using_cuda_block_draws_with_the_kernel_as_auto_does(monkeypatch):
+    """The draws are on the CPU whatever the device, so a block asking for the CUDA kernels samples as before."""
+    with using("cuda"):
+        got = SeedStream(4, 3).randn(5)
+    assert torch.equal(got, per_generator_calls(4, 3, [(0, (5,))])[0])
+    with pytest.raises(RuntimeError, match=r"draw_rows: there is no cuda kernel"):
+        draw_rows([torch.empty(3, 5)], [0], generators(4, 3), impl="cuda")  # asked for by name: refused
+
+
 def test_auto_and_cpu_take_the_kernel_and_ref_the_twin(monkeypatch):
     twin_calls = []
     monkeypatch.setattr(draw_rows_module, "draw_rows_ref", lambda *args: twin_calls.append(args))
@@ -80,7 +105,9 @@ def test_seed_stream_draws_the_same_numbers_through_either_implementation_and_an
     (([torch.empty(3, 2, dtype=torch.float64)], [0], 3), "buffer 0 with high 0 must be torch.float32"),
     (([torch.empty(3, 2), torch.empty(3)], [0, 5], 3), "buffer 1 with high 5 must be torch.int64"),
     (([torch.empty(3, dtype=torch.long)], [-1], 3), "high >= 0"),
-], ids=["highs", "no-generators", "rows", "strided", "float64", "int-buffer", "negative-high"])
+    (([torch.empty(3, dtype=torch.long)], [True], 3), "high 0 must be an integer, got True"),
+    (([torch.empty(3, dtype=torch.long)], [2.7], 3), "high 0 must be an integer, got 2.7"),
+], ids=["highs", "no-generators", "rows", "strided", "float64", "int-buffer", "negative-high", "bool", "float"])
 @pytest.mark.parametrize("impl", ["cpu", "ref"])
 def test_buffers_that_do_not_fit_are_refused_saying_what_they_must_be(args, message, impl):
     bufs, highs, n = args
@@ -91,3 +118,29 @@ def test_buffers_that_do_not_fit_are_refused_saying_what_they_must_be(args, mess
 def test_seed_stream_refuses_an_empty_integer_range():
     with pytest.raises(ValueError, match="randint needs high >= 1, got 0"):
         SeedStream(0, 2).randint(0)
+
+
+@pytest.mark.parametrize("impl", ["cpu", "ref"])
+def test_a_generator_shared_by_two_rows_is_refused(impl):
+    """Rows on threads would take turns on it in no set order, so the numbers would not be the loop's."""
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="each row needs a generator of its own"):
+        draw_rows([torch.empty(2, 3)], [0], [g, g], impl=impl)
+
+
+def test_integer_highs_of_any_integer_type_are_taken():
+    got = torch.empty(4, dtype=torch.long)
+    draw_rows([got], [numpy.int64(7)], generators(1, 4), impl="cpu")
+    assert torch.equal(got, per_generator_calls(1, 4, [(7, ())])[0])
+
+
+def test_the_twin_draws_float32_whatever_the_default_dtype():
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got, twin = torch.empty(3, 20, dtype=torch.float32), torch.empty(3, 20, dtype=torch.float32)
+        draw_rows([got], [0], generators(2, 3), impl="cpu")
+        draw_rows([twin], [0], generators(2, 3), impl="ref")
+    finally:
+        torch.set_default_dtype(saved)
+    assert torch.equal(got, twin)

@@ -207,3 +207,9 @@ def test_too_few_samples_are_refused_before_any_feature_pass(tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"5 samples against 5 reference items \(digits\): the metrics need at least "
                                          r"6 \(2 for FID's covariance, nearest_k \+ 1 = 6 for precision/recall\)"):
         evaluate(digits(5), "digits", use_cache=False)
+
+
+def test_counts_too_small_for_the_metrics_are_refused_before_any_work(tmp_path, capsys):
+    samples = write_images(tmp_path / "samples", 8)
+    assert main(["--samples", str(samples), "--dataset", "digits", "--n-ref", "3", "--quiet"]) == 2
+    assert "--n-ref 3: the metrics need at least 6" in capsys.readouterr().err
