@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
 from bench.protocol import Generator
-from ddgan_ref.rng import SeedStream
+from ddgan_ref.rng import SeedStream, check_high
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
@@ -275,8 +275,7 @@ class Tape:
         return buffer
 
     def randint(self, high: int) -> Tensor:
-        if high < 1:
-            raise ValueError(f"randint needs high >= 1, got {high}")
+        check_high(high)
         buffer = torch.empty(self.n, dtype=torch.long, device=self.device)
         self.draws.append((high, buffer))
         return buffer

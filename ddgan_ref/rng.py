@@ -32,8 +32,7 @@ class SeedStream:
 
     def randint(self, high: int) -> Tensor:
         """One integer in [0, high) per row, int64 [n] on `device`."""
-        if high < 1:
-            raise ValueError(f"randint needs high >= 1, got {high}")
+        check_high(high)
         out = torch.empty(self.n, dtype=torch.long)
         self.draw_into([out], [high])
         return out.to(self.device)
@@ -42,3 +41,10 @@ class SeedStream:
         """Fill CPU buffers [n, ...] in order, with the numbers the same sequence of calls would draw: high 0 as
         randn (float32), high > 0 as randint(high) (int64). Large draws run on threads (ddgan_ref.ops.draw_rows)."""
         draw_rows(buffers, highs, self._gens)
+
+
+def check_high(high: int) -> None:
+    """ValueError for a randint range that holds no integer: what SeedStream and its stand-ins (bench.speed.Tape)
+    refuse when the draw is asked for."""
+    if high < 1:
+        raise ValueError(f"randint needs high >= 1, got {high}")

@@ -30,7 +30,7 @@ def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Seque
     if impl is None and current_impl() == "cuda":
         impl = "auto"  # a using("cuda") block asks for compiled kernels; the draws are on the CPU on every device
     if resolve(impl, buffers[0], "draw_rows") == "ref":
-        draw_rows_ref(buffers, highs, generators)
+        _loop(buffers, highs, generators)
     else:
         _build.extension("draw_rows", "cpu").draw_rows_(list(buffers), highs, list(generators))
 
@@ -38,7 +38,10 @@ def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Seque
 def draw_rows_ref(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator]) -> None:
     """The twin of `draw_rows`: a Python loop over generators per buffer, one torch.randn / torch.randint call per
     row (the generators are independent, so buffer-major order keeps each one's sequence)."""
-    highs = _check(buffers, highs, generators)
+    _loop(buffers, _check(buffers, highs, generators), generators)
+
+
+def _loop(buffers: Sequence[Tensor], highs: list[int], generators: Sequence[torch.Generator]) -> None:
     for buffer, high in zip(buffers, highs, strict=True):
         shape = buffer.shape[1:]
         torch.stack([torch.randint(high, shape, generator=g) if high else
