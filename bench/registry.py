@@ -143,7 +143,11 @@ def trained_speed(meta: Mapping[str, Any]) -> str:
 def given_training(checkpoint: Path) -> dict[str, Any] | None:
     """How a checkpoint that bench.train wrote trained, from its meta (no tensor read): its iterations and setting
     (trained_speed); None where the meta says neither (a converted official checkpoint)."""
-    meta = load_file(checkpoint, mmap=True).get("meta") or {}
+    return training_of(load_file(checkpoint, mmap=True).get("meta") or {})
+
+
+def training_of(meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """given_training's answer from a checkpoint's meta already read."""
     if meta.get("step") is None:
         return None
     return {"given": True, "iterations": meta["step"], "train_speed": trained_speed(meta)}
@@ -156,10 +160,11 @@ def check_resume_speed(checkpoint: Path, setting: SpeedConfig) -> None:
         _check_speed(load_file(checkpoint, mmap=True).get("meta") or {}, checkpoint, setting)
 
 
-def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig) -> None:
+def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig) -> Mapping[str, Any] | None:
     """CheckpointError where `checkpoint` exists and holds a run that `config` under `setting` cannot continue:
-    another config (io.check_resumable names every field that differs) or another setting. It reads no tensor,
-    so the CLIs call it before any work; the training checks again when it loads the checkpoint."""
+    another config (io.check_resumable names every field that differs) or another setting; else the checkpoint's
+    meta (None where there is no checkpoint). It reads no tensor, so the CLIs call it before any work; the training
+    checks again when it loads the checkpoint."""
     if checkpoint.is_file():
         try:
             saved = f.read(checkpoint, mmap=True)
@@ -171,6 +176,8 @@ def check_resume(f: Family, checkpoint: Path, config: Any, setting: SpeedConfig)
                                   f"{other}, or train {f.name} in another output folder") from None
         check_resumable(saved.config, config, checkpoint)
         _check_speed(saved.meta, checkpoint, setting)
+        return saved.meta
+    return None
 
 
 def _check_speed(meta: Mapping[str, Any], checkpoint: Path, setting: SpeedConfig) -> None:

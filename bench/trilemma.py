@@ -57,7 +57,7 @@ from bench.plan import (
     samples_of,
 )
 from bench.preflight import Preflight, PreflightError, writable_folder
-from bench.registry import build_model, check_resume, family, given_training
+from bench.registry import build_model, check_resume, family, given_training, training_of
 from bench.results import CellKey, CellRecord
 from bench.sample import draw
 from bench.train import CHECKPOINT_NAME, TrainJob, train_model, training_budget, training_data
@@ -205,9 +205,9 @@ def check_training_folder(entry: Entry, run: RunConfig) -> None:
     f, folder, marker = family(entry.family), run.out / "train" / entry.name, training_marker(entry, run)
     if trained_before(folder, marker):
         return
-    checkpoint = folder / CHECKPOINT_NAME
-    check_resume(f, checkpoint, f.configure(f.preset(entry.preset), entry.overrides), run.train_speed)
-    done = (given_training(checkpoint) or {}).get("iterations") if checkpoint.is_file() else None
+    meta = check_resume(f, folder / CHECKPOINT_NAME, f.configure(f.preset(entry.preset), entry.overrides),
+                        run.train_speed)
+    done = (training_of(meta) or {}).get("iterations") if meta is not None else None
     if marker["max_steps"] is not None and done is not None and done > marker["max_steps"]:
         raise ValueError(f"{folder} holds {entry.name} trained for {done} iterations, past the {marker['max_steps']} "
                          f"this run asks for (--train-steps, or --quick's budget): pass --train-steps {done} or more, "
