@@ -47,8 +47,9 @@ def current_impl() -> str:
 def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
     """The implementation ("ref", "cpu" or "cuda") that will run `op` on `x`.
 
-    `impl=None` takes the default set by `using()`. An explicit "cpu"/"cuda" that cannot run (wrong
-    device, unsupported dtype, failed build) raises. "auto" picks the compiled kernel of x's device when
+    `impl=None` takes the default set by `using()`; a default naming a kind of kernel the op has none of (the
+    CPU-only ops in a using("cuda") block) means "auto". An explicit "cpu"/"cuda" that cannot run (no such
+    kernel, wrong device, unsupported dtype, failed build) raises. "auto" picks the compiled kernel of x's device when
     it supports x's dtype and builds; after a failed build it warns once per process and uses "ref".
     """
     chosen = _DEFAULT.get() if impl is None else impl  # eager calls pay for every step here: kept to a few lookups
@@ -59,6 +60,8 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
     if chosen not in COMPILED:
         check(chosen)  # raises: an unknown name
     dtypes = KERNELS[op].get(chosen)
+    if dtypes is None and impl is None:
+        return _auto(x, op)  # the block asks for compiled kernels, and this op has none of that kind
     if dtypes is None:
         raise RuntimeError(f"{op}: there is no {chosen} kernel (compiled: {list(KERNELS[op])}); use 'auto' or 'ref'")
     if device_type(x) != chosen:
@@ -119,7 +122,8 @@ def _auto(x: Tensor, op: str) -> str:
 
 @contextlib.contextmanager
 def using(impl: Impl) -> Iterator[None]:
-    """Make `impl` the default for every op called inside the block (context-local, nestable)."""
+    """Make `impl` the default for every op called inside the block (context-local, nestable). An op with no
+    kernel of the kind named runs as "auto" there (neighbours and draw_rows have CPU kernels only)."""
     token = _DEFAULT.set(check(impl))
     try:
         yield

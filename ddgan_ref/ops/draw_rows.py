@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ddgan_ref.ops import _build
-from ddgan_ref.ops._impl import Impl, current_impl, resolve
+from ddgan_ref.ops._impl import Impl, resolve
 
 
 def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Sequence[torch.Generator],
@@ -23,12 +23,10 @@ def draw_rows(buffers: Sequence[Tensor], highs: Sequence[int], generators: Seque
 
     The numbers are the same whichever implementation runs (`draw_rows_ref` is the twin). `impl`: "auto" (the
     kernel when it builds, else the twin, with one warning after a failed build), "cpu" (the kernel, or an error
-    saying why it cannot run), "ref", None (the `using()` default, where "cuda" means "auto": the draws are on the
-    CPU whatever the device).
+    saying why it cannot run), "ref", None (the `using()` default; "cuda" there means "auto", as the draws are
+    on the CPU whatever the device).
     """
     highs = _check(buffers, highs, generators)
-    if impl is None and current_impl() == "cuda":
-        impl = "auto"  # a using("cuda") block asks for compiled kernels; the draws are on the CPU on every device
     if resolve(impl, buffers[0], "draw_rows") == "ref":
         _loop(buffers, highs, generators)
     else:

@@ -40,9 +40,12 @@ def test_explicit_cpu_on_features_it_cannot_take_raises_and_auto_takes_the_twin_
         assert neighbours_kernel(features, "auto") is None
 
 
-def test_there_is_no_gpu_kernel_to_ask_for():
+def test_there_is_no_gpu_kernel_to_ask_for_by_name_and_a_gpu_block_runs_as_auto():
     with pytest.raises(RuntimeError, match=r"neighbours: there is no cuda kernel \(compiled: \['cpu'\]\)"):
         neighbours_kernel(X, "cuda")
+    with using("cuda"):  # a block asking for the GPU kernels: the metrics' CPU features still get the CPU kernel
+        assert neighbours_kernel(X) is neighbours_kernel(X, "cpu")
+        assert neighbours_kernel(X.double()) is None
 
 
 @pytest.mark.cuda
