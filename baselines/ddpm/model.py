@@ -62,7 +62,9 @@ class DDPM:
         self.device = torch.device(device)
         self.net, self.config = net.to(self.device).eval(), config
         s = config.schedule
-        self.alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end)).to(self.device)
+        # On the CPU whatever the device: a step reads alpha_bar_t on the host (predict_x0's float roots), which from
+        # a GPU tensor would synchronise at every step and forbid capturing the sampler as a CUDA graph.
+        self.alpha_bar = schedule.alphas_cumprod(schedule.linear_betas(s.T, s.beta_start, s.beta_end))
         self.shape, self.fast_sampler, self.spacing, self.eta = tuple(config.data_shape), fast_sampler, spacing, eta
         self.default_steps, self.supported_steps = s.T, range(1, s.T + 1)
 

@@ -34,8 +34,10 @@ def _conv(x: Tensor, w: Tensor, *, stride: int = 1, padding: int | tuple[int, in
     return op(x, w, stride=stride, padding=padding, groups=groups)
 
 
-def _resample_pads(f: Tensor, up: int, down: int, padding: int) -> list[int]:
-    fh, fw = f.shape
+def _resample_pads(f: Tensor | None, up: int, down: int, padding: int) -> list[int]:
+    if f is None and (up > 1 or down > 1):
+        raise ValueError(f"conv2d_resample: up={up}, down={down} needs a resampling filter f, got None")
+    fh, fw = f.shape if f is not None else (1, 1)
     p = [padding] * 4  # x0, x1, y0, y1
     if up > 1:
         p = [p[0] + (fw + up - 1) // 2, p[1] + (fw - up) // 2, p[2] + (fh + up - 1) // 2, p[3] + (fh - up) // 2]
@@ -44,9 +46,10 @@ def _resample_pads(f: Tensor, up: int, down: int, padding: int) -> list[int]:
     return p
 
 
-def conv2d_resample(x: Tensor, w: Tensor, f: Tensor, *, up: int = 1, down: int = 1, padding: int = 0,
+def conv2d_resample(x: Tensor, w: Tensor, f: Tensor | None, *, up: int = 1, down: int = 1, padding: int = 0,
                     groups: int = 1, flip_weight: bool = True) -> Tensor:
-    """Convolution with FIR up/downsampling in one padded pass (only the paths StyleGAN2 uses: up or down)."""
+    """Convolution with FIR up/downsampling in one padded pass (only the paths StyleGAN2 uses: up or down); f may
+    be None without resampling."""
     c_out, c_in, kh, kw = w.shape
     p = _resample_pads(f, up, down, padding)
     if kh == kw == 1 and down > 1 and up == 1:  # 1x1: downsample first, then convolve
@@ -115,7 +118,9 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, noise: Tensor | 
     fused: one grouped convolution over the batch; else scale activations before and after a shared conv."""
     n = x.shape[0]
     c_out, c_in, kh, kw = weight.shape
-    f = setup_filter().to(x.device) if resample_filter is None else resample_filter
+    # ToRGB (up 1) passes no filter and needs none: making one here would copy it from the host at every call,
+    # which synchronises and cannot be captured in a CUDA graph.
+    f = setup_filter().to(x.device) if resample_filter is None and up > 1 else resample_filter
     w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1) if (demodulate or fused_modconv) else None
     dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None  # [N, O]
     if not fused_modconv:

@@ -13,7 +13,7 @@ from ddgan_ref.ops import upfirdn2d
 FIR_KERNEL = (1, 3, 3, 1)
 
 
-_FILTERS: dict[tuple, Tensor] = {}  # eager-mode cache: a filter made on a GPU costs a synchronising copy per call
+_FILTERS: dict[tuple, Tensor] = {}  # eager-mode cache: one filter per (k, scale, dtype, device), made once
 
 
 def fir_filter(k: Sequence[float], like: Tensor, scale: float = 1.0) -> Tensor:
@@ -30,9 +30,13 @@ def fir_filter(k: Sequence[float], like: Tensor, scale: float = 1.0) -> Tensor:
 
 
 def _make_filter(k: Sequence[float], dtype: torch.dtype, device: torch.device, scale: float) -> Tensor:
-    k1 = torch.as_tensor(k, dtype=torch.float64)
-    f = torch.outer(k1, k1)
-    return (f / f.sum() * scale).to(dtype=dtype, device=device)
+    """The taps in float64 Python arithmetic, each filled on `device`: a filter copied from the host would
+    synchronise with a GPU, and inside a compiled network inductor keeps such a copy as a blocking one, which a
+    CUDA graph cannot capture."""
+    products = [float(a) * float(b) for a in k for b in k]
+    total = sum(products)
+    taps = [torch.full((), p / total * scale, dtype=dtype, device=device) for p in products]
+    return torch.stack(taps).reshape(len(k), len(k))
 
 
 def upsample_2d(x: Tensor, k: Sequence[float] = FIR_KERNEL, factor: int = 2) -> Tensor:
