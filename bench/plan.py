@@ -15,7 +15,7 @@ from bench import speed
 from bench.data import DATASETS
 from bench.devices import device_arg
 from bench.images import FORMATS
-from bench.preflight import nonnegative_int, positive_int
+from bench.preflight import PreflightError, message, nonnegative_int, positive_int
 from bench.registry import FAMILIES, CellSpec, TrainOverrides, family_of_format
 from bench.speed import SpeedConfig
 from ddgan_ref.io import load_file
@@ -106,7 +106,14 @@ def samples_of(run: RunConfig, cell: Cell) -> int:
 def entries(run: RunConfig) -> list[Entry]:
     """Models to measure: the given checkpoints, else (on data it has presets for) each family's variants to
     train."""
-    given = [_checkpoint_entry(spec, run.checkpoints) for spec in run.checkpoints]
+    given, problems = [], []
+    for spec in run.checkpoints:  # every bad --checkpoints spec is named, not only the first
+        try:
+            given.append(_checkpoint_entry(spec, run.checkpoints))
+        except (ValueError, OSError) as e:
+            problems.append(message(e))
+    if problems:
+        raise PreflightError(problems)
     if left_out := [f"{e.family}={e.checkpoint}" for e in given if e.family not in run.models]:
         raise ValueError(f"--checkpoints {' '.join(left_out)}: not measured, since --models {' '.join(run.models)} "
                          f"leaves the family out; add it to --models or drop the checkpoint")

@@ -57,11 +57,11 @@ class Preflight:
         self.problems.append(problem)
 
     def check(self, fn: Callable[[], T], errors: tuple[type[BaseException], ...] = CHECKED) -> T | None:
-        """fn()'s value, or None with its error kept as a problem."""
+        """fn()'s value, or None with its error kept as a problem (each of a PreflightError's)."""
         try:
             return fn()
         except errors as e:
-            self.add(message(e))
+            self.problems.extend(e.problems if isinstance(e, PreflightError) else [message(e)])
             return None
 
     def raise_if_any(self) -> None:

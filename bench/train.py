@@ -129,7 +129,6 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
                                batch_size=args.batch_size, lr=args.lr, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
                                checkpoint_every=args.checkpoint_every)
     device, setting = resolve_device(args.device), speed.parse(args.speed)
-    speed.check_training(setting, device)
     return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out, device,
                     resume=args.resume, max_steps=args.max_steps, data_root=args.data_root, download=args.download,
                     num_workers=args.num_workers, single_process=args.single_process, grid_n=args.grid_n,
@@ -206,7 +205,8 @@ def preflight_job(args: argparse.Namespace) -> TrainJob:
     """The job, after the checks that need no training: its config, the data, the output folder, the resume."""
     check = Preflight()
     job = check.check(lambda: job_from_args(args))
-    if job is not None:
+    if job is not None:  # the setting apart from the job, so that a refused one does not hide a missing dataset
+        check.check(lambda: speed.check_training(job.speed, job.device))
         check.check(lambda: training_data(family(job.family), job.config, job))
     if job is not None and args.num_workers and not family(job.family).data_workers:
         check.add(f"--num-workers does not apply to --model {job.family}: it draws its batches from the data in "

@@ -117,6 +117,14 @@ def test_training_refuses_settings_it_cannot_train_under(setting, words, tmp_pat
                 TrainRun(torch.device("cpu"), max_steps=1, speed=speed.parse(setting)))
 
 
+def test_cli_reports_a_refused_setting_and_a_missing_dataset_together(tmp_path, capsys):
+    args = ["--model", "ddgan", "--preset", "tiny", "--out", str(tmp_path / "run"), "--speed", "fp16", "--dataset",
+            "cifar10", "--data-root", str(tmp_path / "nowhere"), "--quiet", "--device", "cpu"]
+    assert bench_train.main(args) == 2
+    err = capsys.readouterr().err
+    assert "float16 training needs loss scaling" in err and "CIFAR-10 not found" in err
+
+
 def test_cli_refuses_to_resume_a_run_under_another_speed_setting_or_config(tmp_path, capsys):
     """The setting is part of the run: --resume under another one stops before any work (exit 2), saying what
     the checkpoint trained under, and the checkpoint stays as it was; so does a resume under another config,

@@ -257,6 +257,10 @@ def test_trilemma_cifar10_offline_lists_every_problem_at_once(tmp_path, monkeypa
     assert len(err) == 3 and all(line.startswith("error: ") for line in err)
     assert "Inception-v3 weights not found" in err[0] and "cifar10" in err[1].lower()
     assert "pass --checkpoints for ddgan, ddpm, stylegan2" in err[2]
+    given = ["--models", "ddgan", "ddpm", "--checkpoints", f"ddgan={tmp_path / 'a.pt'}", f"ddpm={tmp_path / 'b.pt'}"]
+    assert main(["--dataset", "cifar10", "--root", str(tmp_path / "nowhere"), "--out", str(out), *given]) == 2
+    err = capsys.readouterr().err
+    assert "a.pt does not exist" in err and "b.pt does not exist" in err  # every missing checkpoint, not the first
     assert not out.exists()
 
 
