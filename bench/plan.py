@@ -107,7 +107,7 @@ def entries(run: RunConfig) -> list[Entry]:
     """Models to measure: the given checkpoints, else (on data it has presets for) each family's variants to
     train."""
     given, problems = [], []
-    for spec in run.checkpoints:  # every bad --checkpoints spec is named, not only the first
+    for spec in run.checkpoints:  # each bad spec is a problem of its own, so that the user sees them all
         try:
             given.append(_checkpoint_entry(spec, run.checkpoints))
         except (ValueError, OSError) as e:

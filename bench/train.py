@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "run counts the iterations before it")
     preset_overrides(p)
     p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--speed", default="fp32", metavar="SETTING",
+    p.add_argument("--speed", default=speed.SpeedConfig(), type=speed.setting_arg, metavar="SETTING",
                    help="precision and memory format of the training iterations, in bench.speed's notation: "
                         "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl (channels-last), e.g. bf16+cl. "
                         "bf16 runs the steps under autocast; weights, optimiser state and checkpoints stay "
@@ -128,7 +128,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     overrides = TrainOverrides(dataset=args.dataset, timesteps=args.timesteps, epochs=args.epochs, steps=args.steps,
                                batch_size=args.batch_size, lr=args.lr, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
                                checkpoint_every=args.checkpoint_every)
-    device, setting = resolve_device(args.device), speed.parse(args.speed)
+    device, setting = resolve_device(args.device), args.speed
     return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out, device,
                     resume=args.resume, max_steps=args.max_steps, data_root=args.data_root, download=args.download,
                     num_workers=args.num_workers, single_process=args.single_process, grid_n=args.grid_n,

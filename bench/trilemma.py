@@ -309,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     except FolderLocked as e:
         print(f"error: {e}", file=sys.stderr)
         code = preflight.EXIT_CODE
+    except PreflightError as e:  # a checkpoint removed after the checks: the plan names it again
+        code = preflight.report(e)
     except OSError as e:  # a write failure after the checks (disk full, folder removed): one line, not a trace
         code = preflight.report(e)
     teardown(world)

@@ -13,7 +13,7 @@ from ddgan_ref.ops import upfirdn2d
 FIR_KERNEL = (1, 3, 3, 1)
 
 
-_FILTERS: dict[tuple, Tensor] = {}  # eager-mode cache: one filter per (k, scale, dtype, device), made once
+_FILTERS: dict[tuple, Tensor] = {}  # eager-mode cache: a filter costs a fill per tap, so it is made once per key
 
 
 def fir_filter(k: Sequence[float], like: Tensor, scale: float = 1.0) -> Tensor:

@@ -11,6 +11,7 @@ import traceback
 import pytest
 import torch
 from torch._dynamo.backends.common import aot_autograd
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -33,14 +34,41 @@ def meta_model(name: str):
 
 
 def transfer(func, args, kwargs, out) -> str | None:
-    """What an ATen call moves between the host and the device, or None."""
+    """What an ATen call moves between the host and the device, or None. A 0-d CPU tensor beside device tensors is
+    a scalar argument (read on the host, no copy); a CPU tensor with dimensions beside them (indices) is copied."""
+    tensors = [a for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
     if func is aten._local_scalar_dense.default and args[0].device != CPU:
         return "reads a device value on the host (a synchronisation)"
     if func is aten._to_copy.default and args[0].device == CPU and out.device != CPU:
         return "copies a tensor from the host"
-    if func is aten.copy_.default and args[0].device != CPU and args[1].device == CPU and args[1].ndim:
+    if func is aten.copy_.default and args[0].device != CPU and args[1].device == CPU:
         return "copies a tensor from the host"
+    if any(t.device != CPU for t in tensors) and any(t.device == CPU and t.ndim for t in tensors):
+        return "copies a host tensor into a device operation"
     return None
+
+
+class HostData(TorchFunctionMode):
+    """Records tensors made on the device from host data (torch.tensor([...], device=...)): their copy runs below
+    the dispatcher, where Transfers does not see it."""
+
+    FROM_HOST = (torch.tensor, torch.as_tensor, torch.asarray, torch.Tensor.new_tensor)
+
+    def __init__(self, found: list[str]):
+        super().__init__()
+        self.found = found
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func not in self.FROM_HOST:
+            return func(*args, **kwargs)
+        device = kwargs.get("device")
+        data = args[1] if func is torch.Tensor.new_tensor else (args[0] if args else None)
+        on_device = device is not None and torch.device(device) != CPU or func is torch.Tensor.new_tensor and (
+            args[0].device != CPU)
+        if on_device and not isinstance(data, torch.Tensor):
+            self.found.append(f"makes a device tensor from host data: {where()}")
+        return func(*args, **kwargs)
 
 
 class Transfers(TorchDispatchMode):
@@ -72,8 +100,21 @@ def where() -> str:
 def test_the_sampler_a_graph_captures_neither_synchronises_nor_copies_from_the_host(name):
     model, steps = meta_model(name)
     model.generate(SeedStream(0, 2, META), steps)  # GraphedSampler's warm-up: per-device caches fill here
-    with Transfers() as spy:
+    with Transfers() as spy, HostData(spy.found):
         model.generate(Tape(2, META), steps)  # what torch.cuda.graph records
+    assert spy.found == []
+
+
+def test_the_spies_see_each_kind_of_transfer():
+    """Each way a sampler could reach the host is reported, so an empty list above means something."""
+    x, index = torch.zeros(4, device=META), torch.tensor([0, 1])
+    for make in (lambda: float(x.sum()), lambda: torch.ones(4).to(META), lambda: x.copy_(torch.ones(4)),
+                 lambda: x[index], lambda: torch.tensor([1.0, 2.0], device=META), lambda: x.new_tensor([1.0])):
+        with Transfers() as spy, HostData(spy.found):
+            make()
+        assert len(spy.found) == 1, spy.found
+    with Transfers() as spy, HostData(spy.found):
+        x * torch.tensor(2.0) + torch.full((), 1.0, device=META)  # a host scalar and a device fill: no transfer
     assert spy.found == []
 
 
