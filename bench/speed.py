@@ -18,7 +18,6 @@ Training (`bench.train --speed`) takes the precision (fp32, bf16, tf32 on CUDA) 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import os
@@ -102,14 +101,6 @@ def parse(spec: str) -> SpeedConfig:
             raise ValueError(f"speed setting {spec!r}: {token!r} is not one of fp32|tf32|bf16|fp16, cl, compile, "
                              f"compile=MODE ({'|'.join(COMPILE_MODES[1:])}), graphs (one precision at most)")
     return SpeedConfig(**fields)
-
-
-def setting_arg(text: str) -> SpeedConfig:
-    """argparse type of a one-setting --speed: a malformed setting is an argument error, with parse's message."""
-    try:
-        return parse(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def expand(specs: list[str] | tuple[str, ...], device: torch.device) -> tuple[SpeedConfig, ...]:

@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "run counts the iterations before it")
     preset_overrides(p)
     p.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--speed", default=speed.SpeedConfig(), type=speed.setting_arg, metavar="SETTING",
+    p.add_argument("--speed", default="fp32", metavar="SETTING",
                    help="precision and memory format of the training iterations, in bench.speed's notation: "
                         "fp32 (default) | bf16 | tf32 (CUDA), each optionally +cl (channels-last), e.g. bf16+cl. "
                         "bf16 runs the steps under autocast; weights, optimiser state and checkpoints stay "
@@ -121,18 +121,17 @@ def preset_overrides(parser: argparse.ArgumentParser) -> None:
                    help="iterations between checkpoints (default: the preset's)")
 
 
-def job_from_args(args: argparse.Namespace) -> TrainJob:
-    """The TrainJob the command line asks for; unknown presets (KeyError) and overrides the family has no
-    field for (ValueError) are refused here, before any work."""
+def job_from_args(args: argparse.Namespace, setting: speed.SpeedConfig) -> TrainJob:
+    """The TrainJob the command line asks for under `setting` (--speed, parsed by the caller); unknown presets
+    (KeyError) and overrides the family has no field for (ValueError) are refused here, before any work."""
     f = family(args.model)
     overrides = TrainOverrides(dataset=args.dataset, timesteps=args.timesteps, epochs=args.epochs, steps=args.steps,
                                batch_size=args.batch_size, lr=args.lr, lr_g=args.lr_g, lr_d=args.lr_d, seed=args.seed,
                                checkpoint_every=args.checkpoint_every)
-    device, setting = resolve_device(args.device), args.speed
-    return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out, device,
-                    resume=args.resume, max_steps=args.max_steps, data_root=args.data_root, download=args.download,
-                    num_workers=args.num_workers, single_process=args.single_process, grid_n=args.grid_n,
-                    quiet=args.quiet, speed=setting)
+    return TrainJob(args.model, args.preset, f.configure(f.preset(args.preset), overrides), args.out,
+                    resolve_device(args.device), resume=args.resume, max_steps=args.max_steps, data_root=args.data_root,
+                    download=args.download, num_workers=args.num_workers, single_process=args.single_process,
+                    grid_n=args.grid_n, quiet=args.quiet, speed=setting)
 
 
 def training_data(f: Family, config: Any, job: TrainJob):
@@ -204,15 +203,17 @@ def resume_message(job: TrainJob, total: int) -> str:
 def preflight_job(args: argparse.Namespace) -> TrainJob:
     """The job, after the checks that need no training: its config, the data, the output folder, the resume."""
     check = Preflight()
-    job = check.check(lambda: job_from_args(args))
-    if job is not None:  # the setting apart from the job, so that a refused one does not hide a missing dataset
-        check.check(lambda: speed.check_training(job.speed, job.device))
+    setting = check.check(lambda: speed.parse(args.speed))  # apart from the job: a bad one hides no other problem
+    job = check.check(lambda: job_from_args(args, setting or speed.SpeedConfig()))
+    if job is not None and setting is not None:
+        check.check(lambda: speed.check_training(setting, job.device))
+    if job is not None:
         check.check(lambda: training_data(family(job.family), job.config, job))
     if job is not None and args.num_workers and not family(job.family).data_workers:
         check.add(f"--num-workers does not apply to --model {job.family}: it draws its batches from the data in "
                   f"memory; drop it")
     check.check(lambda: writable_folder(args.out))
-    if job is not None and args.resume:
+    if job is not None and setting is not None and args.resume:
         check.check(lambda: check_resume(family(job.family), args.out / CHECKPOINT_NAME, job.config, job.speed))
     if args.fresh_ok and not args.resume:
         check.add("--fresh-ok only applies with --resume (it lets a restart loop's first run start fresh); add "
