@@ -20,7 +20,8 @@ import time
 import pytest
 import torch
 
-from ddgan_ref.configs import preset
+from bench.registry import build_model
+from bench.speed import Tape
 from ddgan_ref.ops import bias_act, draw_rows, upfirdn2d
 from ddgan_ref.provenance import describe_device
 
@@ -128,11 +129,15 @@ def test_bias_act_speed(benchmark, benchmark_median, case, device, impl):
     describe(benchmark, benchmark_median(), "bias_act", case, device, impl, shape, calls)
 
 
-def ddgan_draws(preset_name: str, steps: int) -> list[tuple[int, ...]]:
-    """The per-image draws of one DDGAN sample at `steps` steps, in order: x_T, then each step's latent and
-    posterior noise (ddgan_ref.sampling)."""
-    g = preset(preset_name).generator
-    return [g.data_shape] + [(g.nz,), g.data_shape] * steps
+def ddgan_draws(preset_name: str) -> list[tuple[int, ...]]:
+    """The per-image draws of one DDGAN sample, in order, as the sampler makes them: recorded by the Tape a CUDA
+    graph captures with, on a network of the meta device (shapes without numbers)."""
+    meta = torch.device("meta")
+    with meta:
+        model = build_model("ddgan", preset_name, device=meta)
+    tape = Tape(1, meta)
+    model.generate(tape, model.default_steps)
+    return [tuple(buffer.shape[1:]) for _, buffer in tape.draws]
 
 
 @pytest.mark.parametrize("one_thread", [False, True], ids=["threads", "one-thread"])
@@ -141,7 +146,7 @@ def test_draw_rows_speed(benchmark, benchmark_median, impl, one_thread):
     """The noise of a DDGAN cifar10 batch of 100 at T=4, every buffer in one call, from fresh generators: what a
     CUDA-graph replay draws on the host before each batch (bench.speed.Tape.fill). On one thread too, which
     separates the kernel's two gains: no Python call per image and buffer, and images spread over threads."""
-    shapes = ddgan_draws("cifar10", 4)
+    shapes = ddgan_draws("cifar10")  # T = 4
     threads = 1 if one_thread else torch.get_num_threads()
     benchmark.group = f"draw_rows ddgan-cifar10-T4 cpu, threads={threads}"
     buffers = [torch.empty(100, *shape) for shape in shapes]
