@@ -68,18 +68,20 @@ def test_speed_settings(benchmark, name, device):
             times[label].append(time.perf_counter() - start)
 
     benchmark.pedantic(round_robin, rounds=rounds_for(first, device), warmup_rounds=0)
-    reference = times["fp32"]
-    rows = {}
-    for s in settings:
-        t, diff = times[s.label], (warm[s.label] - warm["fp32"]).abs()
-        median = statistics.median(t)
-        rows[s.label] = {
-            "median_s": median, "images_per_s": BATCH / median, "nfe": nfe[s.label], "rounds": len(t),
-            "speedup": statistics.median(reference) / median,
-            "paired_speedup": statistics.median(r / f for r, f in zip(reference, t, strict=True)),
-            "max_abs_diff": diff.max().item(), "mean_abs_diff": diff.mean().item(),
-            **speed.describe(s, device)}
     benchmark.extra_info.update({"model": name, "preset": PRESET, "steps": steps, "batch": BATCH,
                                  "device": str(device), "device_name": describe_device(device)["name"],
-                                 "threads": torch.get_num_threads(), "settings": rows})
+                                 "threads": torch.get_num_threads(),
+                                 "settings": {s.label: row(s, times, warm, nfe[s.label], device) for s in settings}})
     assert all(n == nfe["fp32"] for n in nfe.values()), nfe  # a setting changes how, not how often, G is called
+
+
+def row(setting: speed.SpeedConfig, times: dict[str, list[float]], warm: dict[str, torch.Tensor], nfe: int,
+        device: torch.device) -> dict:
+    """One setting's entry of extra_info["settings"]: its times against float32's (the same rounds) and its
+    quality cost on the warm-up batch (the same seeds)."""
+    reference, t = times["fp32"], times[setting.label]
+    diff, median = (warm[setting.label] - warm["fp32"]).abs(), statistics.median(t)
+    return {"median_s": median, "images_per_s": BATCH / median, "nfe": nfe, "rounds": len(t),
+            "speedup": statistics.median(reference) / median,
+            "paired_speedup": statistics.median(r / f for r, f in zip(reference, t, strict=True)),
+            "max_abs_diff": diff.max().item(), "mean_abs_diff": diff.mean().item(), **speed.describe(setting, device)}
