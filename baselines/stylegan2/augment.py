@@ -5,7 +5,6 @@ translation, cutout), each applied per sample with probability p, and ADA's adap
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -26,14 +25,15 @@ def color(x: Tensor, p: float, gen: torch.Generator) -> Tensor:
 
 
 def translation(x: Tensor, p: float, gen: torch.Generator, ratio: float = 0.125) -> Tensor:
-    """Shift by up to ratio x size in each direction, zero-filled (integer shifts through grid_sample)."""
-    n, _, h, w = x.shape
+    """Shift by up to ratio x size in each direction, zero-filled. A gather, not grid_sample: R1 differentiates
+    the augmented D twice, and torch 2.11 has no second derivative of grid_sample."""
+    n, c, h, w = x.shape
     shift = torch.randint(-int(h * ratio + 0.5), int(h * ratio + 0.5) + 1, (n, 2), generator=gen).to(x.device)
-    theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1
-    theta[:, 0, 2], theta[:, 1, 2] = -2 * shift[:, 1] / w, -2 * shift[:, 0] / h
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    y = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    rows = torch.arange(h, device=x.device)[None, :, None] - shift[:, 0, None, None]  # [n, h, 1]: source row
+    cols = torch.arange(w, device=x.device)[None, None, :] - shift[:, 1, None, None]  # [n, 1, w]: source column
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)  # [n, h, w]
+    index = (rows.clamp(0, h - 1) * w + cols.clamp(0, w - 1)).reshape(n, 1, h * w).expand(n, c, h * w)
+    y = torch.where(inside[:, None], x.reshape(n, c, h * w).gather(2, index).view(n, c, h, w), 0.0)
     return torch.where(_chosen(n, p, gen, x.device), y, x)
 
 

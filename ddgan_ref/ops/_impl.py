@@ -39,8 +39,19 @@ def check(impl: str) -> str:
     return impl
 
 
+def assume_constant_result(fn):
+    """torch.compiler.assume_constant_result without its import of torch._dynamo, which costs every process that
+    imports the ops about 1.2 s: the same marker on `fn`, read by dynamo when it traces a call of it. A test
+    checks that the marker is the one torch's decorator sets."""
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@assume_constant_result
 def current_impl() -> str:
-    """The implementation selected by the innermost `using()` block ("auto" outside any)."""
+    """The implementation selected by the innermost `using()` block ("auto" outside any). torch.compile reads it
+    once while tracing and keeps it, on every torch: dynamo in torch 2.11 cannot trace a ContextVar (a graph break
+    at every op call; 2.14 can), so compiled code holds the default it was traced under."""
     return _DEFAULT.get()
 
 
@@ -52,7 +63,7 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
     kernel, wrong device, unsupported dtype, failed build) raises. "auto" picks the compiled kernel of x's device when
     it supports x's dtype and builds; after a failed build it warns once per process and uses "ref".
     """
-    chosen = _DEFAULT.get() if impl is None else impl  # eager calls pay for every step here: kept to a few lookups
+    chosen = current_impl() if impl is None else impl  # eager calls pay for every step here: kept to a few lookups
     if chosen == "ref":
         return "ref"
     if chosen == "auto":
@@ -81,14 +92,6 @@ def resolve(impl: Impl | None, x: Tensor, op: str) -> str:
 def device_type(x: Tensor) -> str:
     """x.device.type without building a torch.device (the attribute costs microseconds per call in a graph)."""
     return "cuda" if x.is_cuda else ("cpu" if x.is_cpu else x.device.type)
-
-
-def assume_constant_result(fn):
-    """torch.compiler.assume_constant_result without its import of torch._dynamo, which costs every process that
-    imports the ops about 1.2 s: the same marker on `fn`, read by dynamo when it traces a call of it. A test
-    checks that the marker is the one torch's decorator sets."""
-    fn._dynamo_marked_constant = True
-    return fn
 
 
 @assume_constant_result
@@ -123,7 +126,8 @@ def _auto(x: Tensor, op: str) -> str:
 @contextlib.contextmanager
 def using(impl: Impl) -> Iterator[None]:
     """Make `impl` the default for every op called inside the block (context-local, nestable). An op with no
-    kernel of the kind named runs as "auto" there (neighbours and draw_rows have CPU kernels only)."""
+    kernel of the kind named runs as "auto" there (neighbours and draw_rows have CPU kernels only). Code that
+    torch.compile traced keeps the default of its tracing (current_impl)."""
     token = _DEFAULT.set(check(impl))
     try:
         yield

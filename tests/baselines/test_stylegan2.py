@@ -39,6 +39,30 @@ def test_augment_identity_at_p0_and_differentiable_at_p1():
     assert augment.augment(v, 1.0, configs.AUGMENTS, gen) is v  # vectors are never augmented
 
 
+def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """image [c, h, w] moved down dy and right dx, zero-filled: the oracle of augment.translation."""
+    out = torch.zeros_like(image)
+    h, w = image.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = image[:, max(-dy, 0):h - max(dy, 0),
+                                                                          max(-dx, 0):w - max(dx, 0)]
+    return out
+
+
+def test_translation_is_a_zero_filled_integer_shift_differentiable_twice():
+    """Each image is itself moved by a whole number of pixels within the ratio, the rest zero; R1 takes the
+    gradient of the augmented D's gradient, so it must differentiate twice (grid_sample cannot on torch 2.11)."""
+    x = (torch.arange(6 * 2 * 16 * 12, dtype=torch.float64).reshape(6, 2, 16, 12) + 1).requires_grad_(True)
+    y = augment.translation(x, 1.0, torch.Generator().manual_seed(4), ratio=0.125)
+    reach = range(-2, 3)  # int(16 * 0.125 + 0.5) pixels each way
+    moves = [next((dy, dx) for dy in reach for dx in reach if torch.equal(y[i], shifted(x[i], dy, dx)))
+             for i in range(6)]  # StopIteration: an image that is no such shift
+    assert len(set(moves)) > 1
+    (g,) = torch.autograd.grad((y ** 2).sum(), x, create_graph=True)
+    (gg,) = torch.autograd.grad(g.sum(), x)  # 2 where a pixel of x lands inside its image, else 0
+    used = torch.stack([shifted(torch.ones_like(x[i]), -dy, -dx) for i, (dy, dx) in enumerate(moves)])
+    assert torch.equal(gg, 2 * used.detach())
+
+
 def test_ada_controller_moves_p_towards_the_target():
     up = augment.ada_adjust(0.2, real_sign_mean=0.9, target=0.6, batch=64, interval=4, ada_kimg=500)
     down = augment.ada_adjust(0.2, real_sign_mean=0.1, target=0.6, batch=64, interval=4, ada_kimg=500)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from scipy import special
 
+from ddgan_ref import ops
 from ddgan_ref.ops import ACTIVATIONS, _build, bias_act, bias_act_ref
 from ddgan_ref.ops.bias_act import _bias_act_grad_op, _bias_act_op
 from tests.clones import NARROWER, isa_error, run_tests_with_isa
@@ -191,6 +192,21 @@ def test_bias_act_traced_by_torch_compile(monkeypatch):
     fn = lambda x, b: bias_act(x, b, dim, "lrelu", clamp=2.0) * 2  # "auto": resolved while tracing
     compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(x, b), fn(x, b), atol=0, rtol=0)
+
+
+def test_compiled_code_keeps_the_using_default_it_was_traced_under():
+    """On every torch (dynamo in 2.11 cannot trace the ContextVar behind using(): it broke the graph at every op
+    call, and fullgraph failed): one graph, traced under using("ref"), serves calls outside the block too."""
+    import torch._dynamo.testing  # the compile counter; torch._dynamo is imported by torch.compile anyway
+
+    torch._dynamo.reset()
+    x, b, dim = make("nhwc", torch.float32)
+    counter = torch._dynamo.testing.CompileCounter()
+    compiled = torch.compile(lambda x, b: bias_act(x, b, dim, "lrelu") * 2, backend=counter, fullgraph=True)
+    with ops.using("ref"):
+        want = compiled(x, b)
+    torch.testing.assert_close(compiled(x, b), want, atol=1e-6, rtol=0)
+    assert counter.frame_count == 1
 
 
 @pytest.mark.parametrize("impl", ["ref", "cpu"])
